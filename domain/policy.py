@@ -1,0 +1,250 @@
+"""Policy: a tenant's risk account — capital, the 1% rule, the month's budget and the 4% pause."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.drawdown import ALERT_LEVELS, remaining_budget
+from domain.errors import IllegalTransition, InvalidInput
+from domain.identity import policy_id_for
+
+MAX_RISK_PERCENT = Decimal(1)
+MONTHLY_LIMIT_PERCENT = Decimal(4)
+
+
+class Policy(Aggregate):
+    class Configured(Aggregate.Created):
+        client_id: UUID
+        capital: Decimal
+        risk_percent: Decimal
+        drawdown_limit_percent: Decimal
+
+    @staticmethod
+    def create_id(client_id: UUID) -> UUID:
+        return policy_id_for(client_id)
+
+    @event(Configured)
+    def __init__(
+        self,
+        client_id: UUID,
+        capital: Decimal,
+        risk_percent: Decimal,
+        drawdown_limit_percent: Decimal,
+    ) -> None:
+        self.client_id = client_id
+        self.capital = capital
+        self.risk_percent = risk_percent
+        self.drawdown_limit_percent = drawdown_limit_percent
+        self.month_capital: dict[str, Decimal] = {}
+        self.realised: dict[str, Decimal] = {}
+        self.open_risk: dict[str, Decimal] = {}  # position id -> risk still at stake
+        self.alerts: dict[str, list[Decimal]] = {}
+        self.paused = False
+        self.paused_month: str | None = None
+        self.pause_reason: str | None = None
+        self.last_resume: tuple[str, str] | None = None
+
+    @classmethod
+    def configure(
+        cls,
+        client_id: UUID,
+        capital: Decimal,
+        now: datetime,
+        risk_percent: Decimal = MAX_RISK_PERCENT,
+        drawdown_limit_percent: Decimal = MONTHLY_LIMIT_PERCENT,
+    ) -> Policy:
+        _check_settings(capital, risk_percent, drawdown_limit_percent)
+        return cls._create(
+            cls.Configured,
+            id=policy_id_for(client_id),
+            timestamp=now,
+            client_id=client_id,
+            capital=capital,
+            risk_percent=risk_percent,
+            drawdown_limit_percent=drawdown_limit_percent,
+        )
+
+    class Reconfigured(Aggregate.Event):
+        capital: Decimal
+        risk_percent: Decimal
+        drawdown_limit_percent: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.capital = self.capital
+            aggregate.risk_percent = self.risk_percent
+            aggregate.drawdown_limit_percent = self.drawdown_limit_percent
+
+    def reconfigure(
+        self,
+        capital: Decimal,
+        risk_percent: Decimal,
+        drawdown_limit_percent: Decimal,
+        now: datetime,
+    ) -> None:
+        """New settings apply from the next month: a running month keeps its capital base."""
+        _check_settings(capital, risk_percent, drawdown_limit_percent)
+        self.trigger_event(
+            self.Reconfigured,
+            timestamp=now,
+            capital=capital,
+            risk_percent=risk_percent,
+            drawdown_limit_percent=drawdown_limit_percent,
+        )
+
+    # --- the month's capital base ---
+
+    class MonthStarted(Aggregate.Event):
+        month: str
+        capital_base: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.month_capital[self.month] = self.capital_base
+
+    def capital_base(self, month: str) -> Decimal:
+        return self.month_capital.get(month, self.capital)
+
+    def start_month(self, month: str, now: datetime, equity: Decimal | None = None) -> None:
+        """Snapshot the month's capital base at its first validation (idempotent)."""
+        if month not in self.month_capital:
+            base = self.capital if equity is None else equity
+            self.trigger_event(self.MonthStarted, timestamp=now, month=month, capital_base=base)
+
+    # --- risk budget ---
+
+    class RiskReserved(Aggregate.Event):
+        position_id: UUID
+        amount: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.open_risk[str(self.position_id)] = self.amount
+
+    class PnlRealised(Aggregate.Event):
+        position_id: UUID
+        month: str
+        pnl: Decimal
+        risk_still_open: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.realised[self.month] = aggregate.realised.get(self.month, 0) + self.pnl
+            if self.risk_still_open > 0:
+                aggregate.open_risk[str(self.position_id)] = self.risk_still_open
+            else:
+                aggregate.open_risk.pop(str(self.position_id), None)
+
+    class RiskReleased(Aggregate.Event):
+        position_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.open_risk.pop(str(self.position_id), None)
+
+    def realised_pnl(self, month: str) -> Decimal:
+        return self.realised.get(month, Decimal(0))
+
+    def open_risk_excluding(self, position_id: UUID) -> Decimal:
+        key = str(position_id)
+        return sum((v for k, v in self.open_risk.items() if k != key), Decimal(0))
+
+    def remaining_budget(self, month: str, excluding: UUID) -> Decimal:
+        return remaining_budget(
+            self.capital_base(month),
+            self.drawdown_limit_percent,
+            self.realised_pnl(month),
+            self.open_risk_excluding(excluding),
+        )
+
+    def reserve_risk(self, position_id: UUID, amount: Decimal, now: datetime) -> None:
+        self.trigger_event(self.RiskReserved, timestamp=now, position_id=position_id, amount=amount)
+
+    def release_risk(self, position_id: UUID, now: datetime) -> None:
+        if str(position_id) in self.open_risk:
+            self.trigger_event(self.RiskReleased, timestamp=now, position_id=position_id)
+
+    def realise(
+        self, position_id: UUID, month: str, pnl: Decimal, risk_still_open: Decimal, now: datetime
+    ) -> None:
+        self.trigger_event(
+            self.PnlRealised,
+            timestamp=now,
+            position_id=position_id,
+            month=month,
+            pnl=pnl,
+            risk_still_open=risk_still_open,
+        )
+
+    # --- drawdown: alerts at 2% and 3%, pause at the limit ---
+
+    class DrawdownAlerted(Aggregate.Event):
+        month: str
+        level: Decimal
+        loss_percent: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.alerts.setdefault(self.month, []).append(self.level)
+
+    class TradingPaused(Aggregate.Event):
+        month: str
+        loss_percent: Decimal
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.paused = True
+            aggregate.paused_month = self.month
+            aggregate.pause_reason = self.reason
+
+    class TradingResumed(Aggregate.Event):
+        by: str
+        note: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.paused = False
+            aggregate.paused_month = None
+            aggregate.pause_reason = None
+            aggregate.last_resume = (self.by, self.note)
+
+    def observe_drawdown(self, month: str, loss_percent: Decimal, now: datetime) -> None:
+        """Record each alert once per month, and the pause once, when the loss reaches them."""
+        seen = self.alerts.get(month, [])
+        for level in ALERT_LEVELS:
+            if loss_percent >= level and level not in seen:
+                self.trigger_event(
+                    self.DrawdownAlerted,
+                    timestamp=now,
+                    month=month,
+                    level=level,
+                    loss_percent=loss_percent,
+                )
+        if loss_percent >= self.drawdown_limit_percent and not self.paused:
+            self.trigger_event(
+                self.TradingPaused,
+                timestamp=now,
+                month=month,
+                loss_percent=loss_percent,
+                reason=(
+                    f"Monthly loss {loss_percent.quantize(Decimal('0.01'))}% reached the "
+                    f"{self.drawdown_limit_percent.normalize():f}% limit"
+                ),
+            )
+
+    def resume(self, by: str, note: str, now: datetime) -> None:
+        """Only a recorded review lifts a pause; a new month does not."""
+        if not self.paused:
+            raise IllegalTransition("Trading is not paused")
+        if not note.strip():
+            raise InvalidInput("note", "a review note is required to resume trading")
+        if not by.strip():
+            raise InvalidInput("by", "who resumed trading is required")
+        self.trigger_event(self.TradingResumed, timestamp=now, by=by.strip(), note=note.strip())
+
+
+def _check_settings(capital: Decimal, risk_percent: Decimal, limit_percent: Decimal) -> None:
+    if not capital.is_finite() or capital <= 0:
+        raise InvalidInput("capital", "must be a positive amount")
+    if not risk_percent.is_finite() or not 0 < risk_percent <= MAX_RISK_PERCENT:
+        raise InvalidInput("risk_percent", "must be above 0 and at most 1")
+    if not limit_percent.is_finite() or not 0 < limit_percent <= MONTHLY_LIMIT_PERCENT:
+        raise InvalidInput("drawdown_limit_percent", "must be above 0 and at most 4")

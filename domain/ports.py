@@ -1,0 +1,121 @@
+"""Ports: what the domain needs from the outside world, as Protocols and plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Protocol
+from uuid import UUID
+
+from domain.market import OrderSide, SymbolRules
+
+
+@dataclass(frozen=True)
+class ApiCredentials:
+    api_key: str
+    secret_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TradingAccount:
+    """Whose money an order moves: the tenant, and the keys that may act for it (None on paper)."""
+
+    client_id: UUID
+    credentials: ApiCredentials | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    asset: str
+    free: Decimal
+    locked: Decimal = Decimal(0)
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+class MarginEffect(Enum):
+    """Isolated-margin side effects, as Binance names them."""
+
+    NO_SIDE_EFFECT = "NO_SIDE_EFFECT"
+    MARGIN_BUY = "MARGIN_BUY"
+    AUTO_REPAY = "AUTO_REPAY"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A MARKET order. Exactly one of `quantity` (base) and `quote_amount` (quote) is set."""
+
+    symbol: str
+    side: OrderSide
+    client_order_id: str
+    quantity: Decimal | None = None
+    quote_amount: Decimal | None = None
+    margin: MarginEffect | None = None  # None = spot; otherwise an isolated-margin order
+
+    def __post_init__(self) -> None:
+        if (self.quantity is None) == (self.quote_amount is None):
+            raise ValueError("exactly one of quantity and quote_amount must be given")
+
+
+class OrderStatus(Enum):
+    FILLED = "FILLED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"  # executed in part and no longer working (EXPIRED)
+    REJECTED = "REJECTED"
+    PENDING = "PENDING"  # still working on the exchange
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What the exchange executed for one order: average price and fees per asset."""
+
+    client_order_id: str
+    exchange_order_id: str
+    status: OrderStatus
+    executed_quantity: Decimal
+    average_price: Decimal
+    quote_quantity: Decimal
+    fees: dict[str, Decimal]
+    executed_at: datetime
+
+
+class Exchange(Protocol):
+    """Spot and isolated-margin MARKET orders, idempotent by client order id.
+
+    A result that is not a definite answer raises `OrderOutcomeUnknown`; the caller then
+    looks the order up with `find_order`, never sends a second one.
+    """
+
+    name: str
+    is_live: bool  # True when orders move real (or testnet) exchange balances with API keys
+
+    def symbol_rules(self, symbol: str) -> SymbolRules: ...
+
+    def price(self, symbol: str) -> Decimal: ...
+
+    def balances(self, account: TradingAccount) -> dict[str, Balance]: ...
+
+    def place_order(self, account: TradingAccount, order: OrderRequest) -> OrderResult: ...
+
+    def find_order(
+        self, account: TradingAccount, symbol: str, client_order_id: str
+    ) -> OrderResult | None: ...
+
+    def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
+
+    def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
+
+
+class Cipher(Protocol):
+    """Field-level encryption for secrets kept in events (only ciphertext is ever stored)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+
+    def decrypt(self, ciphertext: str) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

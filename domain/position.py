@@ -1,0 +1,471 @@
+"""Position: PLAN → VALIDATE → EXECUTE, fills, stop moves and exits, as one state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.drawdown import month_of
+from domain.errors import IllegalTransition, InvalidInput, Violation
+from domain.identity import client_order_id
+from domain.market import Side
+from domain.pnl import fees_in_quote, realised_pnl
+
+
+class Status(Enum):
+    PLANNED = "planned"
+    VALIDATED = "validated"
+    REJECTED = "rejected"
+    ENTERING = "entering"  # entry order recorded as submitted, fill not yet known
+    OPEN = "open"
+    CLOSING = "closing"  # an exit order is in flight
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class ExitReason(Enum):
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    MANUAL = "MANUAL"
+
+
+def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    return {asset: Decimal(amount) for asset, amount in fees.items()}
+
+
+class Position(Aggregate):
+    class Planned(Aggregate.Created):
+        client_id: UUID
+        symbol: str
+        base_asset: str
+        quote_asset: str
+        side: Side
+        entry_price: Decimal
+        stop_price: Decimal | None
+        target_price: Decimal | None
+        quantity: Decimal
+        risk_amount: Decimal
+        capital_base: Decimal
+        margin: bool
+        leverage: Decimal
+
+    @event(Planned)
+    def __init__(
+        self,
+        client_id: UUID,
+        symbol: str,
+        base_asset: str,
+        quote_asset: str,
+        side: Side,
+        entry_price: Decimal,
+        stop_price: Decimal | None,
+        target_price: Decimal | None,
+        quantity: Decimal,
+        risk_amount: Decimal,
+        capital_base: Decimal,
+        margin: bool,
+        leverage: Decimal,
+    ) -> None:
+        self.client_id = client_id
+        self.symbol = symbol
+        self.base_asset = base_asset
+        self.quote_asset = quote_asset
+        self.side = side
+        self.entry_price = entry_price
+        self.initial_stop = stop_price
+        self.stop_price = stop_price
+        self.target_price = target_price
+        self.quantity = quantity
+        self.risk_amount = risk_amount
+        self.capital_base = capital_base
+        self.margin = margin
+        self.leverage = leverage
+        self.status = Status.PLANNED
+        self.violations: list[dict[str, str]] = []
+        self.orders_sent = 0
+        self.entry_order_id: str | None = None
+        self.filled_quantity = Decimal(0)
+        self.open_quantity = Decimal(0)
+        self.average_entry_price: Decimal | None = None
+        self.entry_fees: dict[str, Decimal] = {}
+        self.entry_fees_quote = Decimal(0)
+        self.opened_at: datetime | None = None
+        self.exit_reason: ExitReason | None = None
+        self.trigger_price: Decimal | None = None
+        self.exit_order_id: str | None = None
+        self.exit_quantity = Decimal(0)
+        self.realised_pnl = Decimal(0)
+        self.exit_fees_quote = Decimal(0)
+        self.exits: list[dict[str, Any]] = []
+        self.closed_at: datetime | None = None
+        self.note: str | None = None
+
+    @classmethod
+    def plan(
+        cls,
+        position_id: UUID,
+        client_id: UUID,
+        symbol: str,
+        base_asset: str,
+        quote_asset: str,
+        side: Side,
+        entry_price: Decimal,
+        stop_price: Decimal | None,
+        target_price: Decimal | None,
+        quantity: Decimal,
+        capital_base: Decimal,
+        now: datetime,
+        margin: bool = False,
+        leverage: Decimal = Decimal(1),
+    ) -> Position:
+        """Record the intention. Invalid *plans* are recorded and rejected by VALIDATE;
+        only values that cannot describe a trade at all are refused here."""
+        for name, value in (("entry_price", entry_price), ("quantity", quantity)):
+            if not value.is_finite() or value < 0:
+                raise InvalidInput(name, "must be a finite, non-negative number")
+        if entry_price == 0:
+            raise InvalidInput("entry_price", "must be greater than zero")
+        for name, price in (("stop_price", stop_price), ("target_price", target_price)):
+            if price is not None and (not price.is_finite() or price <= 0):
+                raise InvalidInput(name, "must be a finite number greater than zero")
+        if not leverage.is_finite() or not 1 <= leverage <= 10:
+            raise InvalidInput("leverage", "must be between 1 and 10")
+        risk = quantity * abs(entry_price - stop_price) if stop_price is not None else Decimal(0)
+        return cls._create(
+            cls.Planned,
+            id=position_id,
+            timestamp=now,
+            client_id=client_id,
+            symbol=symbol,
+            base_asset=base_asset,
+            quote_asset=quote_asset,
+            side=side,
+            entry_price=entry_price,
+            stop_price=stop_price,
+            target_price=target_price,
+            quantity=quantity,
+            risk_amount=risk,
+            capital_base=capital_base,
+            margin=margin,
+            leverage=leverage,
+        )
+
+    def _require(self, *allowed: Status, action: str) -> None:
+        if self.status not in allowed:
+            raise IllegalTransition(
+                f"Cannot {action} a position that is {self.status.value} "
+                f"(allowed from: {', '.join(s.value for s in allowed)})"
+            )
+
+    # --- VALIDATE ---
+
+    class Validated(Aggregate.Event):
+        risk_amount: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.VALIDATED
+
+    class Rejected(Aggregate.Event):
+        violations: list[dict[str, str]]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.REJECTED
+            aggregate.violations = list(self.violations)
+
+    def validate(self, violations: Sequence[Violation], now: datetime) -> None:
+        self._require(Status.PLANNED, action="validate")
+        if violations:
+            self.trigger_event(
+                self.Rejected,
+                timestamp=now,
+                violations=[{"rule": v.rule, "reason": v.reason} for v in violations],
+            )
+        else:
+            self.trigger_event(self.Validated, timestamp=now, risk_amount=self.risk_amount)
+
+    # --- EXECUTE: entry ---
+
+    class EntrySubmitted(Aggregate.Event):
+        client_order_id: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.ENTERING
+            aggregate.entry_order_id = self.client_order_id
+            aggregate.orders_sent += 1
+
+    class EntryFilled(Aggregate.Event):
+        client_order_id: str
+        exchange_order_id: str
+        price: Decimal
+        quantity: Decimal
+        fees: dict[str, Decimal]
+        fees_quote: Decimal
+        held_quantity: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.OPEN
+            aggregate.average_entry_price = self.price
+            aggregate.filled_quantity = self.quantity
+            aggregate.open_quantity = self.held_quantity
+            aggregate.entry_fees = dict(self.fees)
+            aggregate.entry_fees_quote = self.fees_quote
+            aggregate.opened_at = self.timestamp
+
+    class EntryFailed(Aggregate.Event):
+        client_order_id: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.CANCELLED
+            aggregate.note = self.reason
+
+    def submit_entry(self, now: datetime) -> str:
+        """Record the entry order's id BEFORE it is sent; returns that id."""
+        self._require(Status.VALIDATED, action="execute")
+        order_id = client_order_id(self.id, self.orders_sent + 1)
+        self.trigger_event(self.EntrySubmitted, timestamp=now, client_order_id=order_id)
+        return order_id
+
+    def record_entry_fill(
+        self,
+        order_id: str,
+        exchange_order_id: str,
+        price: Decimal,
+        quantity: Decimal,
+        fees: Mapping[str, Decimal],
+        now: datetime,
+    ) -> None:
+        if self.status is not Status.ENTERING or order_id != self.entry_order_id:
+            raise IllegalTransition(f"No entry order {order_id} is awaiting a fill")
+        if quantity <= 0 or price <= 0:
+            raise InvalidInput("fill", "an entry fill needs a positive price and quantity")
+        fees = _decimals(fees)
+        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price)
+        # A fee taken in the base asset of a buy reduces what is held.
+        held = quantity
+        if self.side is Side.LONG:
+            held -= fees.get(self.base_asset, Decimal(0))
+        self.trigger_event(
+            self.EntryFilled,
+            timestamp=now,
+            client_order_id=order_id,
+            exchange_order_id=exchange_order_id,
+            price=price,
+            quantity=quantity,
+            fees=fees,
+            fees_quote=fee_quote,
+            held_quantity=held,
+        )
+
+    def record_entry_failure(self, order_id: str, reason: str, now: datetime) -> None:
+        if self.status is not Status.ENTERING or order_id != self.entry_order_id:
+            raise IllegalTransition(f"No entry order {order_id} is in flight")
+        self.trigger_event(self.EntryFailed, timestamp=now, client_order_id=order_id, reason=reason)
+
+    # --- the stop ---
+
+    class StopAdjusted(Aggregate.Event):
+        from_stop: Decimal
+        to_stop: Decimal
+        span_step: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.stop_price = self.to_stop
+
+    def adjust_stop(self, new_stop: Decimal, span_step: int, now: datetime) -> bool:
+        """Tighten the stop; returns False (and records nothing) when it would not move."""
+        self._require(Status.OPEN, action="adjust the stop of")
+        current = self.stop_price
+        assert current is not None  # an open position always passed the stop rule
+        tighter = new_stop > current if self.side is Side.LONG else new_stop < current
+        if not tighter:
+            return False
+        self.trigger_event(
+            self.StopAdjusted,
+            timestamp=now,
+            from_stop=current,
+            to_stop=new_stop,
+            span_step=span_step,
+        )
+        return True
+
+    # --- exits ---
+
+    class ExitTriggered(Aggregate.Event):
+        reason: ExitReason
+        trigger_price: Decimal
+        quantity: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.CLOSING
+            aggregate.exit_reason = self.reason
+            aggregate.trigger_price = self.trigger_price
+            aggregate.exit_quantity = self.quantity
+
+    class ExitSubmitted(Aggregate.Event):
+        client_order_id: str
+        quantity: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.exit_order_id = self.client_order_id
+            aggregate.orders_sent += 1
+
+    class ExitFilled(Aggregate.Event):
+        client_order_id: str
+        exchange_order_id: str
+        price: Decimal
+        quantity: Decimal
+        fees: dict[str, Decimal]
+        fees_quote: Decimal
+        realised_pnl: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.open_quantity -= self.quantity
+            aggregate.realised_pnl += self.realised_pnl
+            aggregate.exit_fees_quote += self.fees_quote
+            aggregate.exit_order_id = None
+            aggregate.exits.append(
+                {
+                    "client_order_id": self.client_order_id,
+                    "price": self.price,
+                    "quantity": self.quantity,
+                    "pnl": self.realised_pnl,
+                    "at": self.timestamp,
+                }
+            )
+            aggregate.status = Status.OPEN if aggregate.open_quantity > 0 else Status.CLOSING
+
+    class ExitFailed(Aggregate.Event):
+        client_order_id: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.exit_order_id = None
+            aggregate.status = Status.OPEN
+            aggregate.note = self.reason
+
+    class Closed(Aggregate.Event):
+        realised_pnl: Decimal
+        fees_quote: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.CLOSED
+            aggregate.closed_at = self.timestamp
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.status = Status.CANCELLED
+            aggregate.note = self.reason
+
+    def trigger_exit(
+        self,
+        reason: ExitReason,
+        trigger_price: Decimal,
+        now: datetime,
+        quantity: Decimal | None = None,
+    ) -> None:
+        self._require(Status.OPEN, action="exit")
+        qty = self.open_quantity if quantity is None else quantity
+        if qty <= 0 or qty > self.open_quantity:
+            raise InvalidInput(
+                "quantity", f"must be above 0 and at most the open quantity {self.open_quantity}"
+            )
+        self.trigger_event(
+            self.ExitTriggered,
+            timestamp=now,
+            reason=reason,
+            trigger_price=trigger_price,
+            quantity=qty,
+        )
+
+    def submit_exit(self, now: datetime) -> str:
+        """Record the exit order's id BEFORE it is sent; returns that id."""
+        if self.status is not Status.CLOSING or self.exit_order_id is not None:
+            raise IllegalTransition("No exit is waiting to be submitted")
+        order_id = client_order_id(self.id, self.orders_sent + 1)
+        self.trigger_event(
+            self.ExitSubmitted, timestamp=now, client_order_id=order_id, quantity=self.exit_quantity
+        )
+        return order_id
+
+    def record_exit_fill(
+        self,
+        order_id: str,
+        exchange_order_id: str,
+        price: Decimal,
+        quantity: Decimal,
+        fees: Mapping[str, Decimal],
+        now: datetime,
+    ) -> None:
+        if self.exit_order_id != order_id:
+            raise IllegalTransition(f"No exit order {order_id} is awaiting a fill")
+        if quantity <= 0 or price <= 0 or quantity > self.open_quantity:
+            raise InvalidInput(
+                "fill", "an exit fill needs a positive price and at most the open quantity"
+            )
+        assert self.average_entry_price is not None
+        fees = _decimals(fees)
+        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price)
+        entry_share = self.entry_fees_quote * quantity / self.held_at_entry
+        pnl = realised_pnl(
+            self.side, self.average_entry_price, price, quantity, entry_share, fee_quote
+        )
+        self.trigger_event(
+            self.ExitFilled,
+            timestamp=now,
+            client_order_id=order_id,
+            exchange_order_id=exchange_order_id,
+            price=price,
+            quantity=quantity,
+            fees=fees,
+            fees_quote=fee_quote,
+            realised_pnl=pnl,
+        )
+        if self.open_quantity == 0:
+            self.trigger_event(
+                self.Closed,
+                timestamp=now,
+                realised_pnl=self.realised_pnl,
+                fees_quote=self.entry_fees_quote + self.exit_fees_quote,
+            )
+
+    def record_exit_failure(self, order_id: str, reason: str, now: datetime) -> None:
+        if self.exit_order_id != order_id:
+            raise IllegalTransition(f"No exit order {order_id} is in flight")
+        self.trigger_event(self.ExitFailed, timestamp=now, client_order_id=order_id, reason=reason)
+
+    def cancel(self, reason: str, now: datetime) -> None:
+        self._require(Status.PLANNED, Status.VALIDATED, Status.REJECTED, action="cancel")
+        self.trigger_event(self.Cancelled, timestamp=now, reason=reason)
+
+    # --- derived facts ---
+
+    @property
+    def held_at_entry(self) -> Decimal:
+        return self.open_quantity + sum((e["quantity"] for e in self.exits), Decimal(0))
+
+    @property
+    def order_in_flight(self) -> str | None:
+        if self.status is Status.ENTERING:
+            return self.entry_order_id
+        return self.exit_order_id
+
+    @property
+    def open_risk(self) -> Decimal:
+        """What the rest of the position loses if the current stop is hit (≥ 0)."""
+        if self.stop_price is None or self.average_entry_price is None:
+            return self.risk_amount
+        loss = (self.average_entry_price - self.stop_price) * self.side.sign * self.open_quantity
+        return max(Decimal(0), loss)
+
+    @property
+    def month_opened(self) -> str:
+        return month_of(self.opened_at or self.created_on)

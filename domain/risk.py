@@ -1,0 +1,117 @@
+"""VALIDATE: every risk rule a plan must pass before an order may reach an exchange."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from domain.errors import CredentialsMissing, TradingDisabled, Violation
+from domain.market import Side, SymbolRules, floor_to_step
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    side: Side
+    entry_price: Decimal
+    stop_price: Decimal | None
+    target_price: Decimal | None
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class RiskContext:
+    """What the rules need to know besides the plan, gathered by the ledger and passed in."""
+
+    capital: Decimal
+    max_risk_percent: Decimal
+    paused: bool
+    remaining_budget: Decimal  # of the month's loss limit, after realised loss and open risk
+    trading_enabled: bool
+    credentials_ok: bool
+    rules: SymbolRules
+    balance_asset: str
+    available_balance: Decimal
+    required_balance: Decimal
+
+
+def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
+    """All failing rules at once, in a stable order; empty means the plan is valid."""
+    found: list[Violation] = []
+    stop = plan.stop_price
+    if stop is None:
+        found.append(Violation("no_stop", "A stop-loss price is required for every position"))
+    elif (plan.entry_price - stop) * plan.side.sign <= 0:
+        below = "below" if plan.side is Side.LONG else "above"
+        found.append(
+            Violation(
+                "stop_wrong_side",
+                f"Stop {stop} must be {below} the entry price {plan.entry_price} "
+                f"for a {plan.side.value} position",
+            )
+        )
+    if (
+        plan.target_price is not None
+        and (plan.target_price - plan.entry_price) * plan.side.sign <= 0
+    ):
+        above = "above" if plan.side is Side.LONG else "below"
+        found.append(
+            Violation(
+                "target_wrong_side",
+                f"Target {plan.target_price} must be {above} the entry price {plan.entry_price}",
+            )
+        )
+    if stop is not None and stop != plan.entry_price:
+        distance = abs(plan.entry_price - stop)
+        risk = plan.quantity * distance
+        limit = ctx.capital * ctx.max_risk_percent / 100
+        if risk > limit:
+            max_qty = floor_to_step(limit / distance, ctx.rules.step_size)
+            found.append(
+                Violation(
+                    "risk_above_limit",
+                    f"Risk {risk.normalize():f} exceeds {ctx.max_risk_percent.normalize():f}% of "
+                    f"capital ({limit.normalize():f}); maximum allowed quantity is "
+                    f"{max_qty.normalize():f}",
+                )
+            )
+        if risk > ctx.remaining_budget:
+            budget = max(ctx.remaining_budget, Decimal(0))
+            found.append(
+                Violation(
+                    "monthly_budget_exceeded",
+                    f"Risk {risk.normalize():f} exceeds the month's remaining loss budget "
+                    f"({budget.normalize():f})",
+                )
+            )
+    if ctx.paused:
+        found.append(
+            Violation(
+                "policy_paused",
+                "Trading is paused by the monthly drawdown rule; a review must resume it",
+            )
+        )
+    if not ctx.trading_enabled:
+        found.append(Violation(TradingDisabled.code, TradingDisabled().message))
+    if not ctx.credentials_ok:
+        found.append(Violation(CredentialsMissing.code, CredentialsMissing().message))
+    if plan.quantity <= 0:
+        found.append(Violation("quantity_too_small", "Quantity must be greater than zero"))
+    else:
+        found.extend(
+            Violation("exchange_filter", problem)
+            for problem in ctx.rules.order_problems(plan.quantity, plan.entry_price)
+        )
+    if ctx.available_balance <= 0:
+        found.append(
+            Violation("insufficient_balance", f"No {ctx.balance_asset} available for trading")
+        )
+    elif ctx.required_balance > ctx.available_balance:
+        found.append(
+            Violation(
+                "insufficient_balance",
+                f"Insufficient {ctx.balance_asset}: the order needs "
+                f"{ctx.required_balance.normalize():f}, available "
+                f"{ctx.available_balance.normalize():f}",
+            )
+        )
+    return found

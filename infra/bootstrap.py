@@ -1,0 +1,159 @@
+"""The composition root: settings in, one `Services` object out, every dependency explicit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from domain.ledger import Ledger, TradingConfig
+from domain.ports import ApiCredentials, Clock, Exchange
+from domain.store import EventStore
+from infra.clock import SystemClock
+from infra.paper_exchange import PaperExchange
+from infra.settings import ConfigurationError, Settings
+from infra.vault import FernetVault, vault_from
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: EventStore
+    ledger: Ledger
+    exchange: Exchange
+    paper: PaperExchange | None
+    vault: FernetVault
+    clock: Clock
+
+    def close(self) -> None:
+        self.store.close()
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+    schema: str
+
+
+def postgres_target(url: str) -> PostgresTarget:
+    parts = urlsplit(url)
+    if not parts.path.strip("/"):
+        raise ConfigurationError("ROBSON_DATABASE_URL must name a database")
+    schema = parse_qs(parts.query).get("schema", ["public"])[0]
+    return PostgresTarget(
+        dbname=unquote(parts.path.strip("/")),
+        host=parts.hostname or "127.0.0.1",
+        port=str(parts.port or 5432),
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        schema=schema,
+    )
+
+
+def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
+    """The event store library's configuration (never its DB functions: they lose events)."""
+    env = {"CREATE_TABLE": "y" if create_tables else "n"}
+    if settings.is_postgres:
+        assert settings.database_url is not None
+        target = postgres_target(settings.database_url)
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=target.dbname,
+            POSTGRES_HOST=target.host,
+            POSTGRES_PORT=target.port,
+            POSTGRES_USER=target.user,
+            POSTGRES_PASSWORD=target.password,
+            POSTGRES_SCHEMA=target.schema,
+            POSTGRES_POOL_SIZE="4",
+            POSTGRES_MAX_OVERFLOW="8",
+            POSTGRES_CONNECT_TIMEOUT="10",
+            POSTGRES_LOCK_TIMEOUT="10",
+            POSTGRES_ENABLE_DB_FUNCTIONS="n",
+            POSTGRES_PRE_PING="y",
+        )
+    else:
+        path = settings.sqlite_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(path),
+            SQLITE_LOCK_TIMEOUT="10",
+        )
+    return env
+
+
+def open_store(settings: Settings, create_tables: bool = False) -> EventStore:
+    store = EventStore(env=store_env(settings, create_tables))
+    kind = type(store.factory).__module__
+    expected = "eventsourcing.postgres" if settings.is_postgres else "eventsourcing.sqlite"
+    if kind != expected:  # never let events go silently to memory
+        raise ConfigurationError(f"event store opened with {kind}, expected {expected}")
+    return store
+
+
+def migrate(settings: Settings) -> None:
+    """Create every table; idempotent. Run once, before the service and workers start."""
+    if settings.is_postgres:
+        assert settings.database_url is not None
+        _create_schema(postgres_target(settings.database_url))
+    store = open_store(settings, create_tables=True)
+    store.close()
+
+
+def _create_schema(target: PostgresTarget) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        dbname=target.dbname,
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        autocommit=True,
+    ) as conn:
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target.schema))
+        )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    exchange: Exchange | None = None,
+) -> Services:
+    clock = clock or SystemClock()
+    vault = vault_from(settings)
+    store = open_store(settings)
+    paper: PaperExchange | None = None
+    if exchange is None:
+        if settings.exchange == "paper":
+            paper = PaperExchange(store, clock, settings.paper_balance)
+            exchange = paper
+        else:
+            exchange = _binance(settings)
+    elif isinstance(exchange, PaperExchange):
+        paper = exchange
+    operator_keys = None
+    if settings.binance_api_key and settings.binance_secret_key:
+        operator_keys = ApiCredentials(settings.binance_api_key, settings.binance_secret_key)
+    ledger = Ledger(
+        store=store,
+        exchange=exchange,
+        cipher=vault,
+        clock=clock,
+        config=TradingConfig(
+            trading_enabled=settings.trading_enabled, operator_credentials=operator_keys
+        ),
+    )
+    return Services(settings, store, ledger, exchange, paper, vault, clock)
+
+
+def _binance(settings: Settings) -> Exchange:
+    from infra.binance_exchange import BinanceExchange
+
+    return BinanceExchange(testnet=settings.use_testnet, base_url=settings.binance_base_url)

@@ -1,0 +1,251 @@
+"""`robson` command line: parse arguments, call one use case, print JSON or a clear error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, TextIO
+
+from domain.errors import DomainError
+from domain.identity import client_id_for
+from domain.ledger import PlanRequest
+from domain.market import Side
+from infra.bootstrap import Services, build_services, migrate
+from infra.settings import ConfigurationError, Settings
+from infra.vault import VaultError
+from projections.audit import ExportFilter, export_events, to_ndjson
+
+Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError("must be a finite number")
+    return value
+
+
+def _since(text: str) -> int | datetime:
+    if text.isdigit():
+        return int(text)
+    return _moment(text)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _print(out: TextIO, payload: Mapping[str, Any]) -> None:
+    out.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _with_services(settings: Settings, body: Callable[[Services], int]) -> int:
+    services = build_services(settings)
+    try:
+        return body(services)
+    finally:
+        services.close()
+
+
+# --- handlers ---
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    migrate(settings)
+    where = "PostgreSQL" if settings.is_postgres else str(settings.sqlite_path)
+    out.write(f"migrated: {where}\n")
+    return 0
+
+
+def cmd_client_create(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    def body(s: Services) -> int:
+        reg = s.ledger.register_client(args.name, args.email, args.capital, args.operator)
+        _print(out, {"client_id": str(reg.client_id), "token": reg.token})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_client_token(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    def body(s: Services) -> int:
+        _print(out, {"token": s.ledger.issue_token(args.email)})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_client_credentials(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if not args.secret_key_stdin:
+        raise DomainError("pass --secret-key-stdin and the secret key on standard input")
+    secret = sys.stdin.readline().strip()
+
+    def body(s: Services) -> int:
+        masked = s.ledger.set_credentials(args.email, args.api_key, secret)
+        _print(out, {"email": args.email, "masked_api_key": masked, "has_credentials": True})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_paper_price(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    def body(s: Services) -> int:
+        if s.paper is None:
+            raise DomainError("paper prices exist only with ROBSON_EXCHANGE=paper")
+        price = s.paper.set_price(args.symbol, args.price)
+        _print(out, {"symbol": args.symbol.upper(), "price": f"{price:.8f}"})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_policy_resume(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    def body(s: Services) -> int:
+        client = s.ledger.client_by_email(args.email)
+        policy = s.ledger.resume_trading(client.id, args.by, args.note)
+        _print(out, {"email": client.email, "paused": policy.paused, "resumed_by": args.by})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_events_export(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    since_id = args.since if isinstance(args.since, int) else None
+    since_time = args.since if isinstance(args.since, datetime) else None
+    selection = ExportFilter(
+        client_id=client_id_for(args.client) if args.client else None,
+        since_id=since_id,
+        since_time=since_time,
+        until_time=args.until,
+    )
+
+    def body(s: Services) -> int:
+        if args.client:
+            s.ledger.client_by_email(args.client)  # an unknown client is an error, not silence
+        with ExitStack() as stack:
+            target = out
+            if args.output:
+                target = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
+            for record in export_events(s.store, selection):
+                target.write(to_ndjson(record))
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Plan, validate, execute and close one position on the paper exchange."""
+    if settings.exchange != "paper":
+        raise DomainError("the demo runs on the paper exchange only (ROBSON_EXCHANGE=paper)")
+
+    def body(s: Services) -> int:
+        assert s.paper is not None
+        email = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S%f}@robson.local"
+        reg = s.ledger.register_client("Demo trader", email, Decimal(10000))
+        entry = s.paper.set_price("BTCUSDC", Decimal("98500"))
+        stop = entry - Decimal(2000)
+        position = s.ledger.open_position(
+            reg.client_id, PlanRequest(symbol="BTCUSDC", side=Side.LONG, stop_price=stop)
+        )
+        s.paper.set_price("BTCUSDC", entry + Decimal(3000))
+        closed = s.ledger.close_position(reg.client_id, position.id)
+        selection = ExportFilter(client_id=reg.client_id)
+        for record in export_events(s.store, selection):
+            if record["stream_id"] == str(position.id):
+                out.write(to_ndjson(record))
+        out.write(
+            f"\nDemo position {closed.id}: {closed.status.value}, "
+            f"realised P&L {closed.realised_pnl:.8f} USDC (net of fees)\n"
+            f"Demo client {email} token: {reg.token}\n"
+        )
+        return 0
+
+    return _with_services(settings, body)
+
+
+# --- parser ---
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="robson", description="Risk-first trading ledger")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="create or upgrade every table").set_defaults(
+        handler=cmd_migrate
+    )
+
+    client = commands.add_parser("client", help="tenants, tokens, credentials")
+    client_cmds = client.add_subparsers(dest="client_command", required=True)
+    create = client_cmds.add_parser("create", help="register a client; prints its first token")
+    create.add_argument("--name", required=True)
+    create.add_argument("--email", required=True)
+    create.add_argument("--capital", type=_decimal, default=Decimal(1000))
+    create.add_argument("--operator", action="store_true")
+    create.set_defaults(handler=cmd_client_create)
+    token = client_cmds.add_parser("token", help="issue another API token")
+    token.add_argument("--email", required=True)
+    token.set_defaults(handler=cmd_client_token)
+    creds = client_cmds.add_parser("credentials", help="store encrypted Binance keys")
+    creds.add_argument("--email", required=True)
+    creds.add_argument("--api-key", required=True)
+    creds.add_argument("--secret-key-stdin", action="store_true")
+    creds.set_defaults(handler=cmd_client_credentials)
+
+    paper = commands.add_parser("paper", help="the paper exchange")
+    paper_cmds = paper.add_subparsers(dest="paper_command", required=True)
+    price = paper_cmds.add_parser("price", help="set the paper price of a symbol")
+    price.add_argument("symbol")
+    price.add_argument("price", type=_decimal)
+    price.set_defaults(handler=cmd_paper_price)
+
+    policy = commands.add_parser("policy", help="risk policy")
+    policy_cmds = policy.add_subparsers(dest="policy_command", required=True)
+    resume = policy_cmds.add_parser("resume", help="record a review and lift a pause")
+    resume.add_argument("--email", required=True)
+    resume.add_argument("--note", required=True)
+    resume.add_argument("--by", default=os.environ.get("USER") or "operator")
+    resume.set_defaults(handler=cmd_policy_resume)
+
+    events = commands.add_parser("events", help="the event log")
+    events_cmds = events.add_subparsers(dest="events_command", required=True)
+    export = events_cmds.add_parser("export", help="stream events as NDJSON, secrets redacted")
+    export.add_argument("--client", metavar="EMAIL")
+    export.add_argument("--since", type=_since, help="notification id (exclusive) or ISO time")
+    export.add_argument("--until", type=_moment, help="ISO time (inclusive)")
+    export.add_argument("--output", metavar="FILE")
+    export.set_defaults(handler=cmd_events_export)
+
+    commands.add_parser("demo", help="one position, end to end, on paper").set_defaults(
+        handler=cmd_demo
+    )
+    return root
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        settings = Settings.from_env(os.environ if env is None else env)
+        return handler(args, settings, sys.stdout)
+    except (DomainError, ConfigurationError, VaultError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

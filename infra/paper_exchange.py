@@ -1,0 +1,281 @@
+"""Paper exchange: Binance-like fills at the current paper price, balances kept as events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import ExchangeUnavailable, FilterFailure, InsufficientBalance, InvalidInput
+from domain.identity import NAMESPACE
+from domain.market import BTCUSDC, OrderSide, SymbolRules
+from domain.ports import (
+    Balance,
+    Clock,
+    MarginEffect,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    TradingAccount,
+)
+from domain.store import EventStore, retry_on_conflict
+
+TAKER_FEE = Decimal("0.001")
+SYMBOLS: dict[str, SymbolRules] = {BTCUSDC.symbol: BTCUSDC}
+
+
+def market_id(symbol: str) -> UUID:
+    return uuid5(NAMESPACE, f"/paper/markets/{symbol}")
+
+
+def account_id(client_id: UUID) -> UUID:
+    return uuid5(NAMESPACE, f"/paper/accounts/{client_id}")
+
+
+class PaperMarket(Aggregate):
+    """The last price set for a symbol (CLI, API or a demo price source)."""
+
+    class Opened(Aggregate.Created):
+        symbol: str
+        price: Decimal
+
+    @event(Opened)
+    def __init__(self, symbol: str, price: Decimal) -> None:
+        self.symbol = symbol
+        self.price = price
+
+    class PriceSet(Aggregate.Event):
+        price: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.price = self.price
+
+    def set_price(self, price: Decimal, now: datetime) -> None:
+        self.trigger_event(self.PriceSet, timestamp=now, price=price)
+
+
+class PaperAccount(Aggregate):
+    """One tenant's paper balances; every order is kept by client order id (idempotent)."""
+
+    class Funded(Aggregate.Created):
+        client_id: UUID
+        balances: dict[str, Decimal]
+
+    @event(Funded)
+    def __init__(self, client_id: UUID, balances: dict[str, Decimal]) -> None:
+        self.client_id = client_id
+        self.free: dict[str, Decimal] = dict(balances)
+        self.borrowed: dict[str, Decimal] = {}
+        self.orders: dict[str, dict[str, Any]] = {}
+
+    class OrderFilled(Aggregate.Event):
+        client_order_id: str
+        exchange_order_id: str
+        symbol: str
+        side: OrderSide
+        quantity: Decimal
+        price: Decimal
+        fees: dict[str, Decimal]
+        changes: dict[str, Decimal]
+        borrowed_changes: dict[str, Decimal]
+
+        def apply(self, aggregate: Any) -> None:
+            for asset, delta in self.changes.items():
+                aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) + delta
+            for asset, delta in self.borrowed_changes.items():
+                aggregate.borrowed[asset] = aggregate.borrowed.get(asset, Decimal(0)) + delta
+            aggregate.orders[self.client_order_id] = {
+                "exchange_order_id": self.exchange_order_id,
+                "quantity": self.quantity,
+                "price": self.price,
+                "fees": dict(self.fees),
+                "at": self.timestamp,
+            }
+
+    def fill(
+        self,
+        order: OrderRequest,
+        rules: SymbolRules,
+        quantity: Decimal,
+        price: Decimal,
+        now: datetime,
+    ) -> None:
+        base, quote = rules.base_asset, rules.quote_asset
+        notional = quantity * price
+        changes: dict[str, Decimal] = {}
+        borrowed: dict[str, Decimal] = {}
+        if order.side is OrderSide.BUY:
+            fee = {base: quantity * TAKER_FEE}
+            needed = notional
+            if order.margin is MarginEffect.MARGIN_BUY:
+                shortfall = max(Decimal(0), needed - self.free.get(quote, Decimal(0)))
+                borrowed[quote] = shortfall
+                changes[quote] = shortfall
+            self._require(quote, needed, changes.get(quote, Decimal(0)))
+            changes[quote] = changes.get(quote, Decimal(0)) - needed
+            received = quantity - fee[base]
+            changes[base] = received
+            if order.margin is MarginEffect.AUTO_REPAY:
+                repay = min(received, self.borrowed.get(base, Decimal(0)))
+                changes[base] -= repay
+                borrowed[base] = -repay
+        else:
+            fee = {quote: notional * TAKER_FEE}
+            if order.margin is MarginEffect.MARGIN_BUY:
+                shortfall = max(Decimal(0), quantity - self.free.get(base, Decimal(0)))
+                borrowed[base] = shortfall
+                changes[base] = shortfall
+            self._require(base, quantity, changes.get(base, Decimal(0)))
+            changes[base] = changes.get(base, Decimal(0)) - quantity
+            received = notional - fee[quote]
+            changes[quote] = received
+            if order.margin is MarginEffect.AUTO_REPAY:
+                repay = min(received, self.borrowed.get(quote, Decimal(0)))
+                changes[quote] -= repay
+                borrowed[quote] = -repay
+        self.trigger_event(
+            self.OrderFilled,
+            timestamp=now,
+            client_order_id=order.client_order_id,
+            exchange_order_id=str(len(self.orders) + 1),
+            symbol=rules.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=price,
+            fees=fee,
+            changes=changes,
+            borrowed_changes={k: v for k, v in borrowed.items() if v},
+        )
+
+    def _require(self, asset: str, amount: Decimal, credit: Decimal) -> None:
+        available = self.free.get(asset, Decimal(0)) + credit
+        if available <= 0:
+            raise InsufficientBalance(asset)
+        if amount > available:
+            raise InsufficientBalance(
+                asset, f"Insufficient {asset}: the order needs {amount}, available {available}"
+            )
+
+
+class PaperExchange:
+    """The embedded default exchange. Orders with a known client order id are never refilled."""
+
+    name = "paper"
+    is_live = False
+
+    def __init__(self, store: EventStore, clock: Clock, opening_balance: Decimal) -> None:
+        self.store = store
+        self.clock = clock
+        self.opening_balance = opening_balance
+
+    def symbol_rules(self, symbol: str) -> SymbolRules:
+        rules = SYMBOLS.get(symbol.upper())
+        if rules is None:
+            raise InvalidInput(
+                "symbol", f"unknown symbol {symbol!r}; supported: {', '.join(SYMBOLS)}"
+            )
+        return rules
+
+    def set_price(self, symbol: str, price: Decimal) -> Decimal:
+        rules = self.symbol_rules(symbol)
+        if not price.is_finite() or price <= 0:
+            raise InvalidInput("price", "must be a finite number greater than zero")
+        price = rules.round_price_down(price)
+        if price <= 0:
+            raise InvalidInput("price", f"must be at least the tick size {rules.tick_size}")
+
+        def command() -> Decimal:
+            market = self.store.load(market_id(rules.symbol), PaperMarket)
+            now = self.clock.now()
+            if market is None:
+                market = PaperMarket._create(
+                    PaperMarket.Opened,
+                    id=market_id(rules.symbol),
+                    timestamp=now,
+                    symbol=rules.symbol,
+                    price=price,
+                )
+            else:
+                market.set_price(price, now)
+            self.store.save(market)
+            return price
+
+        return retry_on_conflict(command)
+
+    def price(self, symbol: str) -> Decimal:
+        rules = self.symbol_rules(symbol)
+        market = self.store.load(market_id(rules.symbol), PaperMarket)
+        if market is None:
+            raise ExchangeUnavailable(
+                f"No paper price for {rules.symbol} yet: set one with "
+                f"`robson paper price {rules.symbol} <price>` or POST /api/paper/price/"
+            )
+        return market.price
+
+    def _account(self, client_id: UUID) -> PaperAccount:
+        account = self.store.load(account_id(client_id), PaperAccount)
+        if account is None:
+            account = PaperAccount._create(
+                PaperAccount.Funded,
+                id=account_id(client_id),
+                timestamp=self.clock.now(),
+                client_id=client_id,
+                balances={"USDC": self.opening_balance},
+            )
+        return account
+
+    def balances(self, account: TradingAccount) -> dict[str, Balance]:
+        paper = self._account(account.client_id)
+        return {asset: Balance(asset, free) for asset, free in paper.free.items()}
+
+    def place_order(self, account: TradingAccount, order: OrderRequest) -> OrderResult:
+        rules = self.symbol_rules(order.symbol)
+        price = self.price(rules.symbol)
+        if order.quantity is not None:
+            quantity = order.quantity
+        else:
+            assert order.quote_amount is not None
+            quantity = rules.round_quantity(order.quote_amount / price)
+        problems = rules.order_problems(quantity, price)
+        if problems:
+            raise FilterFailure(problems[0].split(":")[0], problems[0])
+
+        def command() -> OrderResult:
+            paper = self._account(account.client_id)
+            if order.client_order_id not in paper.orders:
+                paper.fill(order, rules, quantity, price, self.clock.now())
+                self.store.save(paper)
+            return self._result(paper, order.client_order_id)
+
+        return retry_on_conflict(command)
+
+    def find_order(
+        self, account: TradingAccount, symbol: str, client_order_id: str
+    ) -> OrderResult | None:
+        paper = self._account(account.client_id)
+        if client_order_id not in paper.orders:
+            return None
+        return self._result(paper, client_order_id)
+
+    def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
+        raise InvalidInput("margin", "paper margin borrows happen through MARGIN_BUY orders")
+
+    def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
+        raise InvalidInput("margin", "paper margin repays happen through AUTO_REPAY orders")
+
+    @staticmethod
+    def _result(paper: PaperAccount, client_order_id: str) -> OrderResult:
+        order = paper.orders[client_order_id]
+        return OrderResult(
+            client_order_id=client_order_id,
+            exchange_order_id=order["exchange_order_id"],
+            status=OrderStatus.FILLED,
+            executed_quantity=order["quantity"],
+            average_price=order["price"],
+            quote_quantity=order["quantity"] * order["price"],
+            fees=dict(order["fees"]),
+            executed_at=order["at"],
+        )
