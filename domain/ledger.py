@@ -275,9 +275,7 @@ class Ledger:
         position = Position.plan(
             position_id=uuid4(),
             client_id=client.id,
-            symbol=rules.symbol,
-            base_asset=rules.base_asset,
-            quote_asset=rules.quote_asset,
+            rules=rules,
             side=request.side,
             entry_price=entry,
             stop_price=request.stop_price,
@@ -467,9 +465,6 @@ class Ledger:
             raise TradingDisabled()
         current = self.position(client_id, position_id)
         price = trigger_price or self.exchange.price(current.symbol)
-        rules = self.exchange.symbol_rules(current.symbol)
-        if quantity is not None:
-            quantity = rules.round_quantity(quantity)
 
         def trigger() -> tuple[Position, str]:
             pos = self.position(client_id, position_id)

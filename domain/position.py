@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.drawdown import month_of
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
-from domain.market import Side
+from domain.market import Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
 
 
@@ -54,6 +54,8 @@ class Position(Aggregate):
         capital_base: Decimal
         margin: bool
         leverage: Decimal
+        lot_step: Decimal
+        min_quantity: Decimal
 
     @event(Planned)
     def __init__(
@@ -71,6 +73,8 @@ class Position(Aggregate):
         capital_base: Decimal,
         margin: bool,
         leverage: Decimal,
+        lot_step: Decimal,
+        min_quantity: Decimal,
     ) -> None:
         self.client_id = client_id
         self.symbol = symbol
@@ -86,6 +90,9 @@ class Position(Aggregate):
         self.capital_base = capital_base
         self.margin = margin
         self.leverage = leverage
+        self.lot_step = lot_step
+        self.min_quantity = min_quantity
+        self.dust_quantity = Decimal(0)
         self.status = Status.PLANNED
         self.violations: list[dict[str, str]] = []
         self.orders_sent = 0
@@ -111,9 +118,7 @@ class Position(Aggregate):
         cls,
         position_id: UUID,
         client_id: UUID,
-        symbol: str,
-        base_asset: str,
-        quote_asset: str,
+        rules: SymbolRules,
         side: Side,
         entry_price: Decimal,
         stop_price: Decimal | None,
@@ -142,9 +147,9 @@ class Position(Aggregate):
             id=position_id,
             timestamp=now,
             client_id=client_id,
-            symbol=symbol,
-            base_asset=base_asset,
-            quote_asset=quote_asset,
+            symbol=rules.symbol,
+            base_asset=rules.base_asset,
+            quote_asset=rules.quote_asset,
             side=side,
             entry_price=entry_price,
             stop_price=stop_price,
@@ -154,6 +159,8 @@ class Position(Aggregate):
             capital_base=capital_base,
             margin=margin,
             leverage=leverage,
+            lot_step=rules.step_size,
+            min_quantity=rules.min_qty,
         )
 
     def _require(self, *allowed: Status, action: str) -> None:
@@ -339,7 +346,7 @@ class Position(Aggregate):
                     "at": self.timestamp,
                 }
             )
-            aggregate.status = Status.OPEN if aggregate.open_quantity > 0 else Status.CLOSING
+            aggregate.status = Status.OPEN
 
     class ExitFailed(Aggregate.Event):
         client_order_id: str
@@ -353,9 +360,12 @@ class Position(Aggregate):
     class Closed(Aggregate.Event):
         realised_pnl: Decimal
         fees_quote: Decimal
+        dust_quantity: Decimal  # below the exchange's minimum lot: left in the account
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = Status.CLOSED
+            aggregate.dust_quantity = self.dust_quantity
+            aggregate.open_quantity = Decimal(0)
             aggregate.closed_at = self.timestamp
 
     class Cancelled(Aggregate.Event):
@@ -373,10 +383,13 @@ class Position(Aggregate):
         quantity: Decimal | None = None,
     ) -> None:
         self._require(Status.OPEN, action="exit")
-        qty = self.open_quantity if quantity is None else quantity
-        if qty <= 0 or qty > self.open_quantity:
+        wanted = self.open_quantity if quantity is None else quantity
+        qty = floor_to_step(min(wanted, self.open_quantity), self.lot_step)
+        if wanted <= 0 or wanted > self.open_quantity or qty < self.min_quantity:
             raise InvalidInput(
-                "quantity", f"must be above 0 and at most the open quantity {self.open_quantity}"
+                "quantity",
+                f"must be at least {self.min_quantity} and at most the open quantity "
+                f"{self.sellable_quantity}",
             )
         self.trigger_event(
             self.ExitTriggered,
@@ -414,7 +427,13 @@ class Position(Aggregate):
         assert self.average_entry_price is not None
         fees = _decimals(fees)
         fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price)
-        entry_share = self.entry_fees_quote * quantity / self.held_at_entry
+        held = self.held_at_entry
+        closing = self.open_quantity - quantity < self.min_quantity
+        exited_before = held - self.open_quantity
+        # The closing exit carries the rest of the entry fee, so the total is always charged.
+        entry_share = self.entry_fees_quote * (
+            (held - exited_before) / held if closing else quantity / held
+        )
         pnl = realised_pnl(
             self.side, self.average_entry_price, price, quantity, entry_share, fee_quote
         )
@@ -429,12 +448,13 @@ class Position(Aggregate):
             fees_quote=fee_quote,
             realised_pnl=pnl,
         )
-        if self.open_quantity == 0:
+        if self.open_quantity < self.min_quantity:
             self.trigger_event(
                 self.Closed,
                 timestamp=now,
                 realised_pnl=self.realised_pnl,
                 fees_quote=self.entry_fees_quote + self.exit_fees_quote,
+                dust_quantity=self.open_quantity,
             )
 
     def record_exit_failure(self, order_id: str, reason: str, now: datetime) -> None:
@@ -447,6 +467,10 @@ class Position(Aggregate):
         self.trigger_event(self.Cancelled, timestamp=now, reason=reason)
 
     # --- derived facts ---
+
+    @property
+    def sellable_quantity(self) -> Decimal:
+        return floor_to_step(self.open_quantity, self.lot_step)
 
     @property
     def held_at_entry(self) -> Decimal:

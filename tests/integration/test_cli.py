@@ -1,0 +1,165 @@
+"""The `robson` command line, run in-process against a real database."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+
+from infra.bootstrap import build_services
+from infra.cli import main
+from infra.settings import Settings
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], *argv: str
+) -> tuple[int, str, str]:
+    code = main(list(argv), env)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_migrate_is_idempotent(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> None:
+    assert run(capsys, env, "migrate")[0] == 0
+    assert run(capsys, env, "migrate")[0] == 0
+
+
+def test_client_create_prints_the_token_once_and_token_issues_another(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    code, out, _ = run(
+        capsys,
+        env,
+        "client",
+        "create",
+        "--name",
+        "Ana",
+        "--email",
+        "ana@example.com",
+        "--capital",
+        "2500",
+    )
+    assert code == 0
+    created = json.loads(out)
+    assert set(created) == {"client_id", "token"}
+
+    code, out, _ = run(capsys, env, "client", "token", "--email", "ana@example.com")
+    assert code == 0
+    second = json.loads(out)["token"]
+    assert second != created["token"]
+
+    services = build_services(Settings.from_env(env))
+    try:
+        assert services.ledger.authenticate(second).email == "ana@example.com"
+        assert services.ledger.policy(services.ledger.authenticate(second).id).capital == 2500
+    finally:
+        services.close()
+
+    code, _, err = run(
+        capsys, env, "client", "create", "--name", "Ana", "--email", "ana@example.com"
+    )
+    assert code == 2 and "already exists" in err
+
+
+def test_credentials_come_from_stdin_and_only_the_mask_is_printed(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(capsys, env, "client", "create", "--name", "Bo", "--email", "bo@example.com")
+    monkeypatch.setattr("sys.stdin", io.StringIO("TOPSECRETVALUE123\n"))
+    code, out, err = run(
+        capsys,
+        env,
+        "client",
+        "credentials",
+        "--email",
+        "bo@example.com",
+        "--api-key",
+        "KEYAxxxxxxxxxxxxZZ12",
+        "--secret-key-stdin",
+    )
+    assert code == 0
+    assert json.loads(out)["masked_api_key"] == "KEYA************ZZ12"
+    assert "TOPSECRETVALUE123" not in out + err
+    assert "KEYAxxxxxxxxxxxxZZ12" not in out + err
+
+
+def test_paper_price_validates_its_input(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    code, out, _ = run(capsys, env, "paper", "price", "btcusdc", "98500.123")
+    assert code == 0 and json.loads(out)["price"] == "98500.12000000"
+    assert run(capsys, env, "paper", "price", "BTCUSDC", "-5")[0] == 2
+    assert run(capsys, env, "paper", "price", "DOGEUSDC", "1")[0] == 2
+
+
+def test_policy_resume_needs_a_pause_and_records_the_review(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    run(capsys, env, "client", "create", "--name", "Cy", "--email", "cy@example.com")
+    code, _, err = run(capsys, env, "policy", "resume", "--email", "cy@example.com", "--note", "ok")
+    assert code == 2 and "not paused" in err
+
+    services = build_services(Settings.from_env(env))
+    try:
+        client = services.ledger.client_by_email("cy@example.com")
+        services.ledger.observe_drawdown(client.id, "2026-11", Decimal(4))
+    finally:
+        services.close()
+    code, out, _ = run(
+        capsys,
+        env,
+        "policy",
+        "resume",
+        "--email",
+        "cy@example.com",
+        "--note",
+        "Reviewed",
+        "--by",
+        "ops",
+    )
+    assert code == 0 and json.loads(out)["paused"] is False
+
+
+def test_demo_then_export_contains_every_stored_event(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    code, out, _ = run(capsys, env, "demo")
+    assert code == 0
+    assert "closed, realised P&L" in out
+
+    code, out, _ = run(capsys, env, "events", "export")
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    services = build_services(Settings.from_env(env))
+    try:
+        stored = services.store.recorder.select_notifications(start=1, limit=100_000)
+    finally:
+        services.close()
+    assert [r["notification_id"] for r in records] == [n.id for n in stored]
+    assert {"notification_id", "stream_id", "version", "topic", "timestamp", "payload"} == set(
+        records[0]
+    )
+    topics = {r["topic"].rsplit(".", 1)[-1] for r in records}
+    assert {"Planned", "Validated", "EntrySubmitted", "EntryFilled", "Closed"} <= topics
+
+
+def test_export_by_client_and_time_to_a_file(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], tmp_path: object
+) -> None:
+    run(capsys, env, "client", "create", "--name", "A", "--email", "a@example.com")
+    run(capsys, env, "client", "create", "--name", "B", "--email", "b@example.com")
+    target = f"{tmp_path}/a.ndjson"
+    code, _, _ = run(
+        capsys, env, "events", "export", "--client", "a@example.com", "--output", target
+    )
+    assert code == 0
+    with open(target, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    assert records and all("b@example.com" not in json.dumps(r) for r in records)
+    assert any(r["payload"].get("email") == "a@example.com" for r in records)
+
+    code, out, _ = run(capsys, env, "events", "export", "--since", "2100-01-01T00:00:00Z")
+    assert code == 0 and out == ""
+    assert run(capsys, env, "events", "export", "--client", "nobody@example.com")[0] == 2
