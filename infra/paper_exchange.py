@@ -35,6 +35,10 @@ def account_id(client_id: UUID) -> UUID:
     return uuid5(NAMESPACE, f"/paper/accounts/{client_id}")
 
 
+def order_id(client_id: UUID, client_order_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"/paper/orders/{client_id}/{client_order_id}")
+
+
 class PaperMarket(Aggregate):
     """The last price set for a symbol (CLI, API or a demo price source)."""
 
@@ -58,7 +62,7 @@ class PaperMarket(Aggregate):
 
 
 class PaperAccount(Aggregate):
-    """One tenant's paper balances; every order is kept by client order id (idempotent)."""
+    """One tenant's paper balances. Its orders are aggregates of their own (see PaperOrder)."""
 
     class Funded(Aggregate.Created):
         client_id: UUID
@@ -69,16 +73,10 @@ class PaperAccount(Aggregate):
         self.client_id = client_id
         self.free: dict[str, Decimal] = dict(balances)
         self.borrowed: dict[str, Decimal] = {}
-        self.orders: dict[str, dict[str, Any]] = {}
+        self.orders_filled = 0
 
-    class OrderFilled(Aggregate.Event):
+    class BalancesChanged(Aggregate.Event):
         client_order_id: str
-        exchange_order_id: str
-        symbol: str
-        side: OrderSide
-        quantity: Decimal
-        price: Decimal
-        fees: dict[str, Decimal]
         changes: dict[str, Decimal]
         borrowed_changes: dict[str, Decimal]
 
@@ -87,13 +85,7 @@ class PaperAccount(Aggregate):
                 aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) + delta
             for asset, delta in self.borrowed_changes.items():
                 aggregate.borrowed[asset] = aggregate.borrowed.get(asset, Decimal(0)) + delta
-            aggregate.orders[self.client_order_id] = {
-                "exchange_order_id": self.exchange_order_id,
-                "quantity": self.quantity,
-                "price": self.price,
-                "fees": dict(self.fees),
-                "at": self.timestamp,
-            }
+            aggregate.orders_filled += 1
 
     def fill(
         self,
@@ -102,7 +94,8 @@ class PaperAccount(Aggregate):
         quantity: Decimal,
         price: Decimal,
         now: datetime,
-    ) -> None:
+    ) -> PaperOrder:
+        """Move the balances and return the filled order, to be saved in one transaction."""
         base, quote = rules.base_asset, rules.quote_asset
         notional = quantity * price
         changes: dict[str, Decimal] = {}
@@ -137,17 +130,23 @@ class PaperAccount(Aggregate):
                 changes[quote] -= repay
                 borrowed[quote] = -repay
         self.trigger_event(
-            self.OrderFilled,
+            self.BalancesChanged,
             timestamp=now,
             client_order_id=order.client_order_id,
-            exchange_order_id=str(len(self.orders) + 1),
+            changes=changes,
+            borrowed_changes={k: v for k, v in borrowed.items() if v},
+        )
+        return PaperOrder._create(
+            PaperOrder.Filled,
+            id=order_id(self.client_id, order.client_order_id),
+            timestamp=now,
+            client_order_id=order.client_order_id,
+            exchange_order_id=f"P{self.orders_filled}",
             symbol=rules.symbol,
             side=order.side,
             quantity=quantity,
             price=price,
             fees=fee,
-            changes=changes,
-            borrowed_changes={k: v for k, v in borrowed.items() if v},
         )
 
     def _require(self, asset: str, amount: Decimal, credit: Decimal) -> None:
@@ -158,6 +157,50 @@ class PaperAccount(Aggregate):
             raise InsufficientBalance(
                 asset, f"Insufficient {asset}: the order needs {amount}, available {available}"
             )
+
+
+class PaperOrder(Aggregate):
+    """A filled paper order, one stream per client order id: a second fill is impossible."""
+
+    class Filled(Aggregate.Created):
+        client_order_id: str
+        exchange_order_id: str
+        symbol: str
+        side: OrderSide
+        quantity: Decimal
+        price: Decimal
+        fees: dict[str, Decimal]
+
+    @event(Filled)
+    def __init__(
+        self,
+        client_order_id: str,
+        exchange_order_id: str,
+        symbol: str,
+        side: OrderSide,
+        quantity: Decimal,
+        price: Decimal,
+        fees: dict[str, Decimal],
+    ) -> None:
+        self.client_order_id = client_order_id
+        self.exchange_order_id = exchange_order_id
+        self.symbol = symbol
+        self.side = side
+        self.quantity = quantity
+        self.price = price
+        self.fees = dict(fees)
+
+    def result(self) -> OrderResult:
+        return OrderResult(
+            client_order_id=self.client_order_id,
+            exchange_order_id=self.exchange_order_id,
+            status=OrderStatus.FILLED,
+            executed_quantity=self.quantity,
+            average_price=self.price,
+            quote_quantity=self.quantity * self.price,
+            fees=dict(self.fees),
+            executed_at=self.created_on,
+        )
 
 
 class PaperExchange:
@@ -244,38 +287,28 @@ class PaperExchange:
             raise FilterFailure(problems[0].split(":")[0], problems[0])
 
         def command() -> OrderResult:
+            existing = self.find_order(account, rules.symbol, order.client_order_id)
+            if existing is not None:
+                return existing  # the same client order id never fills twice
             paper = self._account(account.client_id)
-            if order.client_order_id not in paper.orders:
-                paper.fill(order, rules, quantity, price, self.clock.now())
-                self.store.save(paper)
-            return self._result(paper, order.client_order_id)
+            filled = paper.fill(order, rules, quantity, price, self.clock.now())
+            self.store.save(paper, filled)
+            return filled.result()
 
         return retry_on_conflict(command)
 
     def find_order(
         self, account: TradingAccount, symbol: str, client_order_id: str
     ) -> OrderResult | None:
-        paper = self._account(account.client_id)
-        if client_order_id not in paper.orders:
-            return None
-        return self._result(paper, client_order_id)
+        found = self.store.load(order_id(account.client_id, client_order_id), PaperOrder)
+        return None if found is None else found.result()
+
+    def orders_filled(self, client_id: UUID) -> int:
+        """How many orders this tenant's paper account has filled."""
+        return self._account(client_id).orders_filled
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         raise InvalidInput("margin", "paper margin borrows happen through MARGIN_BUY orders")
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         raise InvalidInput("margin", "paper margin repays happen through AUTO_REPAY orders")
-
-    @staticmethod
-    def _result(paper: PaperAccount, client_order_id: str) -> OrderResult:
-        order = paper.orders[client_order_id]
-        return OrderResult(
-            client_order_id=client_order_id,
-            exchange_order_id=order["exchange_order_id"],
-            status=OrderStatus.FILLED,
-            executed_quantity=order["quantity"],
-            average_price=order["price"],
-            quote_quantity=order["quantity"] * order["price"],
-            fees=dict(order["fees"]),
-            executed_at=order["at"],
-        )

@@ -391,10 +391,8 @@ def test_concurrent_closes_send_exactly_one_exit_order(services: Services) -> No
     assert sum(isinstance(r, IllegalTransition) for r in results) == 1
     closed = ledger.position(client_id, position.id)
     assert closed.status is Status.CLOSED and len(closed.exits) == 1
-    paper = services.paper
-    assert paper is not None
-    orders = paper._account(client_id).orders
-    assert len(orders) == 2  # the entry and one exit
+    assert services.paper is not None
+    assert services.paper.orders_filled(client_id) == 2  # the entry and one exit
 
 
 def test_a_protective_exit_is_not_blocked_by_a_paused_policy(services: Services) -> None:
