@@ -1,0 +1,516 @@
+"""Emotional-trading guard: scores a trade request for FOMO, revenge and overconfidence.
+
+Pure: the message, the intended trade and the trade history come in, a report comes out.
+Phrases match case- and accent-insensitively on word boundaries, in English and Portuguese.
+
+Weight table (one signal per type; score = sum of weights, floored at 0):
+
+    type               weight  fires when
+    urgency              +15   "now", "last chance", "to the moon", "agora", "vai explodir"...
+    overconfidence       +20   "guaranteed", "can't lose", "insider", "garantido"...
+    risk_blindness       +25   "no stop", "all in", "yolo", "sem stop", "tudo"...
+    high_leverage        +20   leverage >= 10x, from the text or the intended trade
+    revenge_language     +20   "recover", "make it back", "double down", "recuperar"...
+    revenge_trading      +30   a trade opened <= 30 min after a losing exit, larger than it
+    overtrading          +20   more trades entered today (UTC) than the daily limit
+    loss_streak          +20   the 3+ most recent closed trades (by exit time) all lost
+    stop_defined         -10   a stop price is given (text or trade)
+    target_defined        -5   a target price is given (text or trade)
+    small_risk            -5   the trade risks at most 1% of capital
+
+Levels: score < 15 LOW, < 35 MEDIUM, < 60 HIGH, else CRITICAL. Every single signal stays
+at MEDIUM or below; two strong ones reach HIGH (confirmation needed); three block.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import Enum, StrEnum
+
+from domain.errors import InvalidInput
+
+REVENGE_WINDOW = timedelta(minutes=30)
+LOSS_STREAK_LENGTH = 3
+HIGH_LEVERAGE = Decimal(10)
+SMALL_RISK_PERCENT = Decimal(1)
+
+
+class RiskLevel(Enum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class SignalType(StrEnum):
+    URGENCY = "urgency"
+    OVERCONFIDENCE = "overconfidence"
+    RISK_BLINDNESS = "risk_blindness"
+    HIGH_LEVERAGE = "high_leverage"
+    REVENGE_LANGUAGE = "revenge_language"
+    REVENGE_TRADING = "revenge_trading"
+    OVERTRADING = "overtrading"
+    LOSS_STREAK = "loss_streak"
+    STOP_DEFINED = "stop_defined"
+    TARGET_DEFINED = "target_defined"
+    SMALL_RISK = "small_risk"
+
+
+WEIGHTS: dict[SignalType, int] = {
+    SignalType.URGENCY: 15,
+    SignalType.OVERCONFIDENCE: 20,
+    SignalType.RISK_BLINDNESS: 25,
+    SignalType.HIGH_LEVERAGE: 20,
+    SignalType.REVENGE_LANGUAGE: 20,
+    SignalType.REVENGE_TRADING: 30,
+    SignalType.OVERTRADING: 20,
+    SignalType.LOSS_STREAK: 20,
+    SignalType.STOP_DEFINED: -10,
+    SignalType.TARGET_DEFINED: -5,
+    SignalType.SMALL_RISK: -5,
+}
+
+
+@dataclass(frozen=True)
+class IntendedTrade:
+    symbol: str | None = None
+    side: str | None = None  # "LONG" / "SHORT"
+    entry_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    target_price: Decimal | None = None
+    leverage: Decimal | None = None
+    quantity: Decimal | None = None
+    risk_percent: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    symbol: str
+    side: str
+    quantity: Decimal
+    pnl: Decimal | None  # None while the trade is still open
+    entry_time: datetime
+    exit_time: datetime | None
+
+
+@dataclass(frozen=True)
+class Signal:
+    type: str
+    weight: int
+    evidence: str
+    explanation: str
+
+
+@dataclass(frozen=True)
+class ExtractedParameters:
+    symbol: str | None = None
+    side: str | None = None
+    entry_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    target_price: Decimal | None = None
+    leverage: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class GuardReport:
+    risk_level: RiskLevel
+    risk_score: int
+    proceed_allowed: bool
+    requires_confirmation: bool
+    signals: tuple[Signal, ...]
+    response_message: str
+    parameters: ExtractedParameters
+    analyzed_at: datetime
+
+
+def risk_level_for(score: int) -> RiskLevel:
+    if score < 15:
+        return RiskLevel.LOW
+    if score < 35:
+        return RiskLevel.MEDIUM
+    if score < 60:
+        return RiskLevel.HIGH
+    return RiskLevel.CRITICAL
+
+
+def analyze(
+    message: str,
+    trade: IntendedTrade | None,
+    history: Sequence[TradeRecord],
+    now: datetime,
+    daily_trade_limit: int = 50,
+) -> GuardReport:
+    """Score one trade request; HIGH needs an explicit confirmation and CRITICAL is blocked."""
+    if not message or not message.strip():
+        raise InvalidInput("message", "message is required")
+    if daily_trade_limit < 0:
+        raise InvalidInput("daily_trade_limit", "must not be negative")
+    now = _utc(now)
+    parameters = extract_parameters(message)
+    signals = (
+        *_phrase_signals(message),
+        *_leverage_signals(parameters, trade),
+        *_behaviour_signals(trade, history, now, daily_trade_limit),
+        *_positive_signals(parameters, trade),
+    )
+    score = max(0, sum(s.weight for s in signals))
+    level = risk_level_for(score)
+    return GuardReport(
+        risk_level=level,
+        risk_score=score,
+        proceed_allowed=level in (RiskLevel.LOW, RiskLevel.MEDIUM),
+        requires_confirmation=level is RiskLevel.HIGH,
+        signals=signals,
+        response_message=_response_message(level, signals),
+        parameters=parameters,
+        analyzed_at=now,
+    )
+
+
+# --- text normalisation and phrase matching ---
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00b4": "'", "`": "'"})
+
+
+def _normalize(text: str) -> str:
+    """Lower-case and strip accents char by char, so match offsets still index the original."""
+    out: list[str] = []
+    for ch in text.translate(_APOSTROPHES):
+        decomposed = unicodedata.normalize("NFKD", ch)
+        base = "".join(c for c in decomposed if not unicodedata.combining(c))
+        lowered = (base if len(base) == 1 else ch).lower()
+        out.append(lowered if len(lowered) == 1 else ch)
+    return "".join(out)
+
+
+def _phrases(alternatives: str) -> re.Pattern[str]:
+    """'|'-separated normalised phrases; a space also matches hyphens and runs of blanks."""
+    phrases = sorted(alternatives.split("|"), key=len, reverse=True)
+    body = "|".join(p.replace(" ", r"[\s\-]+") for p in phrases)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)")
+
+
+@dataclass(frozen=True)
+class _PhraseRule:
+    type: SignalType
+    pattern: re.Pattern[str]
+    explanation: str
+
+
+_PHRASE_RULES = (
+    _PhraseRule(
+        SignalType.URGENCY,
+        _phrases(
+            "now|right now|asap|hurry|immediately|last chance|to the moon|"
+            "before it'?s too late|before it pumps|don'?t want to miss|can'?t miss|"
+            "fomo|once in a lifetime|agora|agora mesmo|imediatamente|rapido|depressa|"
+            "ultima chance|ultima oportunidade|vai explodir|vai bombar|"
+            "antes que seja tarde|antes que suba|nao quero ficar de fora"
+        ),
+        "Urgency and fear of missing out push you to act before the plan is checked.",
+    ),
+    _PhraseRule(
+        SignalType.OVERCONFIDENCE,
+        _phrases(
+            "guaranteed|guarantee|can'?t lose|cannot lose|can not lose|sure thing|"
+            "insider|no brainer|easy money|free money|risk free|100% sure|"
+            "100% certain|garantido|garantia|nao tem como perder|"
+            "nao tem como dar errado|certeza absoluta|dinheiro facil|sem risco|"
+            "informacao privilegiada|100% certo"
+        ),
+        "No trade is certain; overconfidence is how position sizes and stops get ignored.",
+    ),
+    _PhraseRule(
+        SignalType.RISK_BLINDNESS,
+        _phrases(
+            "no stop|no stop loss|no stoploss|without stop|without a stop|"
+            "without stop loss|without a stop loss|don'?t need a stop|skip the stop|"
+            "all in|yolo|max leverage|maximum leverage|all my money|my whole account|"
+            r"entire account|sem stop|sem stop loss|tudo(?![\s\-]+bem)|todo o dinheiro|"
+            "conta inteira|alavancagem maxima"
+        ),
+        "Trading without a stop or with everything at once ignores the 1% risk rule.",
+    ),
+    _PhraseRule(
+        SignalType.REVENGE_LANGUAGE,
+        _phrases(
+            "recover|recovering|recoup|revenge|make it back|make back|win it back|"
+            "get it back|get even|martingale|double down|doubling down|recuperar|"
+            "recuperando|recupero|vinganca|me vingar|dobrar a aposta|dobrar a posicao"
+        ),
+        "Trying to win back a loss is revenge trading: the market owes you nothing.",
+    ),
+)
+
+
+def _phrase_signals(message: str) -> Iterable[Signal]:
+    text = _normalize(message)
+    for rule in _PHRASE_RULES:
+        found = _distinct(message[m.start() : m.end()] for m in rule.pattern.finditer(text))
+        if found:
+            evidence = ", ".join(f'"{phrase}"' for phrase in found)
+            yield Signal(rule.type, WEIGHTS[rule.type], evidence, rule.explanation)
+
+
+def _distinct(items: Iterable[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for item in items:
+        seen.setdefault(item.lower(), item)
+    return list(seen.values())
+
+
+# --- parameter extraction ---
+
+_NUMBER = r"\d(?:[\d.,]*\d)?"
+_LEVERAGE = re.compile(
+    rf"(?<![\w.,])(?P<a>{_NUMBER})\s?x(?!\w)"
+    rf"|(?<!\w)x\s?(?P<b>{_NUMBER})(?![\w.,])"
+    rf"|(?<!\w)(?:leverage|alavancagem)(?:\s+(?:de|of|at|em))?\s*[:=]?\s*(?P<c>{_NUMBER})"
+)
+_PRICE_KEYWORDS = (
+    r"stop[\s\-]*loss|stoploss|stop|sl|take[\s\-]*profit|target|tp|alvo|objetivo"
+    r"|entry|entrada|price|preco|at|em"
+)
+_PRICE = re.compile(
+    rf"(?:(?<!\w)(?P<kw>{_PRICE_KEYWORDS})(?!\w)|(?P<at>@))"
+    r"(?:\s*(?:[:=@]|(?:at|em|de|of|price|preco|in|no|na)(?!\w)))?"
+    rf"\s*\$?\s*(?P<num>{_NUMBER})(?P<k>k)?(?![\w%])"
+)
+_BASES = (
+    "btc|eth|sol|bnb|xrp|ada|doge|dot|avax|link|ltc|trx|"
+    "ton|sui|pepe|shib|near|atom|uni|arb|op|apt|pol|matic"
+)
+_QUOTES = "fdusd|usdc|usdt|busd|usd|eur|brl"
+_KNOWN_PAIR = re.compile(rf"(?<!\w)(?P<base>{_BASES})[/\-]?(?P<quote>{_QUOTES})(?!\w)")
+_STABLE_PAIR = re.compile(r"(?<!\w)(?P<base>[a-z]{2,10}?)(?P<quote>fdusd|usdc|usdt)(?!\w)")
+_BARE_BASE = re.compile(rf"(?<!\w)(?P<base>{_BASES})(?!\w)")
+_ALIASES = {"bitcoin": "BTC", "ethereum": "ETH", "ether": "ETH", "solana": "SOL"}
+_ALIAS = re.compile(rf"(?<!\w)(?:{'|'.join(_ALIASES)})(?!\w)")
+_SIDE = re.compile(
+    r"(?<!\w)(?:(?P<long>buy|buying|long|going long|comprar|compra|compre|comprando|comprado)"
+    r"|(?P<short>sell|selling|short|shorting|vender|venda|vende|vendendo|vendido|shortar))(?!\w)"
+)
+
+
+def extract_parameters(message: str) -> ExtractedParameters:
+    """Read symbol, side, prices and leverage out of free text ("long btc entrada 95000 ...")."""
+    text = _normalize(message)
+    prices: dict[str, Decimal] = {}
+    for m in _PRICE.finditer(text):
+        value = _parse_number(m["num"])
+        if value is None:
+            continue
+        if m["k"]:
+            value *= 1000
+        prices.setdefault(_price_role(m["kw"] or "@"), value)
+    leverage_match = _LEVERAGE.search(text)
+    leverage = (
+        _parse_number(leverage_match["a"] or leverage_match["b"] or leverage_match["c"])
+        if leverage_match
+        else None
+    )
+    side_match = _SIDE.search(text)
+    side = None if side_match is None else ("LONG" if side_match["long"] else "SHORT")
+    return ExtractedParameters(
+        symbol=_symbol(text),
+        side=side,
+        entry_price=prices.get("entry"),
+        stop_price=prices.get("stop"),
+        target_price=prices.get("target"),
+        leverage=leverage,
+    )
+
+
+def _price_role(keyword: str) -> str:
+    if keyword.startswith("stop") or keyword == "sl":
+        return "stop"
+    if keyword.startswith("take") or keyword in ("target", "tp", "alvo", "objetivo"):
+        return "target"
+    return "entry"
+
+
+def _symbol(text: str) -> str | None:
+    for pattern in (_KNOWN_PAIR, _STABLE_PAIR):
+        m = pattern.search(text)
+        if m:
+            return (m["base"] + m["quote"]).upper()
+    bare = _BARE_BASE.search(text)
+    alias = _ALIAS.search(text)
+    candidates = [(m.start(), m["base"].upper()) for m in (bare,) if m]
+    candidates += [(m.start(), _ALIASES[m.group()]) for m in (alias,) if m]
+    return min(candidates)[1] if candidates else None
+
+
+def _parse_number(raw: str) -> Decimal | None:
+    """Accept 95000, 95,000, 95.000,50 and 0,5: a lone separator before 3 digits groups."""
+    text = raw
+    if "." in text and "," in text:
+        decimal_sep = "." if text.rfind(".") > text.rfind(",") else ","
+        group_sep = "," if decimal_sep == "." else "."
+        text = text.replace(group_sep, "").replace(decimal_sep, ".")
+    elif "." in text or "," in text:
+        parts = text.replace(",", ".").split(".")
+        grouped = len(parts) > 2 or (len(parts[1]) == 3 and parts[0] != "0")
+        if grouped and not all(len(p) == 3 for p in parts[1:]):
+            return None
+        text = "".join(parts) if grouped else f"{parts[0]}.{parts[1]}"
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+# --- numeric and behavioural signals ---
+
+
+def _leverage_signals(
+    parameters: ExtractedParameters, trade: IntendedTrade | None
+) -> Iterable[Signal]:
+    from_trade = trade.leverage if trade is not None else None
+    levels = [lev for lev in (parameters.leverage, from_trade) if lev is not None]
+    if levels and max(levels) >= HIGH_LEVERAGE:
+        yield Signal(
+            SignalType.HIGH_LEVERAGE,
+            WEIGHTS[SignalType.HIGH_LEVERAGE],
+            f"{_plain(max(levels))}x leverage",
+            "At 10x or more a 10% move against you wipes out the whole margin.",
+        )
+
+
+def _behaviour_signals(
+    trade: IntendedTrade | None,
+    history: Sequence[TradeRecord],
+    now: datetime,
+    daily_trade_limit: int,
+) -> Iterable[Signal]:
+    revenge = _revenge_evidence(trade, history, now)
+    if revenge:
+        yield Signal(
+            SignalType.REVENGE_TRADING,
+            WEIGHTS[SignalType.REVENGE_TRADING],
+            revenge,
+            "A bigger position right after a loss is the classic revenge-trading pattern.",
+        )
+    today = sum(1 for t in history if _utc(t.entry_time).date() == now.date())
+    if today > daily_trade_limit:
+        yield Signal(
+            SignalType.OVERTRADING,
+            WEIGHTS[SignalType.OVERTRADING],
+            f"{today} trades today (limit {daily_trade_limit})",
+            "Trading this often usually means chasing the market rather than a plan.",
+        )
+    streak = _loss_streak(history, now)
+    if streak >= LOSS_STREAK_LENGTH:
+        yield Signal(
+            SignalType.LOSS_STREAK,
+            WEIGHTS[SignalType.LOSS_STREAK],
+            f"{streak} losing trades in a row",
+            "After several losses in a row judgement suffers; a pause beats a comeback.",
+        )
+
+
+def _revenge_evidence(
+    trade: IntendedTrade | None, history: Sequence[TradeRecord], now: datetime
+) -> str | None:
+    """Evidence for the latest entry (now or today) larger than a loss closed <=30 min before."""
+    entries: list[tuple[datetime, Decimal, str]] = []
+    if trade is not None and trade.quantity is not None:
+        entries.append((now, trade.quantity, "this trade"))
+    for t in history:
+        entry = _utc(t.entry_time)
+        if entry.date() == now.date() and entry <= now:
+            entries.append((entry, t.quantity, f"the {t.symbol} trade opened {entry:%H:%M} UTC"))
+    losses = [
+        (_utc(t.exit_time), -t.pnl, t)
+        for t in history
+        if t.pnl is not None and t.pnl < 0 and t.exit_time is not None
+    ]
+    for entry, quantity, label in sorted(entries, key=lambda e: e[0], reverse=True):
+        for exit_time, lost, loss in losses:
+            gap = entry - exit_time
+            if timedelta(0) <= gap <= REVENGE_WINDOW and quantity > loss.quantity:
+                return (
+                    f"{label}: size {_plain(quantity)} > {_plain(loss.quantity)}, "
+                    f"{int(gap.total_seconds() // 60)} min after a {_plain(lost)} loss "
+                    f"on {loss.symbol}"
+                )
+    return None
+
+
+def _loss_streak(history: Sequence[TradeRecord], now: datetime) -> int:
+    closed = sorted(
+        (
+            (_utc(t.exit_time), t.pnl)
+            for t in history
+            if t.pnl is not None and t.exit_time is not None and _utc(t.exit_time) <= now
+        ),
+        key=lambda c: c[0],
+        reverse=True,
+    )
+    streak = 0
+    for _, pnl in closed:
+        if pnl >= 0:
+            break
+        streak += 1
+    return streak
+
+
+def _positive_signals(
+    parameters: ExtractedParameters, trade: IntendedTrade | None
+) -> Iterable[Signal]:
+    stop = parameters.stop_price
+    if stop is None and trade is not None:
+        stop = trade.stop_price
+    if stop is not None:
+        yield Signal(
+            SignalType.STOP_DEFINED,
+            WEIGHTS[SignalType.STOP_DEFINED],
+            f"stop at {_plain(stop)}",
+            "A stop is defined, so the worst case is known before entering.",
+        )
+    target = parameters.target_price
+    if target is None and trade is not None:
+        target = trade.target_price
+    if target is not None:
+        yield Signal(
+            SignalType.TARGET_DEFINED,
+            WEIGHTS[SignalType.TARGET_DEFINED],
+            f"target at {_plain(target)}",
+            "A target is defined, so the exit is planned rather than improvised.",
+        )
+    risk = trade.risk_percent if trade is not None else None
+    if risk is not None and 0 < risk <= SMALL_RISK_PERCENT:
+        yield Signal(
+            SignalType.SMALL_RISK,
+            WEIGHTS[SignalType.SMALL_RISK],
+            f"risk {_plain(risk)}% of capital",
+            "Risking at most 1% of capital keeps any single loss survivable.",
+        )
+
+
+_HEADLINES = {
+    RiskLevel.LOW: "Low risk of emotional trading. Stick to your plan and keep the stop.",
+    RiskLevel.MEDIUM: "Some warning signs. You may proceed, but re-read your plan first.",
+    RiskLevel.HIGH: "Strong signs of emotional trading. Confirm explicitly to proceed.",
+    RiskLevel.CRITICAL: "Trade blocked: too many signs of emotional trading. Step away and "
+    "review your plan before trading again.",
+}
+
+
+def _response_message(level: RiskLevel, signals: Sequence[Signal]) -> str:
+    warnings = sorted((s for s in signals if s.weight > 0), key=lambda s: -s.weight)
+    return " ".join([_HEADLINES[level], *(s.explanation for s in warnings)])
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive datetimes are taken to be UTC already; aware ones are converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
