@@ -49,7 +49,7 @@ from domain.ports import (
 from domain.position import ExitReason, Position, Status
 from domain.risk import PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
-from domain.store import EventStore, retry_on_conflict
+from domain.store import EventStore, FirstThenFresh, retry_on_conflict
 
 # How long an order may be in flight before reconciliation treats its sender as gone.
 RECONCILE_GRACE = timedelta(seconds=30)
@@ -213,6 +213,12 @@ class Ledger:
             return self.config.operator_credentials
         return None
 
+    def trading_account(self, client_id: UUID) -> TradingAccount:
+        """Whose keys act for the tenant; the paper exchange needs none (no load at all)."""
+        if not self.exchange.is_live:
+            return TradingAccount(client_id)
+        return self.account_for(self.client(client_id))
+
     def account_for(self, client: Client) -> TradingAccount:
         credentials = self.credentials_for(client)
         if self.exchange.is_live and credentials is None:
@@ -265,16 +271,15 @@ class Ledger:
     # --- PLAN ---
 
     def plan_position(self, client_id: UUID, request: PlanRequest) -> Position:
-        client = self.client(client_id)
+        policy = self.policy(client_id)  # a client always has a policy
         rules = self.exchange.symbol_rules(request.symbol)
         entry = request.entry_price or self.exchange.price(request.symbol)
-        policy = self.policy(client.id)
         month = month_of(self.clock.now())
         capital = policy.capital_base(month)
         quantity = self._quantity(request, rules, entry, capital, policy.risk_percent)
         position = Position.plan(
             position_id=uuid4(),
-            client_id=client.id,
+            client_id=client_id,
             rules=rules,
             side=request.side,
             entry_price=entry,
@@ -317,23 +322,25 @@ class Ledger:
 
     def validate_position(self, client_id: UUID, position_id: UUID) -> Position:
         """Check every risk rule; a pass reserves the position's risk in the month's budget."""
-        client = self.client(client_id)
         position = self.position(client_id, position_id)
         if position.status is not Status.PLANNED:
             raise IllegalTransition(f"Cannot validate a position that is {position.status.value}")
-        credentials = self.credentials_for(client)
+        credentials = None
+        if self.exchange.is_live:
+            credentials = self.credentials_for(self.client(client_id))
         credentials_ok = credentials is not None or not self.exchange.is_live
         rules = self.exchange.symbol_rules(position.symbol)
         asset = position.quote_asset  # spot buys spend it; margin posts it as collateral
         available = Decimal(0)
         if credentials_ok:
-            balances = self.exchange.balances(TradingAccount(client.id, credentials))
+            balances = self.exchange.balances(TradingAccount(client_id, credentials))
             available = balances[asset].free if asset in balances else Decimal(0)
         required = position.quantity * position.entry_price / position.leverage
+        positions = FirstThenFresh(position, lambda: self.position(client_id, position_id))
 
         def command() -> Position:
             now = self.clock.now()
-            pos = self.position(client_id, position_id)
+            pos = positions.get()
             policy = self.policy(client_id)
             month = month_of(now)
             policy.start_month(month, now)
@@ -367,10 +374,9 @@ class Ledger:
 
     def execute_position(self, client_id: UUID, position_id: UUID) -> Position:
         """Send the entry order of a VALIDATED position; its id is recorded before sending."""
-        client = self.client(client_id)
         if not self.config.trading_enabled:
             raise TradingDisabled()
-        account = self.account_for(client)
+        account = self.trading_account(client_id)
 
         def submit() -> tuple[Position, str]:
             pos = self.position(client_id, position_id)
@@ -397,7 +403,7 @@ class Ledger:
             if found is None:
                 raise
             result = found
-        return self._settle_entry(client_id, position_id, order_id, result)
+        return self._settle_entry(client_id, position_id, order_id, result, position)
 
     def open_position(self, client_id: UUID, request: PlanRequest) -> Position:
         """PLAN → VALIDATE → EXECUTE in one call; a rejection raises with every reason."""
@@ -408,15 +414,24 @@ class Ledger:
         return self.execute_position(client_id, planned.id)
 
     def _settle_entry(
-        self, client_id: UUID, position_id: UUID, order_id: str, result: OrderResult
+        self,
+        client_id: UUID,
+        position_id: UUID,
+        order_id: str,
+        result: OrderResult,
+        loaded: Position | None = None,
     ) -> Position:
         if result.status is OrderStatus.PENDING:
             return self.position(client_id, position_id)
         if result.executed_quantity <= 0:
             return self._entry_failed(client_id, position_id, order_id, "Order was not executed")
+        positions = FirstThenFresh(
+            loaded or self.position(client_id, position_id),
+            lambda: self.position(client_id, position_id),
+        )
 
         def command() -> Position:
-            pos = self.position(client_id, position_id)
+            pos = positions.get()
             if pos.status is not Status.ENTERING:
                 return pos  # already settled by another process: idempotent
             pos.record_entry_fill(
@@ -459,15 +474,15 @@ class Ledger:
         quantity: Decimal | None = None,
     ) -> Position:
         """Exit all (or part) of an open position. Protective exits ignore a paused policy."""
-        client = self.client(client_id)
-        account = self.account_for(client)
+        account = self.trading_account(client_id)
         if reason is ExitReason.MANUAL and not self.config.trading_enabled:
             raise TradingDisabled()
         current = self.position(client_id, position_id)
         price = trigger_price or self.exchange.price(current.symbol)
+        positions = FirstThenFresh(current, lambda: self.position(client_id, position_id))
 
         def trigger() -> tuple[Position, str]:
-            pos = self.position(client_id, position_id)
+            pos = positions.get()
             pos.trigger_exit(reason, price, self.clock.now(), quantity)
             order_id = pos.submit_exit(self.clock.now())
             self.store.save(pos)
@@ -494,18 +509,27 @@ class Ledger:
             if found is None:
                 raise
             result = found
-        return self._settle_exit(position.client_id, position.id, order_id, result)
+        return self._settle_exit(position.client_id, position.id, order_id, result, position)
 
     def _settle_exit(
-        self, client_id: UUID, position_id: UUID, order_id: str, result: OrderResult
+        self,
+        client_id: UUID,
+        position_id: UUID,
+        order_id: str,
+        result: OrderResult,
+        loaded: Position | None = None,
     ) -> Position:
         if result.status is OrderStatus.PENDING:
             return self.position(client_id, position_id)
         if result.executed_quantity <= 0:
             return self._exit_failed(client_id, position_id, order_id, "Order was not executed")
+        positions = FirstThenFresh(
+            loaded or self.position(client_id, position_id),
+            lambda: self.position(client_id, position_id),
+        )
 
         def command() -> Position:
-            pos = self.position(client_id, position_id)
+            pos = positions.get()
             if pos.exit_order_id != order_id:
                 return pos  # already settled: idempotent
             policy = self.policy(client_id)
@@ -583,8 +607,7 @@ class Ledger:
         if self.clock.now() - position.modified_on < grace:
             return position  # its sender may still be waiting for the answer
         order_id = position.order_in_flight
-        client = self.client(position.client_id)
-        account = self.account_for(client)
+        account = self.trading_account(position.client_id)
         found = self.exchange.find_order(account, position.symbol, order_id)
         entering = position.status is Status.ENTERING
         if found is not None:

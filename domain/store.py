@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -49,3 +49,17 @@ def retry_on_conflict(command: Callable[[], T], attempts: int = CONFLICT_ATTEMPT
         except IntegrityError:
             continue
     raise ConcurrencyConflict("The record kept changing under concurrent writers; try again")
+
+
+class FirstThenFresh(Generic[A]):
+    """An aggregate already loaded serves a command's first attempt; retries load afresh."""
+
+    def __init__(self, loaded: A, load: Callable[[], A]) -> None:
+        self._loaded: A | None = loaded
+        self._load = load
+
+    def get(self) -> A:
+        if self._loaded is not None:
+            loaded, self._loaded = self._loaded, None
+            return loaded
+        return self._load()

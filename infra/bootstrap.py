@@ -77,7 +77,6 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
             POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
-            POSTGRES_PRE_PING="y",
         )
     else:
         path = settings.sqlite_path

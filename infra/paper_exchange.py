@@ -8,8 +8,15 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
 
-from domain.errors import ExchangeUnavailable, FilterFailure, InsufficientBalance, InvalidInput
+from domain.errors import (
+    ConcurrencyConflict,
+    ExchangeUnavailable,
+    FilterFailure,
+    InsufficientBalance,
+    InvalidInput,
+)
 from domain.identity import NAMESPACE
 from domain.market import BTCUSDC, OrderSide, SymbolRules
 from domain.ports import (
@@ -21,7 +28,7 @@ from domain.ports import (
     OrderStatus,
     TradingAccount,
 )
-from domain.store import EventStore, retry_on_conflict
+from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 
 TAKER_FEE = Decimal("0.001")
 SYMBOLS: dict[str, SymbolRules] = {BTCUSDC.symbol: BTCUSDC}
@@ -286,16 +293,26 @@ class PaperExchange:
         if problems:
             raise FilterFailure(problems[0].split(":")[0], problems[0])
 
-        def command() -> OrderResult:
-            existing = self.find_order(account, rules.symbol, order.client_order_id)
-            if existing is not None:
-                return existing  # the same client order id never fills twice
+        for _ in range(CONFLICT_ATTEMPTS):
             paper = self._account(account.client_id)
-            filled = paper.fill(order, rules, quantity, price, self.clock.now())
-            self.store.save(paper, filled)
+            try:
+                filled = paper.fill(order, rules, quantity, price, self.clock.now())
+            except InsufficientBalance:
+                already = self.find_order(account, rules.symbol, order.client_order_id)
+                if already is None:
+                    raise
+                return already  # a retry of an order that was filled (and spent the balance)
+            try:
+                self.store.save(paper, filled)
+            except IntegrityError:
+                # This client order id was filled already (its stream exists), or another
+                # order moved the balance first: never fill twice, otherwise try again.
+                already = self.find_order(account, rules.symbol, order.client_order_id)
+                if already is not None:
+                    return already
+                continue
             return filled.result()
-
-        return retry_on_conflict(command)
+        raise ConcurrencyConflict("The paper account kept changing; try again")
 
     def find_order(
         self, account: TradingAccount, symbol: str, client_order_id: str
