@@ -51,7 +51,8 @@ class Client(Aggregate):
         name, email = name.strip(), email.strip().lower()
         if not name:
             raise InvalidInput("name", "is required")
-        if "@" not in email or email.startswith("@") or email.endswith("@"):
+        local, _, host = email.partition("@")
+        if not local or "." not in host or "@" in host or any(c.isspace() for c in email):
             raise InvalidInput("email", "is not an email address")
         return cls._create(
             cls.Registered,

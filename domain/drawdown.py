@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 ALERT_LEVELS: tuple[Decimal, ...] = (Decimal(2), Decimal(3))
@@ -11,14 +11,19 @@ PAUSE_LEVEL = Decimal(4)
 
 def month_of(moment: datetime) -> str:
     """Calendar month in UTC, as `YYYY-MM`."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def loss_percent(capital: Decimal, realised_pnl: Decimal, unrealised_pnl: Decimal) -> Decimal:
-    """Loss of the month in percent of capital (0 when the month is flat or winning)."""
+    """Loss of the month in percent of capital (0 when the month is flat or winning).
+
+    Realised profits offset realised losses; open gains never hide a loss.
+    """
     if capital <= 0:
         return Decimal(0)
-    loss = -(realised_pnl + unrealised_pnl)
+    loss = -(realised_pnl + min(unrealised_pnl, Decimal(0)))
     return max(Decimal(0), loss * 100 / capital)
 
 

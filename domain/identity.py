@@ -31,10 +31,11 @@ def client_order_id(position_id: UUID, sequence: int) -> str:
 def position_of_order(order_id: str) -> tuple[UUID, int] | None:
     """Inverse of `client_order_id`; None for ids this ledger did not create."""
     head, _, seq = order_id.rpartition("-")
-    if not head.startswith("R") or len(head) != 23 or not seq.isdigit():
+    if len(head) != 23 or not head.startswith("R") or not (seq.isascii() and seq.isdigit()):
         return None
     try:
-        raw = base64.urlsafe_b64decode(head[1:] + "==")
+        position_id = UUID(bytes=base64.urlsafe_b64decode(head[1:] + "=="))
+        recreated = client_order_id(position_id, int(seq))
     except ValueError:
         return None
-    return (UUID(bytes=raw), int(seq)) if len(raw) == 16 else None
+    return (position_id, int(seq)) if recreated == order_id else None

@@ -20,6 +20,7 @@ from domain.errors import (
     AlreadyExists,
     ClientNotFound,
     CredentialsMissing,
+    DomainError,
     ExchangeUnavailable,
     IllegalTransition,
     InsufficientBalance,
@@ -429,6 +430,7 @@ class Ledger:
             loaded or self.position(client_id, position_id),
             lambda: self.position(client_id, position_id),
         )
+        fee_prices = self._fee_prices(positions, result)
 
         def command() -> Position:
             pos = positions.get()
@@ -441,6 +443,7 @@ class Ledger:
                 result.executed_quantity,
                 result.fees,
                 result.executed_at,
+                fee_prices,
             )
             self.store.save(pos)
             return pos
@@ -527,6 +530,7 @@ class Ledger:
             loaded or self.position(client_id, position_id),
             lambda: self.position(client_id, position_id),
         )
+        fee_prices = self._fee_prices(positions, result)
 
         def command() -> Position:
             pos = positions.get()
@@ -540,6 +544,7 @@ class Ledger:
                 result.executed_quantity,
                 result.fees,
                 result.executed_at,
+                fee_prices,
             )
             fill_pnl = pos.exits[-1]["pnl"]
             month = month_of(result.executed_at)
@@ -555,6 +560,21 @@ class Ledger:
             return pos
 
         return retry_on_conflict(command)
+
+    def _fee_prices(
+        self, positions: FirstThenFresh[Position], result: OrderResult
+    ) -> dict[str, Decimal]:
+        """Quote prices of fee assets other than the pair's own (e.g. BNB), when known."""
+        position = positions.peek()
+        prices: dict[str, Decimal] = {}
+        for asset in result.fees:
+            if asset in (position.base_asset, position.quote_asset):
+                continue
+            try:
+                prices[asset] = self.exchange.price(f"{asset}{position.quote_asset}")
+            except DomainError:
+                continue  # kept unvalued in the event's raw fees
+        return prices
 
     def _exit_failed(
         self, client_id: UUID, position_id: UUID, order_id: str, reason: str

@@ -23,7 +23,11 @@ def fees_in_quote(
     price: Decimal,
     other_prices: Mapping[str, Decimal] | None = None,
 ) -> Decimal:
-    """Value every fee in the quote asset. Other assets (e.g. BNB) need a quote price."""
+    """Value every fee in the quote asset; a fee in another asset (e.g. BNB) needs its price.
+
+    An asset with no known price is valued at 0 here; the raw fees stay in the event, so
+    such a fee can still be valued later.
+    """
     total = Decimal(0)
     for asset, amount in fees.items():
         if asset == quote_asset:
@@ -32,9 +36,18 @@ def fees_in_quote(
             total += amount * price
         elif other_prices and asset in other_prices:
             total += amount * other_prices[asset]
-        else:
-            raise ValueError(f"no {quote_asset} price to value a fee paid in {asset}")
     return total
+
+
+def unvalued_fees(
+    fees: Mapping[str, Decimal],
+    base_asset: str,
+    quote_asset: str,
+    other_prices: Mapping[str, Decimal] | None = None,
+) -> dict[str, Decimal]:
+    """Fees in assets `fees_in_quote` could not value."""
+    known = {base_asset, quote_asset, *(other_prices or {})}
+    return {asset: amount for asset, amount in fees.items() if asset not in known}
 
 
 def realised_pnl(

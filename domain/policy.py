@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.drawdown import ALERT_LEVELS, remaining_budget
+from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import IllegalTransition, InvalidInput
 from domain.identity import policy_id_for
 
@@ -48,6 +48,7 @@ class Policy(Aggregate):
         self.paused_month: str | None = None
         self.pause_reason: str | None = None
         self.last_resume: tuple[str, str] | None = None
+        self.resumed_months: list[str] = []
 
     @classmethod
     def configure(
@@ -86,7 +87,8 @@ class Policy(Aggregate):
         drawdown_limit_percent: Decimal,
         now: datetime,
     ) -> None:
-        """New settings apply from the next month: a running month keeps its capital base."""
+        """Risk percent and limit apply at once; capital applies to months not yet started
+        (a running month keeps the capital base it snapshotted)."""
         _check_settings(capital, risk_percent, drawdown_limit_percent)
         self.trigger_event(
             self.Reconfigured,
@@ -199,8 +201,10 @@ class Policy(Aggregate):
     class TradingResumed(Aggregate.Event):
         by: str
         note: str
+        month: str
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.resumed_months.append(self.month)
             aggregate.paused = False
             aggregate.paused_month = None
             aggregate.pause_reason = None
@@ -218,7 +222,13 @@ class Policy(Aggregate):
                     level=level,
                     loss_percent=loss_percent,
                 )
-        if loss_percent >= self.drawdown_limit_percent and not self.paused:
+        # A month resumed after review is not paused again by the same loss: its budget is
+        # already spent, so VALIDATE refuses new risk until the month ends.
+        if (
+            loss_percent >= self.drawdown_limit_percent
+            and not self.paused
+            and month not in self.resumed_months
+        ):
             self.trigger_event(
                 self.TradingPaused,
                 timestamp=now,
@@ -238,7 +248,13 @@ class Policy(Aggregate):
             raise InvalidInput("note", "a review note is required to resume trading")
         if not by.strip():
             raise InvalidInput("by", "who resumed trading is required")
-        self.trigger_event(self.TradingResumed, timestamp=now, by=by.strip(), note=note.strip())
+        self.trigger_event(
+            self.TradingResumed,
+            timestamp=now,
+            by=by.strip(),
+            note=note.strip(),
+            month=self.paused_month or month_of(now),  # the month whose loss was reviewed
+        )
 
 
 def _check_settings(capital: Decimal, risk_percent: Decimal, limit_percent: Decimal) -> None:

@@ -247,13 +247,14 @@ class Position(Aggregate):
         quantity: Decimal,
         fees: Mapping[str, Decimal],
         now: datetime,
+        fee_prices: Mapping[str, Decimal] | None = None,
     ) -> None:
         if self.status is not Status.ENTERING or order_id != self.entry_order_id:
             raise IllegalTransition(f"No entry order {order_id} is awaiting a fill")
         if quantity <= 0 or price <= 0:
             raise InvalidInput("fill", "an entry fill needs a positive price and quantity")
         fees = _decimals(fees)
-        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price)
+        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
         # A fee taken in the base asset of a buy reduces what is held.
         held = quantity
         if self.side is Side.LONG:
@@ -417,6 +418,7 @@ class Position(Aggregate):
         quantity: Decimal,
         fees: Mapping[str, Decimal],
         now: datetime,
+        fee_prices: Mapping[str, Decimal] | None = None,
     ) -> None:
         if self.exit_order_id != order_id:
             raise IllegalTransition(f"No exit order {order_id} is awaiting a fill")
@@ -426,7 +428,7 @@ class Position(Aggregate):
             )
         assert self.average_entry_price is not None
         fees = _decimals(fees)
-        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price)
+        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
         held = self.held_at_entry
         closing = self.open_quantity - quantity < self.min_quantity
         exited_before = held - self.open_quantity

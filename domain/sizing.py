@@ -27,12 +27,15 @@ def position_size(
     risk_percent: Decimal = ONE_PERCENT,
 ) -> Sizing:
     """`quantity = capital × risk% / |entry − stop|`, rounded down to the lot step."""
-    if capital <= 0:
-        raise InvalidInput("capital", "must be greater than zero")
-    if entry <= 0:
-        raise InvalidInput("entry_price", "must be greater than zero")
-    if stop <= 0:
-        raise InvalidInput("stop_price", "must be greater than zero")
+    for field, value in (
+        ("capital", capital),
+        ("entry_price", entry),
+        ("stop_price", stop),
+        ("risk_percent", risk_percent),
+        ("step", step),
+    ):
+        if not value.is_finite() or value <= 0:
+            raise InvalidInput(field, "must be a finite number greater than zero")
     distance = abs(entry - stop)
     if distance == 0:
         raise InvalidInput("stop_price", "must differ from the entry price")
