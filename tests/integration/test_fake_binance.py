@@ -1,0 +1,595 @@
+"""The fake Binance server behaves like Binance for python-binance's real Client."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from binance.exceptions import BinanceAPIException
+
+from tests.fakes.binance import (
+    ApiError,
+    Delay,
+    DropConnection,
+    FakeBinance,
+    RateLimit,
+    RawResponse,
+)
+
+KEY = "alice-api-key-0001"
+SECRET = "alice-secret-key-never-shown"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBinance]:
+    with FakeBinance() as server:
+        server.fund(KEY, SECRET, {"USDC": Decimal("10000")})
+        yield server
+
+
+@pytest.fixture
+def client(fake: FakeBinance) -> Iterator[Any]:
+    client = fake.client(KEY, SECRET)
+    yield client
+    client.session.close()
+
+
+def api_error(excinfo: pytest.ExceptionInfo[BaseException]) -> BinanceAPIException:
+    error = excinfo.value
+    assert isinstance(error, BinanceAPIException)
+    return error
+
+
+def buy(client: Any, **params: str) -> Any:
+    return client.create_order(symbol="BTCUSDC", side="BUY", type="MARKET", **params)
+
+
+def sign(query: str, body: str, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+
+
+# ---- public endpoints
+
+
+def test_exchange_info_publishes_the_btcusdc_filters(client: Any) -> None:
+    info = client.get_symbol_info("BTCUSDC")
+    filters = {f["filterType"]: f for f in info["filters"]}
+
+    assert filters["PRICE_FILTER"]["tickSize"] == "0.01000000"
+    assert filters["LOT_SIZE"]["stepSize"] == "0.00001000"
+    assert filters["LOT_SIZE"]["minQty"] == "0.00001000"
+    assert filters["LOT_SIZE"]["maxQty"] == "9000.00000000"
+    assert filters["NOTIONAL"]["minNotional"] == "5.00000000"
+    assert filters["NOTIONAL"]["applyMinToMarket"] is True
+    assert info["quoteOrderQtyMarketAllowed"] is True
+    assert info["isMarginTradingAllowed"] is True
+    assert (info["baseAsset"], info["quoteAsset"]) == ("BTC", "USDC")
+
+
+def test_ping_time_and_ticker_answer_without_a_key(fake: FakeBinance) -> None:
+    fake.set_price("BTCUSDC", Decimal("98500.5"))
+    anonymous = fake.client(None, None)
+    try:
+        assert anonymous.ping() == {}
+        assert abs(anonymous.get_server_time()["serverTime"] - time.time() * 1000) < 5000
+        assert anonymous.get_symbol_ticker(symbol="BTCUSDC") == {
+            "symbol": "BTCUSDC",
+            "price": "98500.50000000",
+        }
+    finally:
+        anonymous.session.close()
+
+
+# ---- keys, signatures, timestamps
+
+
+def test_a_signed_call_with_the_right_key_and_secret_is_accepted(client: Any) -> None:
+    account = client.get_account()
+
+    assert {"asset": "USDC", "free": "10000.00000000", "locked": "0.00000000"} in account[
+        "balances"
+    ]
+
+
+def test_an_unknown_api_key_is_refused_with_401_and_2015(fake: FakeBinance) -> None:
+    stranger = fake.client("nobody-knows-this-key", SECRET)
+    try:
+        with pytest.raises(BinanceAPIException) as excinfo:
+            stranger.get_account()
+    finally:
+        stranger.session.close()
+
+    error = api_error(excinfo)
+    assert (error.status_code, error.code) == (401, -2015)
+    assert error.message == "Invalid API-key, IP, or permissions for action."
+
+
+def test_a_wrong_secret_fails_the_signature_check_with_1022(fake: FakeBinance) -> None:
+    impostor = fake.client(KEY, "not-the-secret")
+    try:
+        with pytest.raises(BinanceAPIException) as excinfo:
+            impostor.get_account()
+    finally:
+        impostor.session.close()
+
+    assert api_error(excinfo).code == -1022
+
+
+def test_the_signature_covers_query_string_and_body_without_a_separator(
+    fake: FakeBinance,
+) -> None:
+    query = "symbol=BTCUSDC&side=BUY&type=MARKET"
+    body = f"quantity=0.001&newClientOrderId=raw-1&timestamp={fake.server_time_ms()}"
+    url = f"{fake.url}/api/v3/order?{query}"
+    headers = {"X-MBX-APIKEY": KEY, "Content-Type": "application/x-www-form-urlencoded"}
+
+    tampered = body.replace("0.001", "0.002") + f"&signature={sign(query, body)}"
+    refused = httpx.post(url, content=tampered, headers=headers)
+    accepted = httpx.post(url, content=f"{body}&signature={sign(query, body)}", headers=headers)
+
+    assert (refused.status_code, refused.json()["code"]) == (400, -1022)
+    assert accepted.status_code == 200
+    assert accepted.json()["executedQty"] == "0.00100000"
+
+
+def test_a_timestamp_1000ms_ahead_of_the_server_is_refused_with_1021(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.clock_skew_ms = -5000  # the server is 5 s behind this machine
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_account()
+
+    assert api_error(excinfo).code == -1021
+    assert "ahead of the server" in api_error(excinfo).message
+
+
+def test_a_timestamp_older_than_recv_window_is_refused_with_1021(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.clock_skew_ms = 6000  # recvWindow is 5000
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_account()
+
+    assert api_error(excinfo).code == -1021
+    assert "recvWindow" in api_error(excinfo).message
+
+
+def test_a_client_timestamp_offset_from_server_time_cures_1021(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.clock_skew_ms = -30000
+    client.timestamp_offset = client.get_server_time()["serverTime"] - int(time.time() * 1000)
+
+    assert client.get_account()["accountType"] == "SPOT"
+
+
+# ---- orders
+
+
+def test_a_market_buy_by_quantity_fills_and_charges_the_fee_in_btc(
+    fake: FakeBinance, client: Any
+) -> None:
+    order = buy(client, quantity="0.001", newClientOrderId="buy-1")
+
+    assert order["clientOrderId"] == "buy-1"
+    assert order["status"] == "FILLED"
+    assert order["cummulativeQuoteQty"] == "100.00000000"
+    assert order["fills"] == [
+        {
+            "price": "100000.00000000",
+            "qty": "0.00100000",
+            "commission": "0.00000100",
+            "commissionAsset": "BTC",
+            "tradeId": order["fills"][0]["tradeId"],
+        }
+    ]
+    assert fake.balances(KEY) == {"USDC": Decimal("9900"), "BTC": Decimal("0.000999")}
+
+
+def test_a_market_buy_by_quote_amount_floors_the_quantity_to_the_step(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.set_price("BTCUSDC", Decimal("30000"))
+
+    order = buy(client, quoteOrderQty="50", newClientOrderId="quote-1")
+
+    assert order["executedQty"] == "0.00166000"  # 50 / 30000 = 0.0016666...
+    assert order["cummulativeQuoteQty"] == "49.80000000"
+    assert order["origQuoteOrderQty"] == "50.00000000"
+    assert fake.balances(KEY)["USDC"] == Decimal("9950.2")
+
+
+def test_a_market_sell_charges_the_fee_in_usdc(fake: FakeBinance, client: Any) -> None:
+    fake.fund(KEY, SECRET, {"BTC": Decimal("0.01")})
+
+    order = client.create_order(
+        symbol="BTCUSDC", side="SELL", type="MARKET", quantity="0.005", newClientOrderId="sell-1"
+    )
+
+    assert order["fills"][0]["commissionAsset"] == "USDC"
+    assert order["fills"][0]["commission"] == "0.50000000"
+    assert fake.balances(KEY) == {"USDC": Decimal("10499.5"), "BTC": Decimal("0.005")}
+
+
+def test_the_commission_can_be_charged_in_another_asset_at_its_price(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.set_price("BNBUSDC", Decimal("500"))
+    fake.fund(KEY, SECRET, {"BNB": Decimal("1")})
+    fake.set_commission(Decimal("0.00075"), asset="BNB")
+
+    order = buy(client, quantity="0.001", newClientOrderId="bnb-1")
+
+    assert order["fills"][0]["commissionAsset"] == "BNB"
+    assert order["fills"][0]["commission"] == "0.00015000"  # 100 USDC x 0.075% / 500
+    assert fake.balances(KEY)["BTC"] == Decimal("0.001")
+    assert fake.balances(KEY)["BNB"] == Decimal("0.99985")
+
+
+def test_a_thin_book_gives_several_fills_and_expires_when_it_runs_out(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.set_book(
+        "BTCUSDC", [(Decimal("100000"), Decimal("0.0004")), (Decimal("100100"), Decimal("0.0003"))]
+    )
+
+    order = buy(client, quantity="0.001", newClientOrderId="thin-1")
+
+    assert [(f["price"], f["qty"]) for f in order["fills"]] == [
+        ("100000.00000000", "0.00040000"),
+        ("100100.00000000", "0.00030000"),
+    ]
+    assert order["status"] == "EXPIRED"
+    assert order["executedQty"] == "0.00070000"
+    assert order["cummulativeQuoteQty"] == "70.03000000"
+
+
+@pytest.mark.parametrize(
+    ("params", "failure"),
+    [
+        ({"quantity": "0.000009"}, "Filter failure: LOT_SIZE"),  # below minQty
+        ({"quantity": "0.000015"}, "Filter failure: LOT_SIZE"),  # not a step multiple
+        ({"quantity": "9001"}, "Filter failure: LOT_SIZE"),  # above maxQty
+        ({"quantity": "0.00004"}, "Filter failure: NOTIONAL"),  # 4.00 USDC
+        ({"quoteOrderQty": "4.99"}, "Filter failure: NOTIONAL"),
+    ],
+)
+def test_orders_outside_the_filters_are_refused_with_1013(
+    fake: FakeBinance, client: Any, params: dict[str, str], failure: str
+) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, **params)
+
+    assert (api_error(excinfo).code, api_error(excinfo).message) == (-1013, failure)
+    assert fake.balances(KEY) == {"USDC": Decimal("10000")}
+
+
+def test_a_minimum_notional_of_exactly_5_is_accepted(client: Any) -> None:
+    assert buy(client, quoteOrderQty="5")["executedQty"] == "0.00005000"
+    assert buy(client, quantity="0.00005")["cummulativeQuoteQty"] == "5.00000000"
+
+
+def test_a_price_off_the_tick_is_refused_with_price_filter(client: Any) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.create_order(
+            symbol="BTCUSDC",
+            side="BUY",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.001",
+            price="100000.005",
+        )
+
+    assert api_error(excinfo).message == "Filter failure: PRICE_FILTER"
+
+
+def test_scientific_notation_is_refused_as_illegal_characters(client: Any) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="1e-05")
+
+    assert api_error(excinfo).code == -1100
+
+
+def test_a_duplicate_client_order_id_is_refused_and_fills_only_once(
+    fake: FakeBinance, client: Any
+) -> None:
+    buy(client, quantity="0.001", newClientOrderId="once-1")
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="0.001", newClientOrderId="once-1")
+
+    assert (api_error(excinfo).code, api_error(excinfo).message) == (-2010, "Duplicate order sent.")
+    assert len(fake.orders_received(client_order_id="once-1")) == 2
+    assert fake.balances(KEY)["USDC"] == Decimal("9900")
+
+
+def test_an_order_larger_than_the_balance_is_refused_with_2010(
+    fake: FakeBinance, client: Any
+) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quoteOrderQty="10000.01")
+
+    assert api_error(excinfo).code == -2010
+    assert api_error(excinfo).message == "Account has insufficient balance for requested action."
+    assert fake.balances(KEY) == {"USDC": Decimal("10000")}
+
+
+def test_an_order_can_be_looked_up_by_client_id_or_order_id_with_its_trades(
+    client: Any,
+) -> None:
+    placed = buy(client, quantity="0.002", newClientOrderId="look-1")
+
+    by_client_id = client.get_order(symbol="BTCUSDC", origClientOrderId="look-1")
+    by_order_id = client.get_order(symbol="BTCUSDC", orderId=placed["orderId"])
+    trades = client.get_my_trades(symbol="BTCUSDC", orderId=placed["orderId"])
+
+    assert by_client_id == by_order_id
+    assert by_client_id["status"] == "FILLED"
+    assert by_client_id["executedQty"] == "0.00200000"
+    assert by_client_id["updateTime"] == placed["transactTime"]
+    assert [(t["qty"], t["commission"], t["commissionAsset"]) for t in trades] == [
+        ("0.00200000", "0.00000200", "BTC")
+    ]
+
+
+def test_an_unknown_order_is_2013(client: Any) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_order(symbol="BTCUSDC", origClientOrderId="never-sent")
+
+    assert (api_error(excinfo).code, api_error(excinfo).message) == (-2013, "Order does not exist.")
+
+
+def test_a_key_without_trade_permission_cannot_order(fake: FakeBinance) -> None:
+    fake.fund("read-only-key", "read-only-secret", {"USDC": Decimal("100")}, can_trade=False)
+    read_only = fake.client("read-only-key", "read-only-secret")
+    try:
+        assert read_only.get_account()["canTrade"] is False
+        with pytest.raises(BinanceAPIException) as excinfo:
+            buy(read_only, quantity="0.0001")
+    finally:
+        read_only.session.close()
+
+    assert api_error(excinfo).code == -2015
+
+
+# ---- rate-limit headers
+
+
+def test_every_api_answer_reports_the_used_weight_and_orders_the_order_count(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.used_weight = 900
+    client.ping()
+    ping_weight = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+    buy(client, quantity="0.001")
+    order_headers = client.response.headers
+
+    assert ping_weight == 901
+    assert int(order_headers["X-MBX-USED-WEIGHT-1M"]) == 902
+    assert order_headers["X-MBX-ORDER-COUNT-10S"] == "1"
+    assert order_headers["X-MBX-ORDER-COUNT-1D"] == "1"
+
+
+def test_an_error_answer_reports_the_used_weight_too(client: Any) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="0.000001")
+
+    assert "X-MBX-USED-WEIGHT-1M" in api_error(excinfo).response.headers
+
+
+# ---- faults
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_rate_limit_faults_carry_retry_after_and_1003(
+    fake: FakeBinance, client: Any, status: int
+) -> None:
+    fake.inject(RateLimit(retry_after=7, status=status), path="/api/v3/ticker/price")  # type: ignore[arg-type]
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_symbol_ticker(symbol="BTCUSDC")
+
+    error = api_error(excinfo)
+    assert (error.status_code, error.code) == (status, -1003)
+    assert error.response.headers["Retry-After"] == "7"
+    assert client.get_symbol_ticker(symbol="BTCUSDC")["price"] == "100000.00000000"  # one-shot
+
+
+def test_a_fault_can_be_armed_for_n_requests(fake: FakeBinance, client: Any) -> None:
+    fake.inject(RateLimit(retry_after=1), path="/api/v3/ping", times=2)
+
+    outcomes = []
+    for _ in range(3):
+        try:
+            outcomes.append(client.ping())
+        except BinanceAPIException as error:
+            outcomes.append(error.status_code)
+
+    assert outcomes == [429, 429, {}]
+
+
+def test_a_5xx_after_execution_still_moved_the_balance(fake: FakeBinance, client: Any) -> None:
+    fake.inject(RawResponse(502, "<html>502 Bad Gateway</html>"), path="/api/v3/order")
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="0.001", newClientOrderId="lost-1")
+
+    assert api_error(excinfo).status_code == 502
+    assert api_error(excinfo).code == 0  # not JSON
+    assert fake.balances(KEY)["USDC"] == Decimal("9900")
+    assert client.get_order(symbol="BTCUSDC", origClientOrderId="lost-1")["status"] == "FILLED"
+
+
+def test_a_dropped_connection_after_execution_gives_no_answer_but_the_order_exists(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.inject(DropConnection(), path="/api/v3/order", method="POST")
+
+    with pytest.raises(OSError) as excinfo:  # requests' ConnectionError is an OSError
+        buy(client, quantity="0.001", newClientOrderId="dropped-1")
+
+    assert type(excinfo.value).__name__ == "ConnectionError"
+    assert fake.requests(path="/api/v3/order")[0].status is None
+    assert fake.order(KEY, "dropped-1") is not None
+    assert len(fake.orders_received(client_order_id="dropped-1")) == 1  # no silent retry
+
+
+def test_a_delay_longer_than_the_client_timeout_times_out_after_execution(
+    fake: FakeBinance,
+) -> None:
+    impatient = fake.client(KEY, SECRET, timeout=1)
+    fake.inject(Delay(seconds=10), path="/api/v3/order")
+    try:
+        with pytest.raises(OSError) as excinfo:
+            buy(impatient, quantity="0.001", newClientOrderId="slow-1")
+    finally:
+        impatient.session.close()
+
+    assert type(excinfo.value).__name__ == "ReadTimeout"
+    assert fake.wait_for(lambda: fake.order(KEY, "slow-1") is not None)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (ApiError.invalid_api_key(), -2015),
+        (ApiError.insufficient_balance(), -2010),
+        (ApiError.filter_failure("PRICE_FILTER"), -1013),
+    ],
+)
+def test_an_injected_error_refuses_without_executing(
+    fake: FakeBinance, client: Any, fault: ApiError, code: int
+) -> None:
+    fake.inject(fault, path="/api/v3/order")
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="0.001", newClientOrderId="refused-1")
+
+    assert (api_error(excinfo).code, api_error(excinfo).message) == (code, fault.msg)
+    assert fake.order(KEY, "refused-1") is None
+    assert fake.balances(KEY) == {"USDC": Decimal("10000")}
+
+
+def test_a_non_json_success_body_can_be_injected(fake: FakeBinance, client: Any) -> None:
+    fake.inject(RawResponse(200, "OK"), path="/api/v3/order")
+
+    with pytest.raises(Exception, match="Invalid Response: OK"):
+        buy(client, quantity="0.001", newClientOrderId="garbled-1")
+
+    assert fake.order(KEY, "garbled-1") is not None
+
+
+# ---- isolated margin
+
+
+def test_margin_buy_borrows_the_shortfall_and_auto_repay_pays_it_back(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("100")})
+
+    opened = client.create_margin_order(
+        symbol="BTCUSDC",
+        isIsolated="TRUE",
+        side="BUY",
+        type="MARKET",
+        quoteOrderQty="300",
+        sideEffectType="MARGIN_BUY",
+        newClientOrderId="long-1",
+    )
+    after_open = fake.isolated_account(KEY, "BTCUSDC")
+    client.create_margin_order(
+        symbol="BTCUSDC",
+        isIsolated="TRUE",
+        side="SELL",
+        type="MARKET",
+        quantity="0.0025",
+        sideEffectType="AUTO_REPAY",
+        newClientOrderId="close-1",
+    )
+    after_close = fake.isolated_account(KEY, "BTCUSDC")
+
+    assert opened["isIsolated"] is True
+    assert (opened["marginBuyBorrowAsset"], opened["marginBuyBorrowAmount"]) == (
+        "USDC",
+        "200.00000000",
+    )
+    assert after_open["USDC"].borrowed == Decimal("200")
+    assert after_open["BTC"].free == Decimal("0.002997")
+    assert after_close["USDC"].borrowed == 0
+    assert after_close["USDC"].free == Decimal("49.75")  # 0 + 250 - 0.25 fee - 200 repaid
+    assert after_close["BTC"].free == Decimal("0.000497")
+    assert fake.balances(KEY) == {"USDC": Decimal("10000")}  # spot untouched
+
+
+def test_margin_orders_without_side_effect_need_the_funds(fake: FakeBinance, client: Any) -> None:
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("100")})
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.create_margin_order(
+            symbol="BTCUSDC", isIsolated="TRUE", side="BUY", type="MARKET", quoteOrderQty="300"
+        )
+
+    assert api_error(excinfo).code == -2010
+
+
+def test_a_margin_order_needs_an_isolated_account(client: Any) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.create_margin_order(
+            symbol="BTCUSDC", isIsolated="TRUE", side="BUY", type="MARKET", quoteOrderQty="10"
+        )
+
+    assert api_error(excinfo).code == -11001
+
+
+def test_borrow_and_repay_move_the_isolated_liability(fake: FakeBinance, client: Any) -> None:
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("100")})
+
+    client.margin_borrow_repay(
+        asset="USDC", amount="50", isIsolated="TRUE", symbol="BTCUSDC", type="BORROW"
+    )
+    borrowed = fake.isolated_account(KEY, "BTCUSDC")["USDC"]
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.margin_borrow_repay(
+            asset="USDC", amount="60", isIsolated="TRUE", symbol="BTCUSDC", type="REPAY"
+        )
+    client.margin_borrow_repay(
+        asset="USDC", amount="50", isIsolated="TRUE", symbol="BTCUSDC", type="REPAY"
+    )
+
+    assert (borrowed.free, borrowed.borrowed) == (Decimal("150"), Decimal("50"))
+    assert api_error(excinfo).code == -3015
+    assert fake.isolated_account(KEY, "BTCUSDC")["USDC"].borrowed == 0
+
+
+def test_the_isolated_account_and_margin_orders_can_be_read_back(
+    fake: FakeBinance, client: Any
+) -> None:
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("500")})
+    client.create_margin_order(
+        symbol="BTCUSDC",
+        isIsolated="TRUE",
+        side="BUY",
+        type="MARKET",
+        quantity="0.001",
+        newClientOrderId="m-1",
+    )
+
+    account = client.get_isolated_margin_account(symbols="BTCUSDC")
+    found = client.get_margin_order(symbol="BTCUSDC", isIsolated="TRUE", origClientOrderId="m-1")
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_order(symbol="BTCUSDC", origClientOrderId="m-1")  # not a spot order
+
+    pair = account["assets"][0]
+    assert pair["symbol"] == "BTCUSDC"
+    assert pair["quoteAsset"]["free"] == "400.00000000"
+    assert pair["baseAsset"]["free"] == "0.00099900"
+    assert (found["clientOrderId"], found["isIsolated"], found["status"]) == ("m-1", True, "FILLED")
+    assert api_error(excinfo).code == -2013
