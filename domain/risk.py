@@ -101,7 +101,9 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
             Violation("exchange_filter", problem)
             for problem in ctx.rules.order_problems(plan.quantity, plan.entry_price)
         )
-    if ctx.available_balance <= 0:
+    if not ctx.credentials_ok:
+        pass  # without keys the balance cannot be read: the credentials reason says why
+    elif ctx.available_balance <= 0:
         found.append(
             Violation("insufficient_balance", f"No {ctx.balance_asset} available for trading")
         )

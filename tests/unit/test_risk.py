@@ -209,9 +209,17 @@ def test_each_rule_blocks_with_its_code_and_a_reason_naming_the_numbers(
     ],
 )
 def test_the_seed_error_sentences_are_kept_word_for_word(rule: str, sentence: str) -> None:
-    ctx = replace(CONTEXT, trading_enabled=False, credentials_ok=False, available_balance=D(0))
+    ctx = replace(CONTEXT, trading_enabled=False, available_balance=D(0))
     reasons = {v.rule: v.reason for v in check_plan(GOOD_LONG, ctx)}
+    reasons.update(
+        {v.rule: v.reason for v in check_plan(GOOD_LONG, replace(ctx, credentials_ok=False))}
+    )
     assert reasons[rule] == sentence
+
+
+def test_without_credentials_the_unreadable_balance_is_not_reported_as_empty() -> None:
+    ctx = replace(CONTEXT, credentials_ok=False, available_balance=D(0))
+    assert [v.rule for v in check_plan(GOOD_LONG, ctx)] == ["credentials_missing"]
 
 
 def test_risk_exactly_at_one_percent_passes() -> None:
@@ -248,7 +256,6 @@ def test_a_plan_failing_several_rules_lists_all_of_them_at_once() -> None:
         "trading_disabled",
         "credentials_missing",
         "exchange_filter",
-        "insufficient_balance",
     ]
     error = RiskRuleViolated(violations)
     assert error.violations == tuple(violations)

@@ -1,0 +1,163 @@
+"""The ledger trading on Binance (the real client against the fake server): crash-safe orders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from uuid import UUID
+
+import pytest
+
+from domain.errors import CredentialsMissing, OrderOutcomeUnknown, RiskRuleViolated
+from domain.ledger import Ledger, TradingConfig
+from domain.ports import ApiCredentials
+from domain.position import Status
+from infra.binance_exchange import BinanceExchange
+from infra.bootstrap import Services
+from tests.factories import long_plan, open_long, register
+from tests.fakes.binance import DropConnection, FakeBinance, RawResponse
+
+ORDER = "/api/v3/order"
+OPERATOR_KEYS = ApiCredentials("operator-key-0000000", "operator-secret-0000000")
+
+
+@dataclass
+class Desk:
+    ledger: Ledger
+    fake: FakeBinance
+
+    def tenant(self, name: str, usdc: str = "10000") -> tuple[UUID, str]:
+        client_id, _ = register(self.ledger, capital="1000")
+        key = f"{name}-api-key-0000000000"
+        self.fake.fund(key, f"{name}-secret-0000000000", {"USDC": Decimal(usdc)})
+        email = self.ledger.client(client_id).email
+        self.ledger.set_credentials(email, key, f"{name}-secret-0000000000")
+        return client_id, key
+
+
+@pytest.fixture
+def desk(services: Services) -> Iterator[Desk]:
+    with FakeBinance() as fake:
+        fake.set_price("BTCUSDC", Decimal("100000"))
+        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=2)
+        ledger = Ledger(
+            services.store,
+            exchange,
+            services.vault,
+            services.clock,
+            TradingConfig(trading_enabled=True, operator_credentials=OPERATOR_KEYS),
+        )
+        yield Desk(ledger, fake)
+        exchange.close()
+
+
+def test_orders_use_the_tenants_own_keys_never_another_tenants_or_the_operators(
+    desk: Desk,
+) -> None:
+    alice, alice_key = desk.tenant("alice")
+    bob, bob_key = desk.tenant("bob")
+    desk.fake.fund(OPERATOR_KEYS.api_key, OPERATOR_KEYS.secret_key, {"USDC": Decimal(10000)})
+
+    a = open_long(desk.ledger, alice)
+    b = open_long(desk.ledger, bob)
+
+    assert [r.api_key for r in desk.fake.orders_received(a.entry_order_id)] == [alice_key]
+    assert [r.api_key for r in desk.fake.orders_received(b.entry_order_id)] == [bob_key]
+    assert desk.fake.balances(OPERATOR_KEYS.api_key)["USDC"] == Decimal(10000)
+
+
+def test_a_tenant_without_keys_cannot_trade_even_when_the_operator_has_keys(desk: Desk) -> None:
+    client_id, _ = register(desk.ledger)
+    planned = desk.ledger.plan_position(client_id, long_plan())
+    rejected = desk.ledger.validate_position(client_id, planned.id)
+    assert [v["rule"] for v in rejected.violations] == ["credentials_missing"]
+    with pytest.raises(CredentialsMissing):
+        desk.ledger.trading_account(client_id)
+    assert desk.fake.orders_received() == []
+
+
+def test_only_the_operator_tenant_trades_with_the_operators_keys(desk: Desk) -> None:
+    desk.fake.fund(OPERATOR_KEYS.api_key, OPERATOR_KEYS.secret_key, {"USDC": Decimal(10000)})
+    operator, _ = register(desk.ledger, operator=True)
+    position = open_long(desk.ledger, operator)
+    received = desk.fake.orders_received(position.entry_order_id)
+    assert [r.api_key for r in received] == [OPERATOR_KEYS.api_key]
+
+
+def test_an_entry_whose_response_is_lost_is_reconciled_into_exactly_one_fill(
+    desk: Desk, services: Services
+) -> None:
+    client_id, key = desk.tenant("carol")
+    # The order executes but its response never arrives, and the immediate look-up fails too.
+    desk.fake.inject(DropConnection(execute=True), path=ORDER, method="POST")
+    desk.fake.inject(
+        RawResponse(502, "<html>bad gateway</html>", execute=False), path=ORDER, method="GET"
+    )
+    planned = desk.ledger.plan_position(client_id, long_plan())
+    desk.ledger.validate_position(client_id, planned.id)
+    with pytest.raises(OrderOutcomeUnknown):
+        desk.ledger.execute_position(client_id, planned.id)
+    assert desk.ledger.position(client_id, planned.id).status is Status.ENTERING
+
+    # Reconciliation waits out the grace period, then asks by client order id.
+    assert desk.ledger.reconcile(planned.id).status is Status.ENTERING  # type: ignore[union-attr]
+    services.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    settled = desk.ledger.reconcile(planned.id)
+
+    assert settled is not None and settled.status is Status.OPEN
+    assert len(desk.fake.orders_received(settled.entry_order_id)) == 1
+    assert desk.fake.balances(key)["BTC"] == settled.open_quantity
+    assert desk.ledger.reconcile(planned.id) is not None  # idempotent: nothing new
+    assert len(desk.fake.orders_received()) == 1
+
+
+def test_an_exit_lost_in_flight_is_completed_by_reconciliation_without_a_second_sell(
+    desk: Desk, services: Services
+) -> None:
+    client_id, key = desk.tenant("dave")
+    position = open_long(desk.ledger, client_id)
+    desk.fake.inject(RawResponse(503, "unavailable", execute=True), path=ORDER, method="POST")
+    desk.fake.inject(DropConnection(execute=False), path=ORDER, method="GET")
+    with pytest.raises(OrderOutcomeUnknown):
+        desk.ledger.close_position(client_id, position.id)
+    assert desk.ledger.position(client_id, position.id).status is Status.CLOSING
+
+    services.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    closed = desk.ledger.reconcile(position.id)
+
+    assert closed is not None and closed.status is Status.CLOSED
+    sells = [r for r in desk.fake.orders_received() if r.params.get("side") == "SELL"]
+    assert len(sells) == 1
+    assert desk.fake.balances(key)["BTC"] == closed.dust_quantity
+
+
+def test_an_exit_that_never_reached_the_exchange_is_resent_with_the_same_order_id(
+    desk: Desk, services: Services
+) -> None:
+    client_id, _ = desk.tenant("erin")
+    position = open_long(desk.ledger, client_id)
+    # The request dies before executing, and so does the immediate look-up.
+    desk.fake.inject(DropConnection(execute=False), path=ORDER, method="POST")
+    desk.fake.inject(DropConnection(execute=False), path=ORDER, method="GET")
+    with pytest.raises(OrderOutcomeUnknown):
+        desk.ledger.close_position(client_id, position.id)
+    exit_id = desk.ledger.position(client_id, position.id).exit_order_id
+    assert exit_id is not None
+
+    services.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    closed = desk.ledger.reconcile(position.id)
+
+    assert closed is not None and closed.status is Status.CLOSED
+    attempts = desk.fake.orders_received(exit_id)
+    assert len(attempts) == 2  # the lost one and the resend, both with the same id
+    assert [a.status for a in attempts].count(200) == 1
+
+
+def test_an_exchange_rejection_fails_the_entry_and_releases_its_risk(desk: Desk) -> None:
+    client_id, _ = desk.tenant("frank", usdc="10000")
+    desk.fake.fund("frank-api-key-0000000000", "frank-secret-0000000000", {"USDC": Decimal(0)})
+    with pytest.raises(RiskRuleViolated, match="No USDC available for trading"):
+        open_long(desk.ledger, client_id)
+    assert desk.ledger.policy(client_id).open_risk == {}
