@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from domain.identity import client_id_for
 from domain.ledger import PlanRequest
 from domain.market import Side
 from infra.bootstrap import Services, build_services, migrate
+from infra.price_feed import csv_replay, feed, random_walk
 from infra.settings import ConfigurationError, Settings
 from infra.vault import VaultError
 from projections.audit import ExportFilter, export_events, to_ndjson
@@ -108,6 +111,38 @@ def cmd_paper_price(args: argparse.Namespace, settings: Settings, out: TextIO) -
             raise DomainError("paper prices exist only with ROBSON_EXCHANGE=paper")
         price = s.paper.set_price(args.symbol, args.price)
         _print(out, {"symbol": args.symbol.upper(), "price": f"{price:.8f}"})
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_paper_feed(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Drive the paper price from a seeded random walk or a CSV file, until stopped."""
+
+    def body(s: Services) -> int:
+        if s.paper is None:
+            raise DomainError("paper prices exist only with ROBSON_EXCHANGE=paper")
+        rules = s.paper.symbol_rules(args.symbol)
+        if args.csv:
+            prices = csv_replay(Path(args.csv))
+        else:
+            try:
+                start = args.start or s.paper.price(rules.symbol)
+            except DomainError:
+                start = Decimal("98500")
+            prices = random_walk(start, rules, args.seed)
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        sent = feed(s.paper, rules.symbol, prices, args.interval, stop, args.count)
+        _print(
+            out,
+            {
+                "symbol": rules.symbol,
+                "prices_set": sent,
+                "last": f"{s.paper.price(rules.symbol):.8f}",
+            },
+        )
         return 0
 
     return _with_services(settings, body)
@@ -211,6 +246,15 @@ def parser() -> argparse.ArgumentParser:
     price.add_argument("symbol")
     price.add_argument("price", type=_decimal)
     price.set_defaults(handler=cmd_paper_price)
+    feeder = paper_cmds.add_parser("feed", help="move the paper price: random walk or CSV")
+    feeder.add_argument("symbol")
+    source = feeder.add_mutually_exclusive_group()
+    source.add_argument("--seed", type=int, default=42, help="random-walk seed (default)")
+    source.add_argument("--csv", metavar="FILE", help="replay prices from a CSV file")
+    feeder.add_argument("--start", type=_decimal, help="random-walk start (current price)")
+    feeder.add_argument("--interval", type=float, default=1.0, help="seconds between prices")
+    feeder.add_argument("--count", type=int, help="stop after this many prices")
+    feeder.set_defaults(handler=cmd_paper_feed)
 
     policy = commands.add_parser("policy", help="risk policy")
     policy_cmds = policy.add_subparsers(dest="policy_command", required=True)

@@ -31,6 +31,7 @@ from domain.ports import (
 from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 
 TAKER_FEE = Decimal("0.001")
+MAX_LEVERAGE = Decimal(10)
 SYMBOLS: dict[str, SymbolRules] = {BTCUSDC.symbol: BTCUSDC}
 
 
@@ -136,6 +137,7 @@ class PaperAccount(Aggregate):
                 repay = min(received, self.borrowed.get(quote, Decimal(0)))
                 changes[quote] -= repay
                 borrowed[quote] = -repay
+        self._check_leverage(borrowed, rules, price)
         self.trigger_event(
             self.BalancesChanged,
             timestamp=now,
@@ -155,6 +157,66 @@ class PaperAccount(Aggregate):
             price=price,
             fees=fee,
         )
+
+    def _check_leverage(
+        self, new_borrowing: dict[str, Decimal], rules: SymbolRules, price: Decimal
+    ) -> None:
+        """Isolated margin lends at most (10 − 1) × the net collateral, valued at the price."""
+
+        def value(asset: str, amount: Decimal) -> Decimal:
+            return amount * price if asset == rules.base_asset else amount
+
+        assets = {*self.borrowed, *new_borrowing}
+        debt = sum(
+            (
+                value(a, self.borrowed.get(a, Decimal(0)) + new_borrowing.get(a, Decimal(0)))
+                for a in assets
+            ),
+            Decimal(0),
+        )
+        if debt <= 0:
+            return
+        held = sum((value(a, v) for a, v in self.free.items()), Decimal(0))
+        owed = sum((value(a, v) for a, v in self.borrowed.items()), Decimal(0))
+        if debt > (held - owed) * (MAX_LEVERAGE - 1):
+            raise InsufficientBalance(
+                rules.quote_asset,
+                f"Insufficient margin: borrowing {debt:.2f} {rules.quote_asset} needs at least "
+                f"{debt / (MAX_LEVERAGE - 1):.2f} {rules.quote_asset} of collateral",
+            )
+
+    class Borrowed(Aggregate.Event):
+        asset: str
+        amount: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.free[self.asset] = aggregate.free.get(self.asset, Decimal(0)) + self.amount
+            aggregate.borrowed[self.asset] = (
+                aggregate.borrowed.get(self.asset, Decimal(0)) + self.amount
+            )
+
+    class Repaid(Aggregate.Event):
+        asset: str
+        amount: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.free[self.asset] -= self.amount
+            aggregate.borrowed[self.asset] -= self.amount
+
+    def borrow(
+        self, asset: str, amount: Decimal, rules: SymbolRules, price: Decimal, now: datetime
+    ) -> None:
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidInput("amount", "must be a positive number")
+        self._check_leverage({asset: amount}, rules, price)
+        self.trigger_event(self.Borrowed, timestamp=now, asset=asset, amount=amount)
+
+    def repay(self, asset: str, amount: Decimal, now: datetime) -> None:
+        owed = self.borrowed.get(asset, Decimal(0))
+        if not amount.is_finite() or amount <= 0 or amount > owed:
+            raise InvalidInput("amount", f"must be above 0 and at most the {owed} {asset} owed")
+        self._require(asset, amount, Decimal(0))
+        self.trigger_event(self.Repaid, timestamp=now, asset=asset, amount=amount)
 
     def _require(self, asset: str, amount: Decimal, credit: Decimal) -> None:
         available = self.free.get(asset, Decimal(0)) + credit
@@ -325,7 +387,23 @@ class PaperExchange:
         return self._account(client_id).orders_filled
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
-        raise InvalidInput("margin", "paper margin borrows happen through MARGIN_BUY orders")
+        rules = self.symbol_rules(symbol)
+        price = self.price(rules.symbol)
+
+        def command() -> None:
+            paper = self._account(account.client_id)
+            paper.borrow(asset, amount, rules, price, self.clock.now())
+            self.store.save(paper)
+
+        retry_on_conflict(command)
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
-        raise InvalidInput("margin", "paper margin repays happen through AUTO_REPAY orders")
+        def command() -> None:
+            paper = self._account(account.client_id)
+            paper.repay(asset, amount, self.clock.now())
+            self.store.save(paper)
+
+        retry_on_conflict(command)
+
+    def borrowed(self, client_id: UUID) -> dict[str, Decimal]:
+        return {a: v for a, v in self._account(client_id).borrowed.items() if v}

@@ -163,3 +163,40 @@ def test_export_by_client_and_time_to_a_file(
     code, out, _ = run(capsys, env, "events", "export", "--since", "2100-01-01T00:00:00Z")
     assert code == 0 and out == ""
     assert run(capsys, env, "events", "export", "--client", "nobody@example.com")[0] == 2
+
+
+def test_paper_feed_replays_a_csv_and_a_seeded_walk(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], tmp_path: object
+) -> None:
+    prices = f"{tmp_path}/prices.csv"
+    with open(prices, "w", encoding="utf-8") as handle:
+        handle.write("price\n97000\n97250.5\n")
+    code, out, _ = run(capsys, env, "paper", "feed", "BTCUSDC", "--csv", prices, "--interval", "0")
+    assert code == 0
+    assert json.loads(out) == {"symbol": "BTCUSDC", "prices_set": 2, "last": "97250.50000000"}
+
+    code, out, _ = run(
+        capsys, env, "paper", "feed", "BTCUSDC", "--seed", "3", "--count", "4", "--interval", "0"
+    )
+    assert code == 0 and json.loads(out)["prices_set"] == 4
+
+
+def test_paper_balances_survive_a_restart(env: dict[str, str]) -> None:
+    from tests.factories import open_long, register
+
+    first = build_services(Settings.from_env(env))
+    try:
+        assert first.paper is not None
+        first.paper.set_price("BTCUSDC", Decimal(100000))
+        client_id, _ = register(first.ledger)
+        open_long(first.ledger, client_id)
+        before = first.exchange.balances(first.ledger.trading_account(client_id))
+    finally:
+        first.close()
+    restarted = build_services(Settings.from_env(env))
+    try:
+        after = restarted.exchange.balances(restarted.ledger.trading_account(client_id))
+    finally:
+        restarted.close()
+    assert after == before
+    assert after["BTC"].free == Decimal("0.004995")

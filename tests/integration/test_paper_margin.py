@@ -1,0 +1,61 @@
+"""Isolated margin on the paper exchange: borrowing up to 10x leverage, and repaying."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+
+from domain.errors import InsufficientBalance, InvalidInput
+from domain.market import OrderSide
+from domain.ports import MarginEffect, OrderRequest, TradingAccount
+from infra.bootstrap import Services
+
+
+def test_borrowing_is_capped_at_ten_times_leverage_and_repaid_in_full(services: Services) -> None:
+    paper = services.paper
+    assert paper is not None
+    account = TradingAccount(uuid4())  # 10000 USDC of collateral
+    paper.borrow(account, "BTCUSDC", "USDC", Decimal(90000))  # 9x borrowed: 10x exposure
+    assert paper.borrowed(account.client_id) == {"USDC": Decimal(90000)}
+    with pytest.raises(InsufficientBalance, match="Insufficient margin"):
+        paper.borrow(account, "BTCUSDC", "USDC", Decimal(1))
+
+    paper.repay(account, "BTCUSDC", "USDC", Decimal(90000))
+    assert paper.borrowed(account.client_id) == {}
+    assert paper.balances(account)["USDC"].free == Decimal(10000)
+    with pytest.raises(InvalidInput, match="owed"):
+        paper.repay(account, "BTCUSDC", "USDC", Decimal(1))
+
+
+def test_a_margin_sell_borrows_the_base_asset_and_the_buy_back_repays_it(
+    services: Services,
+) -> None:
+    paper = services.paper
+    assert paper is not None
+    account = TradingAccount(uuid4())
+    short = OrderRequest(
+        "BTCUSDC", OrderSide.SELL, "S1-1", quantity=Decimal("0.1"), margin=MarginEffect.MARGIN_BUY
+    )
+    paper.place_order(account, short)
+    assert paper.borrowed(account.client_id) == {"BTC": Decimal("0.1")}
+
+    cover = OrderRequest(
+        "BTCUSDC", OrderSide.BUY, "S1-2", quantity=Decimal("0.1"), margin=MarginEffect.AUTO_REPAY
+    )
+    paper.place_order(account, cover)
+    # The buy-back's fee was taken in BTC, so 0.0001 BTC of the loan is still owed.
+    assert paper.borrowed(account.client_id) == {"BTC": Decimal("0.0001")}
+
+
+def test_a_margin_order_beyond_ten_times_the_collateral_is_refused(services: Services) -> None:
+    paper = services.paper
+    assert paper is not None
+    account = TradingAccount(uuid4())
+    too_big = OrderRequest(
+        "BTCUSDC", OrderSide.SELL, "S2-1", quantity=Decimal("1.1"), margin=MarginEffect.MARGIN_BUY
+    )  # 110000 USDC of BTC borrowed against 10000
+    with pytest.raises(InsufficientBalance, match="Insufficient margin"):
+        paper.place_order(account, too_big)
+    assert paper.borrowed(account.client_id) == {}
