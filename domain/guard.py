@@ -34,6 +34,19 @@ from enum import Enum, StrEnum
 from domain.errors import InvalidInput
 from domain.trade_text import ExtractedParameters, extract_parameters, normalize
 
+__all__ = [
+    "ExtractedParameters",
+    "GuardReport",
+    "IntendedTrade",
+    "RiskLevel",
+    "Signal",
+    "SignalType",
+    "TradeRecord",
+    "analyze",
+    "extract_parameters",
+    "risk_level_for",
+]
+
 REVENGE_WINDOW = timedelta(minutes=30)
 LOSS_STREAK_LENGTH = 3
 HIGH_LEVERAGE = Decimal(10)
