@@ -48,7 +48,7 @@ from domain.ports import (
     TradingAccount,
 )
 from domain.position import ExitReason, Position, Status
-from domain.risk import PlanFacts, RiskContext, check_plan
+from domain.risk import PAUSED, PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
 from domain.store import EventStore, FirstThenFresh, retry_on_conflict
 
@@ -381,6 +381,9 @@ class Ledger:
 
         def submit() -> tuple[Position, str]:
             pos = self.position(client_id, position_id)
+            if pos.status is Status.VALIDATED and self.policy(client_id).paused:
+                # A pause recorded after VALIDATE still stops the entry.
+                raise RiskRuleViolated([PAUSED])
             order_id = pos.submit_entry(self.clock.now())
             self.store.save(pos)
             return pos, order_id

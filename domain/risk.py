@@ -8,6 +8,10 @@ from decimal import Decimal
 from domain.errors import CredentialsMissing, TradingDisabled, Violation
 from domain.market import Side, SymbolRules, floor_to_step
 
+PAUSED = Violation(
+    "policy_paused", "Trading is paused by the monthly drawdown rule; a review must resume it"
+)
+
 
 @dataclass(frozen=True)
 class PlanFacts:
@@ -84,12 +88,7 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
                 )
             )
     if ctx.paused:
-        found.append(
-            Violation(
-                "policy_paused",
-                "Trading is paused by the monthly drawdown rule; a review must resume it",
-            )
-        )
+        found.append(PAUSED)
     if not ctx.trading_enabled:
         found.append(Violation(TradingDisabled.code, TradingDisabled().message))
     if not ctx.credentials_ok:

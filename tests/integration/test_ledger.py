@@ -405,3 +405,16 @@ def test_a_protective_exit_is_not_blocked_by_a_paused_policy(services: Services)
     )
     assert closed.status is Status.CLOSED
     assert closed.exit_reason is ExitReason.STOP_LOSS
+
+
+def test_a_pause_recorded_after_validation_still_stops_the_entry(services: Services) -> None:
+    ledger = services.ledger
+    client_id, _ = register(ledger)
+    planned = ledger.plan_position(client_id, long_plan())
+    assert ledger.validate_position(client_id, planned.id).status is Status.VALIDATED
+    ledger.observe_drawdown(client_id, "2026-11", Decimal(4))
+
+    with pytest.raises(RiskRuleViolated, match="paused"):
+        ledger.execute_position(client_id, planned.id)
+    assert ledger.position(client_id, planned.id).status is Status.VALIDATED
+    assert services.paper is not None and services.paper.orders_filled(client_id) == 0
