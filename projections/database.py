@@ -1,0 +1,301 @@
+"""The read models' connections: the events' own database (SQLite file or PostgreSQL schema).
+
+Writers take the database's write lock up front (`BEGIN IMMEDIATE` on SQLite, the tracking
+row `FOR UPDATE` on PostgreSQL), so a projection's rows and its tracking position always
+commit together, and two runners can never apply the same batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from projections.tables import Codec, Column, Dialect, Kind, Table, create_table_sql, quote
+
+TRACKING = Table(
+    name="robson_projections",
+    columns=(
+        Column("name", Kind.TEXT),
+        Column("position", Kind.INT),
+        Column("updated_at", Kind.TIME),
+    ),
+    key=("name",),
+)
+SQLITE_BUSY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PostgresParams:
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+    schema: str
+
+
+@lru_cache(maxsize=512)
+def _sqlite_sql(statement: str) -> str:
+    return statement.replace("%s", "?")
+
+
+class Session:
+    """One connection in use: statements are written with %s placeholders on both dialects."""
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.dialect is Dialect.SQLITE:
+            cursor = self.raw.execute(_sqlite_sql(statement), tuple(params))
+            return list(cursor.fetchall())
+        with self.raw.cursor() as cursor:
+            cursor.execute(statement, tuple(params))
+            return list(cursor.fetchall()) if cursor.description is not None else []
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.dialect is Dialect.SQLITE:
+            self.raw.executemany(_sqlite_sql(statement), rows)
+            return
+        batch = list(rows)
+        if batch:
+            with self.raw.cursor() as cursor:
+                cursor.executemany(statement, batch)
+
+    def copy_in(
+        self, qualified: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Bulk load: COPY on PostgreSQL, executemany on SQLite."""
+        names = ", ".join(quote(c) for c in columns)
+        if self.dialect is Dialect.SQLITE:
+            marks = ", ".join("%s" for _ in columns)
+            self.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
+            return
+        with (
+            self.raw.cursor() as cursor,
+            cursor.copy(f"COPY {qualified} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+
+class ProjectionDatabase:
+    """Connections to the database holding the events, shared by the runner and the queries."""
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        *,
+        sqlite_path: Path | None = None,
+        postgres: PostgresParams | None = None,
+        pool_size: int = 4,
+    ) -> None:
+        self.dialect = dialect
+        self.sqlite_path = sqlite_path
+        self.postgres = postgres
+        self.schema = postgres.schema if postgres else None
+        self._pool_size = pool_size
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._pg_pool: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.tracking = Codec(TRACKING, dialect)
+
+    # --- naming ---
+
+    def qualified(self, physical: str) -> str:
+        if self.dialect is Dialect.POSTGRES:
+            assert self.schema is not None
+            return f"{quote(self.schema)}.{quote(physical)}"
+        return quote(physical)
+
+    # --- connections ---
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        assert self.sqlite_path is not None
+        conn = sqlite3.connect(
+            str(self.sqlite_path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=SQLITE_BUSY_SECONDS,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def _postgres_pool(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the projection database is closed")
+            if self._pg_pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pg_pool = ConnectionPool(
+                    kwargs=self.postgres_kwargs(),
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=False,
+                    timeout=30.0,
+                )
+                self._pg_pool.open(wait=True, timeout=30.0)
+            return self._pg_pool
+
+    def postgres_kwargs(self) -> dict[str, Any]:
+        params = self.postgres
+        assert params is not None
+        return {
+            "dbname": params.dbname,
+            "host": params.host,
+            "port": params.port,
+            "user": params.user,
+            "password": params.password,
+            "autocommit": True,
+            "options": "-c timezone=UTC",
+        }
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A connection in autocommit mode: each statement sees the latest commit."""
+        if self.dialect is Dialect.POSTGRES:
+            with self._postgres_pool().connection() as conn:
+                yield Session(conn, self.dialect)
+            return
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._sqlite_connect()
+        try:
+            yield Session(conn, self.dialect)
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        finally:
+            if self._closed or self._idle.qsize() >= self._pool_size:
+                conn.close()
+            else:
+                self._idle.put(conn)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self.session() as session:
+            if self.dialect is Dialect.POSTGRES:
+                with session.raw.transaction():
+                    yield session
+                return
+            session.raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield session
+            except BaseException:
+                session.raw.rollback()
+                raise
+            session.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pg_pool = self._pg_pool, None
+        if pool is not None:
+            pool.close()
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+
+    # --- tables ---
+
+    def create_tables(self, tables: Sequence[Table], names: Sequence[str]) -> None:
+        """Idempotent: every table, its indexes and a tracking row per projection name."""
+        with self.transaction() as tx:
+            for table in (TRACKING, *tables):
+                self.create_table(tx, table, table.name)
+                self.create_indexes(tx, table, table.name)
+            now = datetime.now(UTC)
+            for name in names:
+                tx.execute(
+                    f"INSERT INTO {self.qualified(TRACKING.name)} "
+                    "(name, position, updated_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    self.tracking.params({"name": name, "position": 0, "updated_at": now}),
+                )
+
+    def create_table(self, tx: Session, table: Table, physical: str) -> None:
+        tx.execute(create_table_sql(table, self.qualified(physical), self.dialect))
+
+    def create_indexes(self, tx: Session, table: Table, physical: str) -> None:
+        for columns in table.indexes:
+            cols = ", ".join(quote(c) for c in columns)
+            tx.execute(
+                f"CREATE INDEX IF NOT EXISTS {quote(table.index_name(physical, columns))} "
+                f"ON {self.qualified(physical)} ({cols})"
+            )
+
+    def drop_table(self, tx: Session, physical: str) -> None:
+        tx.execute(f"DROP TABLE IF EXISTS {self.qualified(physical)}")
+
+    def swap_in(self, tx: Session, table: Table, fresh: str) -> None:
+        """Replace `table` by the fresh copy inside the caller's transaction."""
+        self.drop_table(tx, table.name)
+        tx.execute(f"ALTER TABLE {self.qualified(fresh)} RENAME TO {quote(table.name)}")
+        if self.dialect is Dialect.POSTGRES:
+            assert self.schema is not None
+            tx.execute(
+                f"ALTER INDEX {quote(self.schema)}.{quote(fresh + '_pkey')} "
+                f"RENAME TO {quote(table.name + '_pkey')}"
+            )
+            for columns in table.indexes:
+                tx.execute(
+                    f"ALTER INDEX {quote(self.schema)}.{quote(table.index_name(fresh, columns))}"
+                    f" RENAME TO {quote(table.index_name(table.name, columns))}"
+                )
+        else:  # SQLite cannot rename an index: build it under its own name
+            for columns in table.indexes:
+                tx.execute(f"DROP INDEX IF EXISTS {quote(table.index_name(fresh, columns))}")
+            self.create_indexes(tx, table, table.name)
+
+    def dump(self, table: Table) -> list[tuple[Any, ...]]:
+        """Every row in key order, values in their Python types (tests compare these)."""
+        codec = Codec(table, self.dialect)
+        cols = ", ".join(quote(c) for c in table.column_names)
+        order = ", ".join(quote(k) for k in table.key)
+        with self.session() as s:
+            rows = s.execute(f"SELECT {cols} FROM {self.qualified(table.name)} ORDER BY {order}")
+        return [codec.values(r) for r in rows]
+
+    # --- tracking ---
+
+    def positions(self, names: Sequence[str]) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(f"SELECT name, position FROM {self.qualified(TRACKING.name)}")
+        found = {str(name): int(position) for name, position in rows}
+        return {name: found.get(name, 0) for name in names}
+
+    def lock_position(self, tx: Session, name: str) -> int | None:
+        """The projection's position, locked until the transaction ends (None: unknown)."""
+        lock = " FOR UPDATE" if self.dialect is Dialect.POSTGRES else ""
+        rows = tx.execute(
+            f"SELECT position FROM {self.qualified(TRACKING.name)} WHERE name = %s{lock}",
+            (name,),
+        )
+        return int(rows[0][0]) if rows else None
+
+    def set_position(self, tx: Session, name: str, position: int) -> None:
+        params = self.tracking.params(
+            {"name": name, "position": position, "updated_at": datetime.now(UTC)}
+        )
+        tx.execute(
+            f"INSERT INTO {self.qualified(TRACKING.name)} (name, position, updated_at) "
+            "VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE "
+            "SET position = excluded.position, updated_at = excluded.updated_at",
+            params,
+        )

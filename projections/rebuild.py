@@ -1,0 +1,345 @@
+"""Rebuild: fold the whole log into FRESH tables, then swap them in atomically.
+
+Queries keep answering from the old tables while the fresh ones are built. The fold is the
+live one (same handlers), run over rows kept in memory; the fresh tables are written in
+bulk (COPY on PostgreSQL, executemany on SQLite), and the swap renames them into place
+and sets the tracking position in one transaction, so a live runner simply continues.
+
+Projections share no rows, so a large rebuild folds groups of them in separate processes
+(each reads only the events its projections need); the parent swaps them all in at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from domain.store import EventStore
+from projections.catalog import select_projections
+from projections.database import PostgresParams, ProjectionDatabase
+from projections.events import (
+    FastDecoder,
+    RawEvent,
+    count_events,
+    events_table,
+    stream_events,
+)
+from projections.projection import Handler, MemoryRows, Projection
+from projections.tables import Codec, Dialect, Table
+
+FRESH_SUFFIX = "_new"
+WRITE_CHUNK = 20_000  # rows per transaction on SQLite, so writers are not held up long
+SWAP_LOCK_TIMEOUT_SECONDS = 30
+PARALLEL_FROM_EVENTS = 200_000  # below this, starting processes costs more than it saves
+# What a worker needs to decode as the store does (and nothing else of its environment).
+MAPPER_SETTINGS = (
+    "TRANSCODER_TOPIC",
+    "MAPPER_TOPIC",
+    "CIPHER_TOPIC",
+    "CIPHER_KEY",
+    "COMPRESSOR_TOPIC",
+)
+
+Progress = Callable[[int, int, int], None]  # (position reached, target position, events read)
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    names: tuple[str, ...]
+    position: int  # the log position the fresh tables were built to
+    events_read: int  # events the projections needed (others are not read at all)
+    rows: int
+    seconds: float
+    processes: int = 1  # how many processes folded the log
+
+    @property
+    def events_per_second(self) -> float:
+        """Log positions covered per second (the log's events, read or skipped)."""
+        return self.position / self.seconds if self.seconds > 0 else 0.0
+
+
+def rebuild(
+    database: ProjectionDatabase,
+    store: EventStore,
+    projections: Sequence[Projection],
+    *,
+    progress: Progress | None = None,
+    processes: int | None = None,
+) -> RebuildReport:
+    """Rebuild `projections` to the log's current end; `processes` defaults by log size."""
+    began = time.perf_counter()
+    target = store.recorder.max_notification_id() or 0
+    tables = [t for p in projections for t in p.tables]
+    if processes is None:
+        processes = min(os.cpu_count() or 1, 2) if target >= PARALLEL_FROM_EVENTS else 1
+    groups = split(projections, processes)
+    _create_fresh(database, tables)
+    try:
+        if len(groups) == 1:
+            read, rows = build(database, store, events_table(store), projections, target, progress)
+        else:
+            read, rows = _build_in_processes(database, store, groups, target, progress)
+        _swap(database, projections, target)
+    except BaseException:
+        _drop_fresh(database, tables)
+        raise
+    return RebuildReport(
+        names=tuple(p.name for p in projections),
+        position=target,
+        events_read=read,
+        rows=rows,
+        seconds=time.perf_counter() - began,
+        processes=len(groups),
+    )
+
+
+def fresh_name(table: Table) -> str:
+    return table.name + FRESH_SUFFIX
+
+
+def split(projections: Sequence[Projection], groups: int) -> list[list[Projection]]:
+    """At most `groups` groups of about equal work (the heaviest first, each to the lightest)."""
+    found: list[list[Projection]] = [[] for _ in range(max(1, min(groups, len(projections))))]
+    loads = [0] * len(found)
+    for projection in sorted(projections, key=lambda p: -p.cost):
+        lightest = loads.index(min(loads))
+        found[lightest].append(projection)
+        loads[lightest] += projection.cost
+    return [group for group in found if group]
+
+
+def build(
+    database: ProjectionDatabase,
+    store: EventStore,
+    table_name: str,
+    projections: Sequence[Projection],
+    target: int,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    """Fold the log into memory and write the fresh tables; returns (events read, rows)."""
+    memory, read = _fold(database, store, table_name, projections, target, progress)
+    return read, _write_fresh(database, projections, memory)
+
+
+def _create_fresh(database: ProjectionDatabase, tables: Sequence[Table]) -> None:
+    with database.transaction() as tx:
+        for table in tables:
+            database.drop_table(tx, fresh_name(table))  # left by a rebuild that crashed
+            database.create_table(tx, table, fresh_name(table))
+
+
+def _drop_fresh(database: ProjectionDatabase, tables: Sequence[Table]) -> None:
+    with database.transaction() as tx:
+        for table in tables:
+            database.drop_table(tx, fresh_name(table))
+
+
+def _fold(
+    database: ProjectionDatabase,
+    store: EventStore,
+    table_name: str,
+    projections: Sequence[Projection],
+    target: int,
+    progress: Progress | None,
+) -> tuple[dict[str, MemoryRows], int]:
+    memory = {p.name: MemoryRows(p.tables) for p in projections}
+    by_topic: dict[str, list[tuple[Handler, MemoryRows]]] = {}
+    reads: dict[str, list[str]] = {}
+    for projection in projections:
+        for topic, fields in projection.reads.items():
+            handler = projection.handler_for(topic)
+            by_topic.setdefault(topic, []).append((handler, memory[projection.name]))
+            reads.setdefault(topic, []).extend(fields)
+    decode = FastDecoder(store, reads)
+    read = 0
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new rows and no cycles: the collector would only rescan them
+    try:
+        for chunk in prefetched(stream_events(database, table_name, by_topic, 0, target)):
+            for notification_id, originator_id, topic, state in chunk:
+                event = decode(topic, originator_id, state)
+                for handler, rows in by_topic[topic]:
+                    handler(event, notification_id, rows)
+            read += len(chunk)
+            if progress is not None:
+                progress(chunk[-1][0], target, read)
+    finally:
+        if collecting:
+            gc.enable()
+    if progress is not None:
+        progress(target, target, read)
+    return memory, read
+
+
+def prefetched(
+    chunks: Generator[list[RawEvent], None, None], depth: int = 4
+) -> Iterator[list[RawEvent]]:
+    """Read the next chunks in a thread while this one is folded (the database works meanwhile)."""
+    ready: queue.Queue[list[RawEvent] | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            ready.put(None)
+        except BaseException as error:
+            ready.put(error)
+        finally:
+            chunks.close()
+
+    reader = threading.Thread(target=read, name="rebuild-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
+
+
+def _write_fresh(
+    database: ProjectionDatabase, projections: Sequence[Projection], memory: dict[str, MemoryRows]
+) -> int:
+    written = 0
+    for projection in projections:
+        for table in projection.tables:
+            codec = Codec(table, database.dialect)
+            rows = memory[projection.name].rows(table)
+            params = (codec.params(row) for row in rows)
+            qualified = database.qualified(fresh_name(table))
+            if database.dialect is Dialect.POSTGRES:
+                with database.transaction() as tx:
+                    tx.copy_in(qualified, table.column_names, params)
+                    database.create_indexes(tx, table, fresh_name(table))
+            else:
+                while chunk := list(islice(params, WRITE_CHUNK)):
+                    with database.transaction() as tx:
+                        tx.copy_in(qualified, table.column_names, chunk)
+            written += memory[projection.name].count(table)
+    return written
+
+
+def _swap(database: ProjectionDatabase, projections: Sequence[Projection], target: int) -> None:
+    with database.transaction() as tx:
+        if database.dialect is Dialect.POSTGRES:
+            # Renames wait for running queries, and new queries wait behind the renames:
+            # give up (the old tables stay) rather than stall every reader behind a slow one.
+            tx.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_SECONDS}s'")
+        for projection in projections:
+            database.lock_position(tx, projection.name)  # waits for a live batch to commit
+        for projection in projections:
+            for table in projection.tables:
+                database.swap_in(tx, table, fresh_name(table))
+            database.set_position(tx, projection.name, target)
+
+
+# --- several processes ---
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What a process needs to build some projections' fresh tables (it is pickled)."""
+
+    slot: int
+    names: tuple[str, ...]
+    dialect: Dialect
+    sqlite_path: Path | None
+    postgres: PostgresParams | None
+    mapper_env: dict[str, str]
+    events_table: str
+    target: int
+
+
+_shared: tuple[Any, Any] = ((), ())  # per-process (positions, events read), one slot per group
+
+
+def _share(positions: Any, reads: Any) -> None:
+    global _shared
+    _shared = (positions, reads)
+
+
+def _build_group(group: _Group) -> tuple[int, int]:
+    """Runs in a worker process: one group's projections, folded and written."""
+    positions, reads = _shared
+
+    def report(position: int, target: int, read: int) -> None:
+        positions[group.slot] = position
+        reads[group.slot] = read
+
+    database = ProjectionDatabase(
+        group.dialect, sqlite_path=group.sqlite_path, postgres=group.postgres, pool_size=2
+    )
+    mapper_only = EventStore(env={**group.mapper_env, "PERSISTENCE_MODULE": "eventsourcing.popo"})
+    try:
+        projections = select_projections(group.names)
+        return build(database, mapper_only, group.events_table, projections, group.target, report)
+    finally:
+        database.close()
+        mapper_only.close()
+
+
+def _build_in_processes(
+    database: ProjectionDatabase,
+    store: EventStore,
+    groups: list[list[Projection]],
+    target: int,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+    positions = context.Array("q", len(groups), lock=False)
+    reads = context.Array("q", len(groups), lock=False)
+    mapper_env = {k: v for k, v in store.env.items() if k.endswith(MAPPER_SETTINGS)}
+    jobs = [
+        _Group(
+            slot,
+            tuple(p.name for p in group),
+            database.dialect,
+            database.sqlite_path,
+            database.postgres,
+            mapper_env,
+            events_table(store),
+            target,
+        )
+        for slot, group in enumerate(groups)
+    ]
+    with ProcessPoolExecutor(
+        len(jobs), mp_context=context, initializer=_share, initargs=(positions, reads)
+    ) as pool:
+        futures: list[Future[tuple[int, int]]] = [pool.submit(_build_group, j) for j in jobs]
+        topics = {t for group in groups for p in group for t in p.topics}
+        needed = count_events(database, events_table(store), topics, target)  # meanwhile
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # a failed group fails the rebuild now
+            if progress is not None:
+                progress(min(positions), target, sum(reads))
+        results = [f.result() for f in futures]
+    if progress is not None:
+        progress(target, target, needed)
+    return needed, sum(rows for _, rows in results)  # events shared by groups count once

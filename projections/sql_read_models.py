@@ -1,0 +1,247 @@
+"""`ReadModels` over the projection tables: what the API, the workers and the rules query."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.store import EventStore
+from projections.catalog import all_projections
+from projections.database import ProjectionDatabase
+from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
+from projections.events import events_table
+from projections.pnl import PNL_PERIODS, periods_with_cumulative
+from projections.positions import OPEN_STATUSES, POSITIONS, in_shard, position_row
+from projections.projection import Projection
+from projections.read_models import (
+    DrawdownRow,
+    Period,
+    PeriodPnl,
+    PnlOverall,
+    PositionRow,
+    ProjectionStatus,
+    TradeRow,
+    TradeSummary,
+)
+from projections.tables import Codec, Dialect, Row, Table, quote
+from projections.trade_history import TRADES, summarise, trade_row
+
+WAIT_POLL_SECONDS = 0.01
+
+
+class SqlReadModels:
+    """Reads only projection tables (never aggregates); tenant-scoped by `client_id`."""
+
+    def __init__(
+        self,
+        database: ProjectionDatabase,
+        store: EventStore,
+        projections: Sequence[Projection] | None = None,
+    ) -> None:
+        self.database = database
+        self.store = store
+        projections = projections if projections is not None else all_projections()
+        self.names = tuple(p.name for p in projections)
+        self._codecs: dict[str, Codec] = {}
+
+    def close(self) -> None:
+        self.database.close()
+
+    # --- helpers ---
+
+    def _codec(self, table: Table) -> Codec:
+        codec = self._codecs.get(table.name)
+        if codec is None:
+            codec = self._codecs[table.name] = Codec(table, self.database.dialect)
+        return codec
+
+    def _select(self, table: Table, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
+        codec = self._codec(table)
+        cols = ", ".join(quote(c) for c in table.column_names)
+        with self.database.session() as s:
+            found = s.execute(
+                f"SELECT {cols} FROM {self.database.qualified(table.name)} WHERE {where} {tail}",
+                params,
+            )
+        return [codec.row(r) for r in found]
+
+    def _p(self, table: Table, column: str, value: Any) -> Any:
+        return self._codec(table).param(column, value)
+
+    # --- trades and P&L ---
+
+    def trade_history(
+        self, client_id: UUID, since: datetime | None = None, limit: int = 100
+    ) -> list[TradeRow]:
+        """Most recent first: closed trades by exit time, open remainders by entry time."""
+        where, params = self._trades_where(client_id, since)
+        tail = 'ORDER BY "activity_time" DESC, "position_id", "exit_sequence" LIMIT %s'
+        return [trade_row(r) for r in self._select(TRADES, where, [*params, limit], tail)]
+
+    def trade_summary(self, client_id: UUID, since: datetime | None = None) -> TradeSummary:
+        where, params = self._trades_where(client_id, since)
+        return summarise([trade_row(r) for r in self._select(TRADES, where, params)])
+
+    def _trades_where(self, client_id: UUID, since: datetime | None) -> tuple[str, list[Any]]:
+        params = [self._p(TRADES, "client_id", client_id)]
+        if since is None:
+            return '"client_id" = %s', params
+        params += [self._p(TRADES, "is_closed", False), self._p(TRADES, "exit_time", since)]
+        return '"client_id" = %s AND ("is_closed" = %s OR "exit_time" >= %s)', params
+
+    def pnl_by_period(
+        self, client_id: UUID, period: Period, limit: int = 12
+    ) -> tuple[list[PeriodPnl], PnlOverall]:
+        rows = self._select(
+            PNL_PERIODS,
+            '"client_id" = %s AND "period_type" = %s',
+            [self._p(PNL_PERIODS, "client_id", client_id), period.value],
+            'ORDER BY "period"',
+        )
+        return periods_with_cumulative(
+            [
+                (r["period"], r["pnl"], r["trades"], r["winners"], r["losers"], r["volume"])
+                for r in rows
+            ],
+            limit,
+        )
+
+    # --- drawdown ---
+
+    def drawdown(
+        self, client_id: UUID, month: str, prices: Mapping[str, Decimal] | None = None
+    ) -> DrawdownRow | None:
+        """The month's drawdown now: open positions at `prices` (default: last paper prices)."""
+        found = self.tenant_drawdowns(month, prices, client_id)
+        return found[0].row if found else None
+
+    def tenant_drawdowns(
+        self,
+        month: str,
+        prices: Mapping[str, Decimal] | None = None,
+        client_id: UUID | None = None,
+    ) -> list[TenantDrawdown]:
+        """Every tenant's (or one tenant's) drawdown for `month`, with its limit and history."""
+        where, params = "1 = 1", []
+        if client_id is not None:
+            where, params = '"client_id" = %s', [self._p(POLICIES, "client_id", client_id)]
+        policies = self._select(POLICIES, where, params)
+        if not policies:
+            return []
+        months = {
+            r["client_id"]: r
+            for r in self._select(DRAWDOWN_MONTHS, f'{where} AND "month" = %s', [*params, month])
+        }
+        open_by_client: dict[UUID, list[Row]] = {}
+        one = ' AND "client_id" = %s' if client_id is not None else ""
+        open_where = '"status" IN (%s, %s)' + one
+        for row in self._select(POSITIONS, open_where, [*OPEN_STATUSES, *params]):
+            open_by_client.setdefault(row["client_id"], []).append(row)
+        if prices is None:
+            prices = self.last_prices()
+        return [
+            tenant_drawdown(
+                policy,
+                month,
+                months.get(policy["client_id"]),
+                open_by_client.get(policy["client_id"], []),
+                prices,
+            )
+            for policy in sorted(policies, key=lambda p: str(p["client_id"]))
+        ]
+
+    def last_prices(self) -> dict[str, Decimal]:
+        return {r["symbol"]: r["price"] for r in self._select(PRICES, "1 = 1", [])}
+
+    # --- positions ---
+
+    def positions(
+        self, client_id: UUID, status: str | None = None, limit: int = 500
+    ) -> list[PositionRow]:
+        where = '"client_id" = %s' + (' AND "status" = %s' if status else "")
+        params: list[Any] = [self._p(POSITIONS, "client_id", client_id)]
+        if status:
+            params.append(status)
+        tail = 'ORDER BY "planned_at" DESC, "position_id" LIMIT %s'
+        return [position_row(r) for r in self._select(POSITIONS, where, [*params, limit], tail)]
+
+    def position(self, client_id: UUID, position_id: UUID) -> PositionRow | None:
+        rows = self._select(
+            POSITIONS,
+            '"position_id" = %s AND "client_id" = %s',
+            [
+                self._p(POSITIONS, "position_id", position_id),
+                self._p(POSITIONS, "client_id", client_id),
+            ],
+        )
+        return position_row(rows[0]) if rows else None
+
+    def open_positions(
+        self, symbol: str | None = None, shard: tuple[int, int] | None = None
+    ) -> list[PositionRow]:
+        """Open or closing positions of every tenant (what the workers watch)."""
+        where = '"status" IN (%s, %s)' + (' AND "symbol" = %s' if symbol else "")
+        params = [*OPEN_STATUSES, *([symbol] if symbol else [])]
+        rows = self._select(POSITIONS, where, params, 'ORDER BY "planned_at", "position_id"')
+        return [position_row(r) for r in rows if in_shard(r["client_id"], shard)]
+
+    # --- operation ---
+
+    def log_position(self) -> int:
+        return self.store.recorder.max_notification_id() or 0
+
+    def status(self) -> list[ProjectionStatus]:
+        """Position, and lag in events and in event time (seconds), per projection."""
+        positions = self.database.positions(self.names)
+        head = self.log_position()
+        times: dict[int, datetime | None] = {}
+        statuses = []
+        for name in self.names:
+            position = positions[name]
+            lag_events = self._events_after(position) if position < head else 0
+            lag = Decimal(0)
+            if lag_events:
+                newest = self._event_time(head, times)
+                applied = self._event_time(position, times)
+                if newest is not None and applied is not None and newest > applied:
+                    lag = _seconds(newest - applied)
+            statuses.append(ProjectionStatus(name, position, lag_events, lag))
+        return statuses
+
+    def _events_after(self, position: int) -> int:
+        table = self.database.qualified(events_table(self.store))
+        column = "rowid" if self.database.dialect is Dialect.SQLITE else "notification_id"
+        with self.database.session() as s:
+            rows = s.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} > %s", (position,))
+        return int(rows[0][0])
+
+    def _event_time(self, position: int, cache: dict[int, datetime | None]) -> datetime | None:
+        """Time of the event at `position` (or the first one after it)."""
+        if position not in cache:
+            found = self.store.recorder.select_notifications(start=position, limit=1)
+            moment = None
+            if found:
+                moment = getattr(self.store.mapper.to_domain_event(found[0]), "timestamp", None)
+            cache[position] = moment
+        return cache[position]
+
+    def wait_for(self, notification_id: int, timeout: float = 5.0) -> bool:
+        """Block until every projection has applied `notification_id` (read-your-writes)."""
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while True:
+            if min(self.database.positions(self.names).values()) >= notification_id:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            pause.wait(WAIT_POLL_SECONDS)
+
+
+def _seconds(elapsed: timedelta) -> Decimal:
+    micros = (elapsed.days * 86_400 + elapsed.seconds) * 1_000_000 + elapsed.microseconds
+    return (Decimal(micros) / Decimal(1_000_000)).quantize(Decimal("0.001"))

@@ -1,0 +1,183 @@
+"""Read-model tables described once, stored the same way on SQLite and PostgreSQL.
+
+Money and quantities are exact: NUMERIC on PostgreSQL, the Decimal's string on SQLite.
+Times are UTC: timestamptz on PostgreSQL, a fixed-width ISO string on SQLite (so it sorts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from operator import itemgetter
+from typing import Any
+from uuid import UUID
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+
+
+class Kind(Enum):
+    UUID = "uuid"
+    TEXT = "text"
+    MONEY = "money"  # any exact decimal: prices, quantities, P&L, percentages
+    INT = "int"
+    BOOL = "bool"
+    TIME = "time"
+
+
+class Dialect(Enum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+_DDL_TYPES: dict[Dialect, dict[Kind, str]] = {
+    Dialect.POSTGRES: {
+        Kind.UUID: "uuid",
+        Kind.TEXT: "text",
+        Kind.MONEY: "numeric",
+        Kind.INT: "bigint",
+        Kind.BOOL: "boolean",
+        Kind.TIME: "timestamptz",
+    },
+    Dialect.SQLITE: {
+        Kind.UUID: "TEXT",
+        Kind.TEXT: "TEXT",
+        Kind.MONEY: "TEXT",
+        Kind.INT: "INTEGER",
+        Kind.BOOL: "INTEGER",
+        Kind.TIME: "TEXT",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's logical name, columns, primary key and secondary indexes."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def key_of(self, row: Row) -> Key:
+        if len(self.key) == 1:
+            return (row[self.key[0]],)
+        return tuple(row[name] for name in self.key)
+
+    def index_name(self, physical: str, columns: Sequence[str]) -> str:
+        return f"{physical}__{'_'.join(columns)}__idx"
+
+
+def quote(identifier: str) -> str:
+    """A quoted SQL identifier (names come from code, never from input)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def create_table_sql(table: Table, qualified: str, dialect: Dialect) -> str:
+    types = _DDL_TYPES[dialect]
+    columns = ", ".join(
+        f"{quote(c.name)} {types[c.kind]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+    )
+    key = ", ".join(quote(k) for k in table.key)
+    return f"CREATE TABLE IF NOT EXISTS {qualified} ({columns}, PRIMARY KEY ({key}))"
+
+
+# --- values in and out of each dialect ---
+
+
+def time_text(moment: datetime) -> str:
+    """Fixed-width UTC text: lexical order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _to_sqlite(kind: Kind) -> Callable[[Any], Any]:
+    if kind is Kind.UUID:
+        return str
+    if kind is Kind.MONEY:
+        return str
+    if kind is Kind.TIME:
+        return time_text
+    if kind is Kind.BOOL:
+        return int
+    return _same
+
+
+def _from_sqlite(kind: Kind) -> Callable[[Any], Any]:
+    if kind is Kind.UUID:
+        return UUID
+    if kind is Kind.MONEY:
+        return Decimal
+    if kind is Kind.TIME:
+        return datetime.fromisoformat
+    if kind is Kind.BOOL:
+        return bool
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Codec:
+    """Converts a table's rows to parameter tuples and result tuples back to rows."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        self.table = table
+        self.names = table.column_names
+        if dialect is Dialect.SQLITE:
+            self._out = tuple(_to_sqlite(c.kind) for c in table.columns)
+            self._in = tuple(_from_sqlite(c.kind) for c in table.columns)
+        else:
+            self._out = tuple(_same for _ in table.columns)
+            self._in = tuple(_same for _ in table.columns)
+        self._positions = {name: i for i, name in enumerate(self.names)}
+        self._key_out = tuple(self._out[self._positions[k]] for k in table.key)
+        self._pick = itemgetter(*self.names)
+        self._converted = tuple((i, out) for i, out in enumerate(self._out) if out is not _same)
+
+    def param(self, column: str, value: Any) -> Any:
+        """One value as a statement parameter for `column`."""
+        return None if value is None else self._out[self._positions[column]](value)
+
+    def params(self, row: Row) -> tuple[Any, ...]:
+        values: tuple[Any, ...] = self._pick(row)
+        if not self._converted:
+            return values
+        converted = list(values)
+        for i, out in self._converted:
+            if converted[i] is not None:
+                converted[i] = out(converted[i])
+        return tuple(converted)
+
+    def key_params(self, key: Key) -> tuple[Any, ...]:
+        return tuple(
+            None if value is None else out(value)
+            for value, out in zip(key, self._key_out, strict=True)
+        )
+
+    def row(self, values: Sequence[Any]) -> Row:
+        return {
+            name: None if value is None else load(value)
+            for name, value, load in zip(self.names, values, self._in, strict=True)
+        }
+
+    def values(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """A result tuple with every value in its Python type (for dumps and queries)."""
+        return tuple(
+            None if value is None else load(value)
+            for value, load in zip(values, self._in, strict=True)
+        )

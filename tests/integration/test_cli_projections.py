@@ -1,0 +1,92 @@
+"""`robson projections status | rebuild [NAME ...] | run`, against a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.bootstrap import Services
+from infra.cli import main
+from tests.factories import open_long, register
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], *argv: str
+) -> tuple[int, str, str]:
+    code = main(list(argv), env)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status_shows_position_and_lag_then_rebuild_catches_up(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], services: Services
+) -> None:
+    client_id, _ = register(services.ledger)
+    open_long(services.ledger, client_id)
+    head = services.read_models.log_position()
+
+    code, out, _ = run(capsys, env, "projections", "status")
+    assert code == 0
+    status = json.loads(out)
+    assert status["log_position"] == head
+    assert [p["name"] for p in status["projections"]] == ["positions", "trades", "pnl", "drawdown"]
+    assert all(p["position"] == 0 and p["lag_events"] == head for p in status["projections"])
+
+    code, out, err = run(capsys, env, "projections", "rebuild")
+    assert code == 0
+    assert out.startswith(f"rebuilt positions, trades, pnl, drawdown to event {head:,}: ")
+    assert "events/s" in out
+    assert err == ""  # the progress bar is drawn only on a terminal
+
+    code, out, _ = run(capsys, env, "projections", "status")
+    assert all(p["lag_events"] == 0 for p in json.loads(out)["projections"])
+    assert services.read_models.positions(client_id)[0].status == "open"
+
+
+def test_rebuild_takes_projection_names_and_refuses_unknown_ones(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    code, out, _ = run(capsys, env, "projections", "rebuild", "pnl", "trades")
+    assert code == 0 and out.startswith("rebuilt trades, pnl to event")
+
+    code, _, err = run(capsys, env, "projections", "rebuild", "positions", "nonsense")
+    assert code == 2
+    assert "unknown projection 'nonsense'" in err
+
+
+@pytest.mark.slow
+def test_run_follows_the_log_until_sigterm(env: dict[str, str], services: Services) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "projections", "run"],
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().startswith("following the event log")
+        client_id, _ = register(services.ledger)
+        position = open_long(services.ledger, client_id)
+
+        assert services.read_models.wait_for(services.read_models.log_position(), timeout=20)
+        row = services.read_models.position(client_id, position.id)
+        assert row is not None and row.status == "open"
+
+        follower.send_signal(signal.SIGTERM)
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0
+    assert out.startswith("stopped at event")
