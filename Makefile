@@ -18,7 +18,8 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/robson migrate
-	$(BIN)/robson demo
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m api.demo
+	$(BIN)/robson serve --host $(HOST) --port $(PORT)
 
 demo: install
 	$(BIN)/robson migrate

@@ -5,13 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from domain.assistant import Assistant, StatusReportingModel
 from domain.ledger import Ledger, TradingConfig
 from domain.ports import ApiCredentials, Clock, Exchange
 from domain.store import EventStore
 from infra.clock import SystemClock
+from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
 from infra.settings import ConfigurationError, Settings
 from infra.vault import FernetVault, vault_from
+from projections.catalog import PROJECTION_NAMES, all_tables
+from projections.database import PostgresParams, ProjectionDatabase
+from projections.runner import ProjectionRunner
+from projections.sql_read_models import SqlReadModels
+from projections.tables import Dialect
 
 
 @dataclass
@@ -23,8 +30,14 @@ class Services:
     paper: PaperExchange | None
     vault: FernetVault
     clock: Clock
+    read_models: SqlReadModels  # queries over the projection tables
+    projections: ProjectionRunner  # keeps them up to date: start() follows the log
+    assistant: Assistant  # the AI chat (Groq through the ChatModel port) and its fallback
 
     def close(self) -> None:
+        self.assistant.model.close()
+        self.projections.stop()
+        self.read_models.close()
         self.store.close()
 
 
@@ -104,7 +117,54 @@ def migrate(settings: Settings) -> None:
         assert settings.database_url is not None
         _create_schema(postgres_target(settings.database_url))
     store = open_store(settings, create_tables=True)
-    store.close()
+    try:
+        from api.rate_limit import create_rate_limit_table
+
+        create_rate_limit_table(store)  # the API's per-token counters, shared by replicas
+    finally:
+        store.close()
+    _create_projection_tables(settings)
+    _create_query_indexes(settings)
+
+
+# Trade history reads one tenant's trades closed since a moment, or still open: with these
+# the planner ORs two short index ranges instead of scanning all of the tenant's trades.
+# Named like each table's own indexes, so declaring them there later changes nothing; a
+# projection rebuild drops them until the next `robson migrate`.
+QUERY_INDEXES = (("client_id", "exit_time"), ("client_id", "is_closed"))
+
+
+def _create_query_indexes(settings: Settings) -> None:
+    from dataclasses import replace
+
+    from projections.trade_history import TRADES
+
+    database = projection_database(settings)
+    try:
+        with database.transaction() as tx:
+            database.create_indexes(tx, replace(TRADES, indexes=QUERY_INDEXES), TRADES.name)
+    finally:
+        database.close()
+
+
+def _create_projection_tables(settings: Settings) -> None:
+    database = projection_database(settings)
+    try:
+        database.create_tables(all_tables(), PROJECTION_NAMES)
+    finally:
+        database.close()
+
+
+def projection_database(settings: Settings) -> ProjectionDatabase:
+    """The read models live in the events' own database (same file, same schema)."""
+    if settings.is_postgres:
+        assert settings.database_url is not None
+        target = postgres_target(settings.database_url)
+        params = PostgresParams(
+            target.dbname, target.host, target.port, target.user, target.password, target.schema
+        )
+        return ProjectionDatabase(Dialect.POSTGRES, postgres=params)
+    return ProjectionDatabase(Dialect.SQLITE, sqlite_path=settings.sqlite_path)
 
 
 def _create_schema(target: PostgresTarget) -> None:
@@ -129,6 +189,7 @@ def build_services(
     *,
     clock: Clock | None = None,
     exchange: Exchange | None = None,
+    chat_model: StatusReportingModel | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     vault = vault_from(settings)
@@ -154,7 +215,16 @@ def build_services(
             trading_enabled=settings.trading_enabled, operator_credentials=operator_keys
         ),
     )
-    return Services(settings, store, ledger, exchange, paper, vault, clock)
+    projection_db = projection_database(settings)
+    read_models = SqlReadModels(projection_db, store)
+    runner = ProjectionRunner(projection_db, store)
+    model = chat_model or GroqChatModel(
+        settings.groq_api_key, model=settings.ai_model, max_tokens=settings.ai_max_tokens
+    )
+    assistant = Assistant(ledger, read_models, model, store)
+    return Services(
+        settings, store, ledger, exchange, paper, vault, clock, read_models, runner, assistant
+    )
 
 
 def _binance(settings: Settings) -> Exchange:

@@ -25,6 +25,9 @@ from infra.price_feed import csv_replay, feed, random_walk
 from infra.settings import ConfigurationError, Settings
 from infra.vault import VaultError
 from projections.audit import ExportFilter, export_events, to_ndjson
+from projections.catalog import PROJECTION_NAMES, select_projections
+from projections.progress import TerminalProgress
+from projections.rebuild import rebuild
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
 
@@ -182,6 +185,137 @@ def cmd_events_export(args: argparse.Namespace, settings: Settings, out: TextIO)
     return _with_services(settings, body)
 
 
+def cmd_projections_status(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    def body(s: Services) -> int:
+        statuses = s.read_models.status()
+        _print(
+            out,
+            {
+                "log_position": s.read_models.log_position(),
+                "projections": [
+                    {
+                        "name": status.name,
+                        "position": status.position,
+                        "lag_events": status.lag_events,
+                        "lag_seconds": str(status.lag_seconds),
+                    }
+                    for status in statuses
+                ],
+            },
+        )
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Build FRESH tables from event 1 and swap them in; queries keep answering meanwhile."""
+
+    unknown = [name for name in args.names if name not in PROJECTION_NAMES]
+    if unknown:
+        known = ", ".join(PROJECTION_NAMES)
+        raise DomainError(f"unknown projection {unknown[0]!r}; known: {known}")
+
+    def body(s: Services) -> int:
+        projections = select_projections(args.names)
+        progress = TerminalProgress(sys.stderr)
+        report = rebuild(s.read_models.database, s.store, projections, progress=progress)
+        out.write(
+            f"rebuilt {', '.join(report.names)} to event {report.position:,}: "
+            f"{report.events_read:,} events read, {report.rows:,} rows, "
+            f"{report.seconds:.1f} s, {report.events_per_second:,.0f} events/s\n"
+        )
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_projections_run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Follow the event log until SIGTERM or SIGINT."""
+
+    def body(s: Services) -> int:
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        s.projections.start()
+        out.write("following the event log; stop with SIGTERM or Ctrl-C\n")
+        out.flush()
+        stop.wait()
+        s.projections.stop()
+        out.write(f"stopped at event {min(x.position for x in s.read_models.status()):,}\n")
+        return 0
+
+    return _with_services(settings, body)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """The HTTP API under uvicorn, with the projection runner (and the workers unless told not)."""
+    from api.serve import serve
+
+    return serve(settings, args.host, args.port, workers=not args.no_workers, out=out)
+
+
+def _jobs(text: str) -> frozenset[Any]:
+    from workers.jobs import parse_jobs
+
+    try:
+        return parse_jobs(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from workers.jobs import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _seconds(text: str) -> float:
+    value = _decimal(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return float(value)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Stop-loss / take-profit, trailing stop and reconciliation every ROBSON_POLL_SECONDS,
+    one JSON line per action; SIGTERM or SIGINT finishes the current tick and exits 0."""
+    from datetime import timedelta
+
+    from workers.jobs import Action
+    from workers.worker import Worker
+
+    def report(action: Action) -> None:
+        out.write(json.dumps(action.as_json()) + "\n")
+        out.flush()
+
+    def body(s: Services) -> int:
+        worker = Worker.from_services(
+            s,
+            jobs=args.jobs,
+            shard=args.shard,
+            dry_run=args.dry_run,
+            reconcile_grace=timedelta(seconds=args.reconcile_grace),
+            report=report,
+        )
+        if args.once:
+            worker.run_once()
+            return 0
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: worker.request_stop())
+        log = logging.getLogger("robson.worker")
+        jobs = ",".join(sorted(job.value for job in worker.jobs))
+        log.info("worker started: jobs=%s shard=%s poll=%ss", jobs, args.shard, worker.poll_seconds)
+        worker.run()
+        log.info("worker stopped after %s ticks", worker.metrics.ticks)
+        return 0
+
+    return _with_services(settings, body)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """Plan, validate, execute and close one position on the paper exchange."""
     if settings.exchange != "paper":
@@ -272,6 +406,54 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--until", type=_moment, help="ISO time (inclusive)")
     export.add_argument("--output", metavar="FILE")
     export.set_defaults(handler=cmd_events_export)
+
+    projections = commands.add_parser("projections", help="the read models")
+    projection_cmds = projections.add_subparsers(dest="projections_command", required=True)
+    projection_cmds.add_parser(
+        "status", help="position and lag (events, seconds) of each projection"
+    ).set_defaults(handler=cmd_projections_status)
+    rebuild_cmd = projection_cmds.add_parser(
+        "rebuild", help="rebuild into fresh tables from event 1, then swap them in"
+    )
+    rebuild_cmd.add_argument("names", nargs="*", metavar="NAME", help=", ".join(PROJECTION_NAMES))
+    rebuild_cmd.set_defaults(handler=cmd_projections_rebuild)
+    projection_cmds.add_parser(
+        "run", help="follow the event log until SIGTERM/SIGINT"
+    ).set_defaults(handler=cmd_projections_run)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (and the workers)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--no-workers", action="store_true", help="API and projections only")
+    serve.set_defaults(handler=cmd_serve)
+
+    from domain.ledger import RECONCILE_GRACE
+    from workers.jobs import ALL_JOBS, Job
+
+    worker = commands.add_parser("worker", help="stop monitor, trailing stop, reconciliation")
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.add_argument(
+        "--jobs", type=_jobs, default=ALL_JOBS, help="any of stops,trailing,reconcile (all)"
+    )
+    worker.set_defaults(handler=cmd_worker)
+    monitor = commands.add_parser("monitor-stops", help="one stop-loss / take-profit pass")
+    monitor.set_defaults(handler=cmd_worker, once=True, jobs=frozenset({Job.STOPS, Job.RECONCILE}))
+    trailing = commands.add_parser("adjust-trailing-stops", help="one trailing stop pass")
+    trailing.set_defaults(handler=cmd_worker, once=True, jobs=frozenset({Job.TRAILING}))
+    for command in (worker, monitor, trailing):
+        command.add_argument(
+            "--dry-run", action="store_true", help="print what would be done; do nothing"
+        )
+        command.add_argument(
+            "--shard", type=_shard, metavar="I/N", help="only tenants whose client id %% N == I"
+        )
+        command.add_argument(
+            "--reconcile-grace",
+            type=_seconds,
+            default=RECONCILE_GRACE.total_seconds(),
+            metavar="SECONDS",
+            help="how long an order may be in flight before reconciliation takes it over",
+        )
 
     commands.add_parser("demo", help="one position, end to end, on paper").set_defaults(
         handler=cmd_demo

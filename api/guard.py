@@ -1,0 +1,89 @@
+"""The emotional-trading guard: a trade request scored for FOMO, revenge trading and
+overconfidence, against the tenant's own recent trades."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from api.operations import Call, Operation, Reply
+from api.schemas import Input, Output, Price, Quantity, Symbol
+from domain.assistant_context import guard_document
+from domain.conversation import MAX_MESSAGE_CHARS, checked_message
+from domain.guard import IntendedTrade
+
+Leverage = Annotated[Decimal, Field(gt=0, le=125, allow_inf_nan=False, decimal_places=2)]
+RiskPercent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False, decimal_places=4)]
+_SIDES = {"LONG": "LONG", "BUY": "LONG", "SHORT": "SHORT", "SELL": "SHORT"}
+
+
+class TradeInput(Input):
+    symbol: Symbol | None = None
+    side: Literal["LONG", "SHORT", "BUY", "SELL"] | None = None
+    entry_price: Price | None = None
+    stop_price: Price | None = None
+    target_price: Price | None = None
+    leverage: Leverage | None = None
+    quantity: Quantity | None = None
+    risk_percent: RiskPercent | None = None
+
+    def intended(self) -> IntendedTrade:
+        return IntendedTrade(
+            symbol=self.symbol.upper() if self.symbol else None,
+            side=_SIDES[self.side] if self.side else None,
+            entry_price=self.entry_price,
+            stop_price=self.stop_price,
+            target_price=self.target_price,
+            leverage=self.leverage,
+            quantity=self.quantity,
+            risk_percent=self.risk_percent,
+        )
+
+
+class GuardRequest(Input):
+    message: str | None = Field(
+        None, description=f"what the trader wants to do, 1 to {MAX_MESSAGE_CHARS:,} characters"
+    )
+    trade: TradeInput | None = None
+
+
+class GuardSignal(Output):
+    type: str
+    weight: int
+    evidence: str
+    explanation: str
+
+
+class GuardReplyView(Output):
+    success: bool
+    risk_level: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    risk_score: int
+    proceed_allowed: bool
+    requires_confirmation: bool
+    signals: list[GuardSignal]
+    response_message: str
+    parameters: dict[str, Any]
+    analyzed_at: str
+
+
+def analyze(call: Call[GuardRequest, Any]) -> Reply:
+    message = checked_message(call.body.message)  # 400 "message is required"
+    trade = call.body.trade.intended() if call.body.trade is not None else None
+    report = call.services.assistant.analyze(call.principal.client_id, message, trade)
+    return Reply({"success": True, **guard_document(report)})
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/api/guard/analyze/",
+        analyze,
+        "Score a trade request for emotional trading (FOMO, revenge, overconfidence)",
+        tag="guard",
+        body=GuardRequest,
+        response=GuardReplyView,
+        errors=(400, 422),
+    ),
+]

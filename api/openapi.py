@@ -1,0 +1,218 @@
+"""The OpenAPI 3.1 document, generated from the operations and their pydantic models, and a
+self-contained HTML page listing it (no CDN: it works offline)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from typing import Any, cast
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from api.operations import Access, Call, Operation
+from api.schemas import Empty, ErrorReply, NoQuery
+
+TITLE = "Robson API"
+VERSION = "0.1.0"
+REF = "#/components/schemas/{model}"
+_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
+ERROR_TEXT = {
+    400: "Bad request (malformed body, or a refusal such as missing credentials)",
+    401: "Missing, invalid or revoked token",
+    403: "Forbidden (operator only, or trading disabled)",
+    404: "Not found (or another tenant's)",
+    409: "Conflict with the current state",
+    413: "Body larger than 64 KiB",
+    422: "Invalid field values, or a risk rule violated (every violation listed)",
+    429: "Rate limit exceeded (see Retry-After)",
+    503: "Exchange or database unavailable",
+}
+
+
+def openapi_path(path: str) -> str:
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    parameters = []
+    for name, convertor in _PARAM.findall(path):
+        schema: dict[str, Any] = {"type": "string"}
+        if convertor == "uuid":
+            schema["format"] = "uuid"
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return parameters
+
+
+def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=REF)
+    defs.update(schema.pop("$defs", {}))
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        entry: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            entry["description"] = prop["description"]
+        entry["schema"] = prop
+        parameters.append(entry)
+    return parameters
+
+
+def _content(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorReply, "serialization")]
+    for op in operations:
+        if op.body is not Empty:
+            models.append((op.body, "validation"))
+        if op.response is not None:
+            models.append((op.response, "serialization"))
+    refs, top = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    error = {"$ref": REF.format(model="ErrorReply")}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        parameters = _path_parameters(op.path)
+        if op.query is not NoQuery:
+            parameters += _query_parameters(op.query, schemas)
+        success: dict[str, Any] = {"type": "object"}
+        if op.media_type != "application/json":
+            success = {"type": "string"}
+        elif op.response is not None:
+            success = refs[(op.response, "serialization")]
+        responses: dict[str, Any] = {
+            str(op.status): {"description": op.summary, "content": _content(op.media_type, success)}
+        }
+        codes = set(op.errors)
+        if op.body is not Empty:
+            codes |= {400, 413, 422}
+        if op.query is not NoQuery:
+            codes.add(422)
+        if op.access is not Access.PUBLIC:
+            codes |= {401, 429}
+        if op.access is Access.OPERATOR:
+            codes.add(403)
+        for code in sorted(codes - {op.status}):
+            if code < 300:
+                responses[str(code)] = {
+                    "description": "Also a success (see the summary)",
+                    "content": _content("application/json", {"type": "object"}),
+                }
+            else:
+                responses[str(code)] = {
+                    "description": ERROR_TEXT.get(code, "Error"),
+                    "content": _content("application/json", error),
+                }
+        operation: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "responses": responses,
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        if op.body is not Empty:
+            operation["requestBody"] = {
+                "required": any(f.is_required() for f in op.body.model_fields.values()),
+                "content": _content("application/json", refs[(op.body, "validation")]),
+            }
+        operation["security"] = [] if op.access is Access.PUBLIC else [{"bearer": []}]
+        paths.setdefault(openapi_path(op.path), {})[op.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": (
+                "Risk-first trading ledger. Every path also answers without its trailing "
+                "slash. Money is returned as strings with 8 decimals."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _document(call: Call[Any, Any]) -> dict[str, Any]:
+    return cast(dict[str, Any], call.request.app.state.openapi)
+
+
+def openapi_json(call: Call[Any, Any]) -> Response:
+    return JSONResponse(_document(call))
+
+
+METHOD_COLOURS: dict[str, str] = {"get": "#2f6f4f", "post": "#1f4f8f"}
+
+
+def docs_page(document: dict[str, Any]) -> str:
+    rows: list[str] = []
+    for path, methods in document["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            ref = body.get("schema", {}).get("$ref", "")
+            model = ref.rsplit("/", 1)[-1]
+            schema = document["components"]["schemas"].get(model)
+            params = ", ".join(p["name"] for p in op.get("parameters", []))
+            locked = "token" if op.get("security") else "public"
+            detail = ""
+            if schema is not None:
+                detail = (
+                    f"<details><summary>body: {html.escape(model)}</summary><pre>"
+                    f"{html.escape(json.dumps(schema, indent=2))}</pre></details>"
+                )
+            colour = METHOD_COLOURS.get(method, "#555")
+            rows.append(
+                f'<tr><td><b style="color:{colour}">{method.upper()}</b></td>'
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['summary'])}{detail}</td>"
+                f"<td>{html.escape(params)}</td><td>{locked}</td>"
+                f"<td>{', '.join(sorted(op['responses']))}</td></tr>"
+            )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{TITLE}</title><style>"
+        "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;width:100%}"
+        "td,th{border-bottom:1px solid #ddd;padding:6px;text-align:left;vertical-align:top}"
+        "code{font-size:13px}pre{background:#f6f6f6;padding:8px;overflow:auto}"
+        "</style></head><body>"
+        f"<h1>{TITLE} <small>{VERSION}</small></h1>"
+        f"<p>{html.escape(document['info']['description'])} "
+        'The machine-readable document is <a href="/openapi.json">/openapi.json</a>.</p>'
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th>"
+        "<th>auth</th><th>statuses</th></tr>" + "".join(rows) + "</table></body></html>"
+    )
+
+
+def docs(call: Call[Any, Any]) -> Response:
+    return HTMLResponse(docs_page(_document(call)))
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/openapi.json",
+        openapi_json,
+        "This API's OpenAPI 3.1 document",
+        tag="docs",
+        access=Access.PUBLIC,
+    ),
+    Operation(
+        "GET",
+        "/docs",
+        docs,
+        "A readable list of every operation (self-contained HTML)",
+        tag="docs",
+        access=Access.PUBLIC,
+        media_type="text/html",
+    ),
+]

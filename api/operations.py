@@ -1,0 +1,223 @@
+"""Operations: an endpoint described as data (method, path, models, access), turned into
+Starlette routes and into the OpenAPI document from the same description.
+
+A handler is a plain synchronous function of a parsed `Call`; it runs in the thread pool
+(the ledger and the read models block on the database) and contains no error handling.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.auth import PRINCIPAL_KEY, Principal
+from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
+from api.metrics import Metrics
+from api.rate_limit import RateLimiter
+from api.schemas import Empty, NoQuery
+from domain.errors import Forbidden, Unauthorized
+from infra.bootstrap import Services
+
+NO_BODY = Empty()
+NO_QUERY = NoQuery()
+B = TypeVar("B", bound=BaseModel)
+Q = TypeVar("Q", bound=BaseModel)
+
+
+class Access(Enum):
+    PUBLIC = "public"  # no token
+    CLIENT = "client"  # any tenant's token, rate limited
+    OPERATOR = "operator"  # the operator's token; tenants get 403
+
+
+@dataclass(frozen=True)
+class Reply:
+    payload: Mapping[str, Any]
+    status: int = 200
+
+
+@dataclass
+class Call(Generic[B, Q]):
+    """One parsed request: who, what (body, query, path) and the services to act with."""
+
+    request: Request
+    services: Services
+    metrics: Metrics
+    body: B
+    query: Q
+    path: Mapping[str, Any]
+
+    @property
+    def principal(self) -> Principal:
+        principal = self.request.scope.get(PRINCIPAL_KEY)
+        if not isinstance(principal, Principal):
+            raise Unauthorized("Invalid or missing token")
+        return principal
+
+    def working_on(self, position_id: object) -> None:
+        """Name the position a command acts on, so an error reply can name it too."""
+        self.request.scope[POSITION_KEY] = position_id
+
+
+Handler = Callable[[Call[Any, Any]], Reply | Response]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # canonical, with its trailing slash; also served without it
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] = Empty
+    query: type[BaseModel] = NoQuery
+    response: type[BaseModel] | None = None
+    status: int = 200
+    access: Access = Access.CLIENT
+    errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
+    command: bool = False  # changes state: wait for the read models before answering
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        bare = self.path.rstrip("/")
+        return (self.path,) if not bare or bare == self.path else (self.path, bare)
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def _invalid(error: ValidationError, model: type[BaseModel], prefix: str = "") -> RequestInvalid:
+    because: Mapping[str, str] = getattr(model, "required_because", {})
+    problems = []
+    for e in error.errors(include_url=False):
+        name = _field(e["loc"])
+        reason = str(e["msg"])
+        if e["type"] == "missing":
+            reason = because.get(name, "is required")
+        problems.append({"field": prefix + name, "reason": reason})
+    return RequestInvalid(problems or [{"field": prefix or "body", "reason": "is invalid"}])
+
+
+async def read_body(request: Request, model: type[B]) -> B:
+    """JSON object -> model; numbers are parsed as Decimal, never through float."""
+    raw = await request.body()
+    data: Any = {}
+    if raw.strip():
+        try:
+            data = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as error:
+            raise MalformedBody("body", f"is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise MalformedBody("body", "must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise _invalid(error, model) from None
+
+
+def read_query(request: Request, model: type[Q]) -> Q:
+    try:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as error:
+        raise _invalid(error, model, prefix="query.") from None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every endpoint of one app shares."""
+
+    services: Services
+    metrics: Metrics
+    limiter: RateLimiter
+    settle: Callable[[], None]  # wait until the read models show this process's writes
+
+
+def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]:
+    """The Starlette endpoint for one operation: parse, check access, run the handler."""
+
+    bodiless = operation.method == "GET" and operation.body is Empty
+
+    async def run(request: Request) -> Response:
+        if operation.access is Access.OPERATOR:
+            principal = request.scope.get(PRINCIPAL_KEY)
+            if not isinstance(principal, Principal) or not principal.is_operator:
+                raise Forbidden("This endpoint is for the operator only")
+        call: Call[Any, Any] = Call(
+            request=request,
+            services=runtime.services,
+            metrics=runtime.metrics,
+            body=NO_BODY if bodiless else await read_body(request, operation.body),
+            query=NO_QUERY if operation.query is NoQuery else read_query(request, operation.query),
+            path=request.path_params,
+        )
+        response: Response = await run_in_threadpool(_handle, operation, call, runtime)
+        return response
+
+    run.__name__ = operation.operation_id
+    return run
+
+
+def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+    """In the worker thread: the rate limit, the handler, (commands) read-your-writes, and
+    the JSON encoding, so the event loop only moves bytes."""
+    if operation.access is not Access.PUBLIC:
+        runtime.limiter.admit(call.request.scope, call.principal.token_key)
+    if not operation.command:
+        return _response(operation.handler(call))
+    try:
+        return _response(operation.handler(call))
+    finally:  # a refused command may have recorded events too (a rejected plan)
+        runtime.settle()  # the caller reads its own writes on the next query
+
+
+def _response(result: Reply | Response) -> Response:
+    if isinstance(result, Response):
+        return result
+    return JSONResponse(result.payload, result.status)
+
+
+def routes(
+    operations: Sequence[Operation],
+    runtime: Runtime,
+    guards: Mapping[Access, Sequence[Middleware]],
+) -> tuple[list[Route], dict[object, str]]:
+    """Routes for every operation (with and without the trailing slash), and each endpoint's
+    path template (for metrics labels)."""
+    built: list[Route] = []
+    templates: dict[object, str] = {}
+    for operation in operations:
+        run = endpoint(operation, runtime)
+        templates[run] = operation.path
+        for index, path in enumerate(operation.paths):
+            built.append(
+                Route(
+                    path,
+                    run,
+                    methods=[operation.method],
+                    name=operation.operation_id if index == 0 else f"{operation.operation_id}_",
+                    include_in_schema=index == 0,
+                    middleware=list(guards.get(operation.access, ())),
+                )
+            )
+    return built, templates

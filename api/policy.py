@@ -1,0 +1,137 @@
+"""The tenant's risk policy: the month's drawdown state and budget, and resuming after a review.
+
+Read from the projection tables only (the policy row, the month's row, open positions).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from api.operations import Call, Operation, Reply
+from api.schemas import Input, MoneyOut, Note, Output, maybe_money, money
+from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
+from domain.errors import ClientNotFound
+from domain.market import Side
+from projections.drawdown import POLICIES
+from projections.read_models import PositionRow
+from projections.sql_read_models import SqlReadModels
+from projections.tables import Codec, Row, quote
+
+RESERVED = ("validated", "entering")  # risk reserved, nothing filled yet
+HELD = ("open", "closing")  # risk = what the rest loses at the current stop
+
+
+class PolicyState(Output):
+    month: str
+    capital: MoneyOut
+    risk_percent: str
+    drawdown_limit_percent: str
+    capital_base: MoneyOut
+    realised_pnl: MoneyOut
+    unrealised_pnl: MoneyOut
+    loss_percent: str
+    open_risk: MoneyOut
+    remaining_budget: MoneyOut
+    paused: bool
+    pause_reason: str | None
+    alerts: list[str]
+
+
+class Resume(Input):
+    note: Note
+
+
+class ResumeReply(Output):
+    success: bool
+    paused: bool
+    resumed_by: str
+
+
+def policy_row(read_models: SqlReadModels, client_id: UUID) -> Row | None:
+    """The tenant's row of the drawdown projection's policy table."""
+    database = read_models.database
+    codec = Codec(POLICIES, database.dialect)
+    columns = ", ".join(quote(c) for c in POLICIES.column_names)
+    with database.session() as session:
+        found = session.execute(
+            f"SELECT {columns} FROM {database.qualified(POLICIES.name)} WHERE "
+            f"{quote('client_id')} = %s",
+            (codec.param("client_id", client_id),),
+        )
+    return codec.row(found[0]) if found else None
+
+
+def risk_at_stake(row: PositionRow) -> Decimal:
+    """What a position can still lose, as the policy reserves it (never negative)."""
+    if row.status in RESERVED and row.initial_stop is not None:
+        return row.quantity * abs(row.entry_price - row.initial_stop)
+    if row.status in HELD and row.current_stop is not None:
+        sign = 1 if row.side == Side.LONG.value else -1
+        return max(Decimal(0), (row.entry_price - row.current_stop) * sign * row.open_quantity)
+    return Decimal(0)
+
+
+def policy_state(call: Call[Any, Any]) -> Reply:
+    read_models, client_id = call.services.read_models, call.principal.client_id
+    month = month_of(call.services.clock.now())
+    policy = policy_row(read_models, client_id)
+    found = read_models.tenant_drawdowns(month, client_id=client_id)
+    if policy is None or not found:
+        raise ClientNotFound("No policy recorded for this client yet; try again shortly")
+    drawdown = found[0].row
+    positions = read_models.positions(client_id, None, 500)
+    open_risk = sum((risk_at_stake(p) for p in positions), Decimal(0))
+    limit: Decimal = policy["drawdown_limit_percent"]
+    reached = drawdown.alert_level or Decimal(0)
+    return Reply(
+        {
+            "month": month,
+            "capital": money(policy["capital"]),
+            "risk_percent": f"{policy['risk_percent']:f}",
+            "drawdown_limit_percent": f"{limit:f}",
+            "capital_base": money(drawdown.capital_base),
+            "realised_pnl": money(drawdown.realised_pnl),
+            "unrealised_pnl": money(drawdown.unrealised_pnl),
+            "loss_percent": f"{drawdown.loss_percent:.4f}",
+            "open_risk": money(open_risk),
+            "remaining_budget": money(
+                remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
+            ),
+            "paused": bool(policy["paused"]),
+            "pause_reason": policy["pause_reason"],
+            "alert_level": maybe_money(drawdown.alert_level),
+            "alerts": [f"{level}%" for level in ALERT_LEVELS if level <= reached],
+        }
+    )
+
+
+def resume(call: Call[Resume, Any]) -> Reply:
+    who = call.principal
+    policy = call.services.ledger.resume_trading(who.client_id, who.email, call.body.note)
+    return Reply({"success": True, "paused": policy.paused, "resumed_by": who.email})
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/api/policy/",
+        policy_state,
+        "The month's risk state: capital base, realised loss, open risk, budget, pause",
+        tag="policy",
+        response=PolicyState,
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/api/policy/resume/",
+        resume,
+        "Record a review and lift a drawdown pause (the note is required)",
+        tag="policy",
+        body=Resume,
+        response=ResumeReply,
+        errors=(409,),
+        command=True,
+    ),
+]

@@ -1,0 +1,261 @@
+"""Per-token request limits in fixed windows, counted in the database.
+
+One atomic UPSERT ... RETURNING per request, so every API replica shares the counters and
+they survive restarts; the same table and statement shape on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eventsourcing.postgres import PostgresDatastore, PostgresRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import TooManyRequests
+from domain.ports import Clock
+from domain.store import EventStore
+from infra.settings import ConfigurationError, Settings
+
+RATE_KEY = "robson.rate_limit"
+TABLE = "api_rate_limits"
+WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    count: int
+    window: str  # second, minute, hour or day
+
+    @property
+    def seconds(self) -> int:
+        return WINDOWS[self.window]
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """`1000/hour`, `5/minute`, ... (ROBSON_RATE_LIMIT)."""
+        match = _LIMIT.match(text)
+        if match is None or int(match.group(1)) < 1:
+            raise ConfigurationError(
+                f"ROBSON_RATE_LIMIT must look like 1000/hour (per second|minute|hour|day), "
+                f"not {text!r}"
+            )
+        return cls(int(match.group(1)), match.group(2).lower())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds when the window ends
+    retry_after: int  # seconds until then
+
+    @property
+    def exceeded(self) -> bool:
+        return self.remaining < 0
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(max(self.remaining, 0)).encode()),
+            (b"x-ratelimit-reset", str(self.reset).encode()),
+        ]
+
+
+class Counter(Protocol):
+    def hit(self, bucket: str, window_start: int) -> int:
+        """Count one request in `bucket`'s window starting at `window_start`; returns the count."""
+        ...
+
+
+_SQLITE_UPSERT = f"""
+INSERT INTO {TABLE} (bucket, window_start, hits) VALUES (?, ?, 1)
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE WHEN {TABLE}.window_start >= excluded.window_start
+                THEN {TABLE}.hits + 1 ELSE 1 END,
+    window_start = MAX({TABLE}.window_start, excluded.window_start)
+RETURNING hits
+"""
+
+_POSTGRES_UPSERT = """
+INSERT INTO {table} AS t (bucket, window_start, hits) VALUES (%s, %s, 1)
+ON CONFLICT (bucket) DO UPDATE SET
+    hits = CASE WHEN t.window_start >= excluded.window_start THEN t.hits + 1 ELSE 1 END,
+    window_start = GREATEST(t.window_start, excluded.window_start)
+RETURNING hits
+"""
+
+_CREATE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    bucket TEXT PRIMARY KEY,
+    window_start BIGINT NOT NULL,
+    hits BIGINT NOT NULL
+)
+"""
+
+
+def _datastore(store: EventStore) -> SQLiteDatastore | PostgresDatastore:
+    recorder: Any = store.recorder
+    if isinstance(recorder, SQLiteRecorder | PostgresRecorder):
+        return recorder.datastore
+    raise ConfigurationError(f"rate limits need SQLite or PostgreSQL, not {type(recorder)}")
+
+
+def _postgres_table(datastore: PostgresDatastore) -> str:
+    schema = datastore.schema.replace('"', '""')
+    return f'"{schema}".{TABLE}'
+
+
+def create_rate_limit_table(store: EventStore) -> None:
+    """Part of `robson migrate`; idempotent."""
+    datastore = _datastore(store)
+    if isinstance(datastore, PostgresDatastore):
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(_CREATE.format(table=_postgres_table(datastore)).encode())
+    else:
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(_CREATE.format(table=TABLE))
+
+
+class SqlCounter:
+    """Counters in the events' database, over connections of its own that commit without
+    waiting for the disk (`synchronous_commit=off`, SQLite `synchronous=NORMAL`): a crash
+    may forget the last few hits, never corrupt a count, and no request waits for an fsync.
+    """
+
+    def __init__(self, settings: Settings, pool_size: int = 4) -> None:
+        self.settings = settings
+        self.pool_size = pool_size
+        self._pg: Any = None
+        self._lite: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        if settings.is_postgres:
+            from infra.bootstrap import postgres_target
+
+            assert settings.database_url is not None
+            target = postgres_target(settings.database_url)
+            schema = target.schema.replace('"', '""')
+            self.statement = _POSTGRES_UPSERT.format(table=f'"{schema}".{TABLE}')
+            self._pg_kwargs = {
+                "dbname": target.dbname,
+                "host": target.host,
+                "port": target.port,
+                "user": target.user,
+                "password": target.password,
+                "autocommit": True,
+                "options": "-c synchronous_commit=off",
+            }
+        else:
+            self.statement = _SQLITE_UPSERT
+
+    def hit(self, bucket: str, window_start: int) -> int:
+        """One statement in autocommit mode: a single round trip, atomic on its own."""
+        if self.settings.is_postgres:
+            with self._postgres().connection() as pg:
+                row = pg.execute(self.statement.encode(), (bucket, window_start)).fetchone()
+            return int(row[0])
+        connection = self._sqlite()
+        try:
+            # fetchall: SQLite commits an UPSERT ... RETURNING only once it is fully stepped
+            rows = connection.execute(self.statement, (bucket, window_start)).fetchall()
+        finally:
+            self._lite.put(connection)
+        return int(rows[0][0])
+
+    def _postgres(self) -> Any:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the rate-limit counter is closed")
+            if self._pg is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pg = ConnectionPool(
+                    kwargs=self._pg_kwargs, min_size=1, max_size=self.pool_size, open=False
+                )
+                self._pg.open(wait=True, timeout=30.0)
+            return self._pg
+
+    def _sqlite(self) -> sqlite3.Connection:
+        try:
+            return self._lite.get_nowait()
+        except queue.Empty:
+            connection = sqlite3.connect(
+                self.settings.sqlite_path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            return connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pg = self._pg, None
+        if pool is not None:
+            pool.close()
+        while True:
+            try:
+                self._lite.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+class RateLimiter:
+    def __init__(self, limit: RateLimit, counter: Counter, clock: Clock) -> None:
+        self.limit = limit
+        self.counter = counter
+        self.clock = clock
+
+    def hit(self, bucket: str) -> Verdict:
+        now = self.clock.now().timestamp()
+        start = int(now) // self.limit.seconds * self.limit.seconds
+        hits = self.counter.hit(bucket, start)
+        reset = start + self.limit.seconds
+        return Verdict(
+            limit=self.limit.count,
+            remaining=self.limit.count - hits,
+            reset=reset,
+            retry_after=max(1, reset - int(now)),
+        )
+
+    def admit(self, scope: Scope, bucket: str) -> None:
+        """Count the request against its token (blocking); refuse it over the limit.
+
+        Runs in the request's worker thread, just before its handler: one thread hop and
+        one UPSERT per request. The verdict goes into the scope for `RateLimitHeaders`.
+        """
+        verdict = self.hit(bucket)
+        scope[RATE_KEY] = verdict
+        if verdict.exceeded:
+            raise TooManyRequests(verdict.limit, self.limit.window, verdict.retry_after)
+
+
+class RateLimitHeaders:
+    """App middleware: every response to a counted request carries X-RateLimit-* headers,
+    error replies included (they are rendered outside the route)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                verdict = scope.get(RATE_KEY)
+                if isinstance(verdict, Verdict):
+                    message["headers"] = [*message.get("headers", []), *verdict.headers()]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,513 @@
+"""The spec's trading endpoints: status, balance, buy, sell, history and P&L by period."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from api.intents import ensure_can_trade, plan_validate_execute
+from api.operations import Call, Operation, Reply
+from api.schemas import (
+    Amount,
+    Input,
+    MoneyOut,
+    Output,
+    Price,
+    Quantity,
+    Query,
+    iso,
+    maybe_money,
+    money,
+)
+from domain.drawdown import month_of
+from domain.errors import InsufficientBalance, InvalidInput
+from domain.ledger import PlanRequest
+from domain.market import Side, SymbolRules, floor_to_step
+from domain.position import Position, Status
+from domain.sizing import position_size
+from domain.store import EventStore
+from projections.read_models import Period, PeriodPnl, PositionRow, TradeRow
+from projections.trade_history import summarise
+
+SYMBOL = "BTCUSDC"
+FIRST_TRADE = "🎉 Historic first production trade executed!"
+FILLED = ("open", "closing", "closed")
+
+
+# --- request and reply models ---
+
+
+class BuyBtc(Input):
+    required_because: ClassVar[dict[str, str]] = {
+        "stop_price": "is required: every order needs a stop-loss price (the 1% risk rule)"
+    }
+    amount: Amount | None = Field(None, description="USDC to spend")
+    quantity: Quantity | None = Field(None, description="BTC to buy")
+    stop_price: Price = Field(description="the stop-loss; every order must have one")
+    target_price: Price | None = None
+
+
+class SellBtc(Input):
+    quantity: Quantity | None = Field(None, description="BTC to sell; default: all that is open")
+
+
+class BalanceQuery(Query):
+    asset: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")
+
+
+class HistoryQuery(Query):
+    days: int = Field(30, ge=1, le=3650)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class PnlQuery(Query):
+    period: Literal["daily", "weekly", "monthly", "yearly"] = "monthly"
+    months: int = Field(12, ge=1, le=120)
+
+
+class StatusReply(Output):
+    trading_enabled: bool
+    environment: Literal["production", "testnet", "paper"]
+    has_credentials: bool
+    can_trade: bool
+    user: str
+    timestamp: str
+
+
+class Trade(Output):
+    id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    quantity: MoneyOut
+    price: MoneyOut
+    fee: MoneyOut
+    binance_order_id: str | None
+    timestamp: str | None
+
+
+class TradeReply(Output):
+    success: bool
+    message: str
+    environment: str
+    position_id: str
+    trade: Trade
+
+
+class SellReply(Output):
+    success: bool
+    message: str
+    environment: str
+    quantity: MoneyOut
+    trades: list[Trade]
+
+
+class HistoryRow(Output):
+    id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    quantity: MoneyOut
+    entry_price: MoneyOut
+    exit_price: MoneyOut | None
+    pnl: MoneyOut | None
+    pnl_percentage: str | None
+    is_winner: bool | None
+    is_closed: bool
+    duration_hours: float | None
+
+
+class HistorySummary(Output):
+    total_trades: int
+    closed_trades: int
+    open_trades: int
+    total_pnl: MoneyOut
+    winners: int
+    losers: int
+    win_rate: str
+
+
+class HistoryReply(Output):
+    trades: list[HistoryRow]
+    summary: HistorySummary
+
+
+class PeriodRow(Output):
+    period: str
+    pnl: MoneyOut
+    cumulative_pnl: MoneyOut
+    trades: int
+    winners: int
+    losers: int
+    win_rate: str
+    volume: MoneyOut
+
+
+class PnlOverallReply(Output):
+    total_pnl: MoneyOut
+    total_trades: int
+    winners: int
+    losers: int
+    win_rate: str
+
+
+class PnlReply(Output):
+    period_type: Literal["daily", "weekly", "monthly", "yearly"]
+    periods: list[PeriodRow]
+    overall: PnlOverallReply
+
+
+# --- helpers ---
+
+
+def fills(store: EventStore, position_id: UUID, kind: type[Any]) -> list[Any]:
+    """The position's fill events of one kind, from its event log (oldest first)."""
+    return [e for e in store.events.get(position_id) if isinstance(e, kind)]
+
+
+def _environment(call: Call[Any, Any]) -> str:
+    return call.services.settings.environment
+
+
+def _free(call: Call[Any, Any], asset: str) -> Decimal:
+    account = call.services.ledger.trading_account(call.principal.client_id)
+    balance = call.services.exchange.balances(account).get(asset)
+    return balance.free if balance is not None else Decimal(0)
+
+
+def one_percent_quantity(call: Call[Any, Any], stop: Decimal, available: Decimal) -> Decimal:
+    """The 1%-risk quantity at the current price, capped by what the balance can pay for."""
+    services = call.services
+    rules = services.exchange.symbol_rules(SYMBOL)
+    price = services.exchange.price(SYMBOL)
+    policy = services.ledger.policy(call.principal.client_id)
+    capital = policy.capital_base(month_of(services.clock.now()))
+    sized = position_size(capital, price, stop, rules.step_size, policy.risk_percent).quantity
+    return min(sized, rules.round_quantity(available / price))
+
+
+def _first_filled(call: Call[Any, Any]) -> bool:
+    rows = call.services.read_models.positions(call.principal.client_id, None, 500)
+    return not any(r.status in FILLED for r in rows)
+
+
+def _trade(position: Position, event: Any, side: str) -> dict[str, Any]:
+    return {
+        "id": str(position.id),
+        "symbol": position.symbol,
+        "side": side,
+        "quantity": money(event.quantity),
+        "price": money(event.price),
+        "total_cost" if side == "BUY" else "total": money(event.quantity * event.price),
+        "fee": money(event.fees_quote),
+        "binance_order_id": event.exchange_order_id,
+        "timestamp": iso(event.timestamp),
+    }
+
+
+# --- handlers ---
+
+
+def trade_status(call: Call[Any, Any]) -> Reply:
+    services, who = call.services, call.principal
+    enabled = services.ledger.config.trading_enabled
+    drawdown = services.read_models.drawdown(who.client_id, month_of(services.clock.now()))
+    paused = drawdown.paused if drawdown is not None else False
+    keys_ok = who.has_credentials or not services.exchange.is_live
+    return Reply(
+        {
+            "trading_enabled": enabled,
+            "environment": _environment(call),
+            "has_credentials": who.has_credentials,
+            "can_trade": enabled and keys_ok and not paused,
+            "paused": paused,
+            "user": who.email,
+            "timestamp": iso(services.clock.now()),
+        }
+    )
+
+
+def balance(call: Call[Any, BalanceQuery]) -> Reply:
+    account = call.services.ledger.trading_account(call.principal.client_id)
+    balances = call.services.exchange.balances(account)
+    asset = call.query.asset.upper() if call.query.asset else None
+    if asset is not None:
+        found = balances.get(asset)
+        free, locked = (found.free, found.locked) if found else (Decimal(0), Decimal(0))
+        data: Any = {"asset": asset, "free": money(free), "locked": money(locked)}
+    else:
+        data = [
+            {"asset": b.asset, "free": money(b.free), "locked": money(b.locked)}
+            for b in sorted(balances.values(), key=lambda b: b.asset)
+            if b.total != 0
+        ]
+    return Reply({"success": True, "environment": _environment(call), "data": data})
+
+
+def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
+    body = call.body
+    ensure_can_trade(call)
+    available = _free(call, "USDC")
+    if available <= 0:
+        raise InsufficientBalance("USDC")
+    quantity = body.quantity
+    if quantity is None and body.amount is None:
+        quantity = one_percent_quantity(call, body.stop_price, available)
+    first = _environment(call) == "production" and _first_filled(call)
+    position = plan_validate_execute(
+        call,
+        PlanRequest(
+            symbol=SYMBOL,
+            side=Side.LONG,
+            stop_price=body.stop_price,
+            target_price=body.target_price,
+            quantity=quantity,
+            quote_amount=body.amount,
+        ),
+    )
+    entry = fills(call.services.store, position.id, Position.EntryFilled)
+    if not entry:  # sent, not yet confirmed: reconciliation will settle it
+        return Reply(
+            {
+                "success": True,
+                "message": "Order sent; the exchange has not confirmed the fill yet",
+                "environment": _environment(call),
+                "position_id": str(position.id),
+            },
+            202,
+        )
+    trade = _trade(position, entry[-1], "BUY")
+    trade["stop_price"] = maybe_money(position.stop_price)
+    trade["target_price"] = maybe_money(position.target_price)
+    return Reply(
+        {
+            "success": True,
+            "message": FIRST_TRADE if first else f"Bought {trade['quantity']} BTC",
+            "environment": _environment(call),
+            "position_id": str(position.id),
+            "trade": trade,
+        }
+    )
+
+
+def sell_btc(call: Call[SellBtc, Any]) -> Reply:
+    """Sell from the tenant's open LONG BTC positions, oldest first, splitting one if needed."""
+    ensure_can_trade(call)
+    services, client_id = call.services, call.principal.client_id
+    rules = services.exchange.symbol_rules(SYMBOL)
+    rows = [
+        r
+        for r in services.read_models.positions(client_id, "open", 500)
+        if r.symbol == SYMBOL and r.side == Side.LONG.value
+    ]
+    rows.sort(key=lambda r: r.planned_at)
+    open_total = sum((floor_to_step(r.open_quantity, rules.step_size) for r in rows), Decimal(0))
+    if open_total <= 0:
+        raise InsufficientBalance("BTC")
+    wanted = call.body.quantity
+    if wanted is not None and wanted > open_total:
+        raise InvalidInput("quantity", f"at most {open_total.normalize():f} BTC is open")
+    plan = split_sale(rows, wanted, rules)
+    trades: list[dict[str, Any]] = []
+    sold = Decimal(0)
+    for position_id, piece in plan:
+        call.working_on(position_id)
+        position = services.ledger.close_position(client_id, position_id, quantity=piece)
+        call.metrics.count_orders("exit")
+        exits = fills(services.store, position_id, Position.ExitFilled)
+        if exits and position.status in (Status.OPEN, Status.CLOSED):
+            trade = _trade(position, exits[-1], "SELL")
+            trade["pnl"] = money(exits[-1].realised_pnl)
+            trade["position_status"] = position.status.value
+            trades.append(trade)
+            sold += exits[-1].quantity
+    return Reply(
+        {
+            "success": True,
+            "message": f"Sold {money(sold)} BTC",
+            "environment": _environment(call),
+            "quantity": money(sold),
+            "trades": trades,
+        }
+    )
+
+
+def split_sale(
+    rows: list[PositionRow], wanted: Decimal | None, rules: SymbolRules
+) -> list[tuple[UUID, Decimal | None]]:
+    """Which positions to close (None: all of it) to sell `wanted` (None: everything)."""
+    plan: list[tuple[UUID, Decimal | None]] = []
+    for row in rows:
+        held = floor_to_step(row.open_quantity, rules.step_size)
+        if wanted is None or wanted >= held:
+            plan.append((row.position_id, None))
+            if wanted is not None:
+                wanted -= held
+                if wanted <= 0:
+                    break
+            continue
+        piece = floor_to_step(wanted, rules.step_size)
+        if piece < rules.min_qty:
+            raise InvalidInput(
+                "quantity",
+                f"would leave a piece of {wanted.normalize():f} BTC, below the exchange's "
+                f"minimum of {rules.min_qty.normalize():f}",
+            )
+        plan.append((row.position_id, piece))
+        break
+    return plan
+
+
+def _history_row(row: TradeRow) -> dict[str, Any]:
+    # The hottest loop of the read side (up to 1000 rows a reply): plain expressions only.
+    exit_price, pnl, percentage, hours = (
+        row.exit_price,
+        row.pnl,
+        row.pnl_percentage,
+        row.duration_hours,
+    )
+    return {
+        "id": str(row.position_id),
+        "exit_sequence": row.exit_sequence,
+        "symbol": row.symbol,
+        "side": "BUY" if row.side == "LONG" else "SELL",
+        "position_side": row.side,
+        "quantity": money(row.quantity),
+        "entry_price": money(row.entry_price),
+        "exit_price": None if exit_price is None else money(exit_price),
+        "pnl": None if pnl is None else money(pnl),
+        "pnl_percentage": None if percentage is None else f"{percentage:.2f}",
+        "is_winner": row.is_winner,
+        "is_closed": row.is_closed,
+        "duration_hours": None if hours is None else float(hours),
+        "fees": money(row.fees),
+        "entry_time": iso(row.entry_time),
+        "exit_time": iso(row.exit_time),
+    }
+
+
+def trade_history(call: Call[Any, HistoryQuery]) -> Reply:
+    read_models, client_id = call.services.read_models, call.principal.client_id
+    since = call.services.clock.now() - timedelta(days=call.query.days)
+    rows = read_models.trade_history(client_id, since, call.query.limit)
+    # A page shorter than the limit is every trade of the window: summarise it here rather
+    # than read the same rows a second time.
+    if len(rows) < call.query.limit:
+        summary = summarise(rows)
+    else:
+        summary = read_models.trade_summary(client_id, since)
+    return Reply(
+        {
+            "trades": [_history_row(r) for r in rows],
+            "summary": {
+                "total_trades": summary.total_trades,
+                "closed_trades": summary.closed_trades,
+                "open_trades": summary.open_trades,
+                "total_pnl": money(summary.total_pnl),
+                "winners": summary.winners,
+                "losers": summary.losers,
+                "win_rate": summary.win_rate,
+            },
+        }
+    )
+
+
+PERIODS_PER_MONTH = {"daily": 31, "weekly": 5, "monthly": 1}
+
+
+def _period_row(row: PeriodPnl) -> dict[str, Any]:
+    return {
+        "period": row.period,
+        "pnl": money(row.pnl),
+        "cumulative_pnl": money(row.cumulative_pnl),
+        "trades": row.trades,
+        "winners": row.winners,
+        "losers": row.losers,
+        "win_rate": row.win_rate,
+        "volume": money(row.volume),
+    }
+
+
+def trade_pnl(call: Call[Any, PnlQuery]) -> Reply:
+    """`months` bounds the window; it is turned into a number of periods of the asked kind."""
+    period, months = call.query.period, call.query.months
+    limit = months * PERIODS_PER_MONTH[period] if period != "yearly" else -(-months // 12)
+    periods, overall = call.services.read_models.pnl_by_period(
+        call.principal.client_id, Period(period), limit
+    )
+    return Reply(
+        {
+            "period_type": period,
+            "periods": [_period_row(p) for p in periods],
+            "overall": {
+                "total_pnl": money(overall.total_pnl),
+                "total_trades": overall.total_trades,
+                "winners": overall.winners,
+                "losers": overall.losers,
+                "win_rate": overall.win_rate,
+            },
+        }
+    )
+
+
+OPERATIONS = [
+    Operation(
+        "GET",
+        "/api/trade/status/",
+        trade_status,
+        "Trading configuration for the caller: enabled, environment, credentials",
+        tag="trade",
+        response=StatusReply,
+    ),
+    Operation(
+        "GET",
+        "/api/trade/balance/",
+        balance,
+        "Exchange balance of one asset, or every non-zero balance",
+        tag="trade",
+        query=BalanceQuery,
+        errors=(400, 503),
+    ),
+    Operation(
+        "POST",
+        "/api/trade/buy-btc/",
+        buy_btc,
+        "Market-buy BTC with a mandatory stop (PLAN -> VALIDATE -> EXECUTE)",
+        tag="trade",
+        body=BuyBtc,
+        response=TradeReply,
+        errors=(202, 400, 403, 422, 503),
+        command=True,
+    ),
+    Operation(
+        "POST",
+        "/api/trade/sell-btc/",
+        sell_btc,
+        "Market-sell BTC from open LONG positions, oldest first",
+        tag="trade",
+        body=SellBtc,
+        response=SellReply,
+        errors=(202, 400, 403, 422, 503),
+        command=True,
+    ),
+    Operation(
+        "GET",
+        "/api/trade/history/",
+        trade_history,
+        "Trades of the last `days` with P&L and a summary",
+        tag="trade",
+        query=HistoryQuery,
+        response=HistoryReply,
+    ),
+    Operation(
+        "GET",
+        "/api/trade/pnl/",
+        trade_pnl,
+        "Realised P&L by day, ISO week, month or year",
+        tag="trade",
+        query=PnlQuery,
+        response=PnlReply,
+    ),
+]
