@@ -11,6 +11,8 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
+
 from domain.identity import policy_id_for
 from domain.store import EventStore
 from projections.events import stored_timestamp
@@ -67,43 +69,60 @@ def export_events(store: EventStore, selection: ExportFilter) -> Iterator[dict[s
     stop = store.recorder.max_notification_id() or 0
     last = selection.since_id or 0
     plain = store.mapper.cipher is None and store.mapper.compressor is None
+    tenant = selection.client_id
     owned: set[UUID] = set()
     marker = b""
-    if selection.client_id is not None:
-        owned = {selection.client_id, policy_id_for(selection.client_id)}
-        marker = selection.client_id.hex.encode("ascii")
-    while last < stop:
+    if tenant is not None:
+        owned = {tenant, policy_id_for(tenant)}
+        marker = tenant.hex.encode("ascii")
+
+    def claims(notification: Notification) -> dict[str, Any] | None:
+        """The decoded state of a not-yet-owned stream's event that names the tenant."""
+        if plain and marker not in notification.state:
+            return None  # cannot carry this client's id
+        state = dict(vars(store.mapper.to_domain_event(notification)))
+        return state if state.get("client_id") == tenant else None
+
+    if tenant is not None:  # streams begun before the window still belong to the tenant
+        for notification in _pages(store, 0, last):
+            if notification.originator_id not in owned and claims(notification):
+                owned.add(notification.originator_id)  # type: ignore[arg-type]
+    for notification in _pages(store, last, stop):
+        originator_id: UUID = notification.originator_id  # type: ignore[assignment]
+        state: dict[str, Any] | None = None
+        if tenant is not None and originator_id not in owned:
+            state = claims(notification)
+            if state is None:
+                continue
+            owned.add(originator_id)
+        if plain and not _in_window(stored_timestamp(notification.state), selection):
+            continue
+        if state is None:
+            state = dict(vars(store.mapper.to_domain_event(notification)))
+        timestamp: datetime = state["timestamp"]
+        if not _in_window(timestamp, selection):
+            continue
+        yield {
+            "notification_id": notification.id,
+            "stream_id": str(originator_id),
+            "version": notification.originator_version,
+            "topic": notification.topic,
+            "timestamp": timestamp.isoformat(),
+            "payload": redacted_payload(state),
+        }
+
+
+def _pages(store: EventStore, after: int, through: int) -> Iterator[Notification]:
+    """Notifications with after < id <= through, fetched a page at a time."""
+    last = after
+    while last < through:
         page = store.recorder.select_notifications(
-            start=last, limit=PAGE, stop=stop, inclusive_of_start=False
+            start=last, limit=PAGE, stop=through, inclusive_of_start=False
         )
         if not page:
-            break
-        for notification in page:
-            last = notification.id
-            originator_id: UUID = notification.originator_id  # type: ignore[assignment]
-            foreign = selection.client_id is not None and originator_id not in owned
-            if foreign and plain and marker not in notification.state:
-                continue  # cannot carry this client's id, so it is not the tenant's
-            if plain and not _in_window(stored_timestamp(notification.state), selection):
-                continue
-            event = store.mapper.to_domain_event(notification)
-            state = dict(vars(event))
-            if selection.client_id is not None:
-                if state.get("client_id") == selection.client_id:
-                    owned.add(originator_id)
-                if originator_id not in owned:
-                    continue
-            timestamp: datetime = state["timestamp"]
-            if not _in_window(timestamp, selection):
-                continue
-            yield {
-                "notification_id": notification.id,
-                "stream_id": str(originator_id),
-                "version": notification.originator_version,
-                "topic": notification.topic,
-                "timestamp": timestamp.isoformat(),
-                "payload": redacted_payload(state),
-            }
+            return
+        yield from page
+        last = page[-1].id
 
 
 def _in_window(moment: datetime | None, selection: ExportFilter) -> bool:
