@@ -115,5 +115,4 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.openapi = openapi_document(OPERATIONS)
-    app.state.tokens = tokens
     return app

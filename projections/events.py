@@ -167,17 +167,3 @@ def stream_events(
         )
         while chunk := cursor.fetchmany(STREAM_CHUNK):
             yield chunk
-
-
-def count_events(db: ProjectionDatabase, table_name: str, topics: Iterable[str], stop: int) -> int:
-    """How many events up to `stop` have one of `topics`."""
-    wanted = sorted(set(topics))
-    marks = ", ".join(["%s"] * len(wanted))
-    column = "notification_id" if db.dialect is Dialect.POSTGRES else "rowid"
-    with db.session() as session:
-        found = session.execute(
-            f"SELECT COUNT(*) FROM {db.qualified(table_name)} "
-            f"WHERE {column} <= %s AND topic IN ({marks})",
-            (stop, *wanted),
-        )
-    return int(found[0][0])

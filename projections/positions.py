@@ -64,7 +64,6 @@ def entry_fee_share(
 class PositionsProjection(Projection):
     name = "positions"
     tables = (POSITIONS,)
-    cost = 3  # every position event, where the others read a few kinds
 
     def handlers(self) -> Mapping[type, On]:
         planned = ("timestamp", "client_id", "symbol", "side", "quantity", "entry_price")

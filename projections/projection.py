@@ -43,7 +43,6 @@ class Projection:
 
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
-    cost: ClassVar[int] = 1  # relative rebuild work, to spread projections over processes
 
     def __init__(self) -> None:
         registered = self.handlers()

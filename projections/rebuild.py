@@ -4,33 +4,23 @@ Queries keep answering from the old tables while the fresh ones are built. The f
 live one (same handlers), run over rows kept in memory; the fresh tables are written in
 bulk (COPY on PostgreSQL, executemany on SQLite), and the swap renames them into place
 and sets the tracking position in one transaction, so a live runner simply continues.
-
-Projections share no rows, so a large rebuild folds groups of them in separate processes
-(each reads only the events its projections need); the parent swaps them all in at once.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
-from typing import Any
 
 from domain.store import EventStore
-from projections.catalog import select_projections
-from projections.database import PostgresParams, ProjectionDatabase
+from projections.database import ProjectionDatabase
 from projections.events import (
     FastDecoder,
     RawEvent,
-    count_events,
     events_table,
     stream_events,
 )
@@ -40,15 +30,6 @@ from projections.tables import Codec, Dialect, Table
 FRESH_SUFFIX = "_new"
 WRITE_CHUNK = 20_000  # rows per transaction on SQLite, so writers are not held up long
 SWAP_LOCK_TIMEOUT_SECONDS = 30
-PARALLEL_FROM_EVENTS = 200_000  # below this, starting processes costs more than it saves
-# What a worker needs to decode as the store does (and nothing else of its environment).
-MAPPER_SETTINGS = (
-    "TRANSCODER_TOPIC",
-    "MAPPER_TOPIC",
-    "CIPHER_TOPIC",
-    "CIPHER_KEY",
-    "COMPRESSOR_TOPIC",
-)
 
 Progress = Callable[[int, int, int], None]  # (position reached, target position, events read)
 
@@ -60,7 +41,6 @@ class RebuildReport:
     events_read: int  # events the projections needed (others are not read at all)
     rows: int
     seconds: float
-    processes: int = 1  # how many processes folded the log
 
     @property
     def events_per_second(self) -> float:
@@ -74,21 +54,15 @@ def rebuild(
     projections: Sequence[Projection],
     *,
     progress: Progress | None = None,
-    processes: int | None = None,
 ) -> RebuildReport:
-    """Rebuild `projections` to the log's current end; `processes` defaults by log size."""
+    """Rebuild `projections` to the log's current end and swap them in."""
     began = time.perf_counter()
     target = store.recorder.max_notification_id() or 0
     tables = [t for p in projections for t in p.tables]
-    if processes is None:
-        processes = min(os.cpu_count() or 1, 2) if target >= PARALLEL_FROM_EVENTS else 1
-    groups = split(projections, processes)
     _create_fresh(database, tables)
     try:
-        if len(groups) == 1:
-            read, rows = build(database, store, events_table(store), projections, target, progress)
-        else:
-            read, rows = _build_in_processes(database, store, groups, target, progress)
+        memory, read = _fold(database, store, events_table(store), projections, target, progress)
+        rows = _write_fresh(database, projections, memory)
         _swap(database, projections, target)
     except BaseException:
         _drop_fresh(database, tables)
@@ -99,36 +73,11 @@ def rebuild(
         events_read=read,
         rows=rows,
         seconds=time.perf_counter() - began,
-        processes=len(groups),
     )
 
 
 def fresh_name(table: Table) -> str:
     return table.name + FRESH_SUFFIX
-
-
-def split(projections: Sequence[Projection], groups: int) -> list[list[Projection]]:
-    """At most `groups` groups of about equal work (the heaviest first, each to the lightest)."""
-    found: list[list[Projection]] = [[] for _ in range(max(1, min(groups, len(projections))))]
-    loads = [0] * len(found)
-    for projection in sorted(projections, key=lambda p: -p.cost):
-        lightest = loads.index(min(loads))
-        found[lightest].append(projection)
-        loads[lightest] += projection.cost
-    return [group for group in found if group]
-
-
-def build(
-    database: ProjectionDatabase,
-    store: EventStore,
-    table_name: str,
-    projections: Sequence[Projection],
-    target: int,
-    progress: Progress | None,
-) -> tuple[int, int]:
-    """Fold the log into memory and write the fresh tables; returns (events read, rows)."""
-    memory, read = _fold(database, store, table_name, projections, target, progress)
-    return read, _write_fresh(database, projections, memory)
 
 
 def _create_fresh(database: ProjectionDatabase, tables: Sequence[Table]) -> None:
@@ -255,91 +204,3 @@ def _swap(database: ProjectionDatabase, projections: Sequence[Projection], targe
             for table in projection.tables:
                 database.swap_in(tx, table, fresh_name(table))
             database.set_position(tx, projection.name, target)
-
-
-# --- several processes ---
-
-
-@dataclass(frozen=True)
-class _Group:
-    """What a process needs to build some projections' fresh tables (it is pickled)."""
-
-    slot: int
-    names: tuple[str, ...]
-    dialect: Dialect
-    sqlite_path: Path | None
-    postgres: PostgresParams | None
-    mapper_env: dict[str, str]
-    events_table: str
-    target: int
-
-
-_shared: tuple[Any, Any] = ((), ())  # per-process (positions, events read), one slot per group
-
-
-def _share(positions: Any, reads: Any) -> None:
-    global _shared
-    _shared = (positions, reads)
-
-
-def _build_group(group: _Group) -> tuple[int, int]:
-    """Runs in a worker process: one group's projections, folded and written."""
-    positions, reads = _shared
-
-    def report(position: int, target: int, read: int) -> None:
-        positions[group.slot] = position
-        reads[group.slot] = read
-
-    database = ProjectionDatabase(
-        group.dialect, sqlite_path=group.sqlite_path, postgres=group.postgres, pool_size=2
-    )
-    mapper_only = EventStore(env={**group.mapper_env, "PERSISTENCE_MODULE": "eventsourcing.popo"})
-    try:
-        projections = select_projections(group.names)
-        return build(database, mapper_only, group.events_table, projections, group.target, report)
-    finally:
-        database.close()
-        mapper_only.close()
-
-
-def _build_in_processes(
-    database: ProjectionDatabase,
-    store: EventStore,
-    groups: list[list[Projection]],
-    target: int,
-    progress: Progress | None,
-) -> tuple[int, int]:
-    context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-    positions = context.Array("q", len(groups), lock=False)
-    reads = context.Array("q", len(groups), lock=False)
-    mapper_env = {k: v for k, v in store.env.items() if k.endswith(MAPPER_SETTINGS)}
-    jobs = [
-        _Group(
-            slot,
-            tuple(p.name for p in group),
-            database.dialect,
-            database.sqlite_path,
-            database.postgres,
-            mapper_env,
-            events_table(store),
-            target,
-        )
-        for slot, group in enumerate(groups)
-    ]
-    with ProcessPoolExecutor(
-        len(jobs), mp_context=context, initializer=_share, initargs=(positions, reads)
-    ) as pool:
-        futures: list[Future[tuple[int, int]]] = [pool.submit(_build_group, j) for j in jobs]
-        topics = {t for group in groups for p in group for t in p.topics}
-        needed = count_events(database, events_table(store), topics, target)  # meanwhile
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-            for future in done:
-                future.result()  # a failed group fails the rebuild now
-            if progress is not None:
-                progress(min(positions), target, sum(reads))
-        results = [f.result() for f in futures]
-    if progress is not None:
-        progress(target, target, needed)
-    return needed, sum(rows for _, rows in results)  # events shared by groups count once

@@ -264,10 +264,9 @@ def _page_read(settings: Settings) -> tuple[int, float]:
 
 
 def _cpu_seconds() -> float:
-    """User + system time of this process and of its finished child processes."""
+    """User + system time of this process."""
     own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime
 
 
 def _drop(settings: Settings) -> None:
@@ -279,7 +278,6 @@ def _drop(settings: Settings) -> None:
 
 def main() -> None:
     wanted = int(os.environ.get("BENCH_EVENTS", "1000000"))
-    processes = int(os.environ["BENCH_PROCESSES"]) if "BENCH_PROCESSES" in os.environ else None
     home = Path(tempfile.mkdtemp(prefix="robson-bench-"))
     env = {
         "ROBSON_HOME": str(home),
@@ -303,7 +301,6 @@ def main() -> None:
                 services.store,
                 all_projections(),
                 progress=TerminalProgress(sys.stderr),
-                processes=processes,
             )
             cpu = _cpu_seconds() - cpu_before
             rows = {t.name: len(services.read_models.database.dump(t)) for t in all_tables()}
@@ -315,13 +312,13 @@ def main() -> None:
             f"raw COPY read {raw_rate:,.0f} ev/s; ratio {rate / raw_rate:.2f}"
         )
         print(
-            f"  {report.processes} process(es); {report.events_read:,} events needed by the "
-            "projections (the rest skipped in SQL); binary keyset pages read "
+            f"  {report.events_read:,} events needed by the projections (the rest are "
+            "skipped in SQL); binary keyset pages read "
             f"{page_count / page_seconds:,.0f} ev/s; {os.cpu_count()} CPUs, "
             f"load {os.getloadavg()[0]:.1f}"
         )
         print(
-            f"  rebuild CPU (this process and its workers, not PostgreSQL's): {cpu:.1f} s = "
+            f"  rebuild CPU (this process, not PostgreSQL's): {cpu:.1f} s = "
             f"{loaded / cpu:,.0f} events per CPU-second"
         )
         print("  rows: " + ", ".join(f"{name} {count:,}" for name, count in rows.items()))

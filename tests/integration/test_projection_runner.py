@@ -167,20 +167,6 @@ def test_a_rebuild_yields_identical_tables(services: Services) -> None:
     assert report.names == ("positions", "trades", "pnl", "drawdown")
 
 
-@pytest.mark.slow
-def test_a_rebuild_spread_over_processes_yields_the_same_tables(services: Services) -> None:
-    trading(services)
-    db = services.read_models.database
-    services.projections.run_once()
-    live = dump(db)
-
-    report = rebuild(db, services.store, all_projections(), processes=2)
-
-    assert dump(db) == live
-    assert report.processes == 2
-    assert report.events_read == rebuild(db, services.store, all_projections()).events_read
-
-
 def test_rebuilding_one_projection_leaves_the_others_alone(services: Services) -> None:
     trading(services)
     db = services.read_models.database
