@@ -124,27 +124,6 @@ def migrate(settings: Settings) -> None:
     finally:
         store.close()
     _create_projection_tables(settings)
-    _create_query_indexes(settings)
-
-
-# Trade history reads one tenant's trades closed since a moment, or still open: with these
-# the planner ORs two short index ranges instead of scanning all of the tenant's trades.
-# Named like each table's own indexes, so declaring them there later changes nothing; a
-# projection rebuild drops them until the next `robson migrate`.
-QUERY_INDEXES = (("client_id", "exit_time"), ("client_id", "is_closed"))
-
-
-def _create_query_indexes(settings: Settings) -> None:
-    from dataclasses import replace
-
-    from projections.trade_history import TRADES
-
-    database = projection_database(settings)
-    try:
-        with database.transaction() as tx:
-            database.create_indexes(tx, replace(TRADES, indexes=QUERY_INDEXES), TRADES.name)
-    finally:
-        database.close()
 
 
 def _create_projection_tables(settings: Settings) -> None:

@@ -40,10 +40,12 @@ POSITIONS = Table(
         Column("updated_notification_id", Kind.INT),
     ),
     key=("position_id",),
-    indexes=(("client_id", "planned_at"), ("status", "symbol")),
+    indexes=(("client_id", "planned_at"), ("status", "symbol"), ("updated_notification_id",)),
 )
 
 OPEN_STATUSES = (Status.OPEN.value, Status.CLOSING.value)
+# What a worker watches: exposure on the exchange, or an order whose outcome is unknown.
+WATCHED_STATUSES = (Status.ENTERING.value, *OPEN_STATUSES)
 ZERO = Decimal(0)
 OPEN, CLOSED = Status.OPEN.value, Status.CLOSED.value
 

@@ -140,7 +140,13 @@ class ReadModels(Protocol):
     def open_positions(
         self, symbol: str | None = None, shard: tuple[int, int] | None = None
     ) -> list[PositionRow]:
-        """Open or closing positions of every tenant (what the workers watch)."""
+        """What the workers watch, for every tenant: open, closing and entering positions."""
+        ...
+
+    def positions_changed_since(
+        self, notification_id: int, shard: tuple[int, int] | None = None
+    ) -> list[PositionRow]:
+        """Positions of every status changed after `notification_id` (incremental refresh)."""
         ...
 
     def status(self) -> list[ProjectionStatus]: ...

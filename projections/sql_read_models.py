@@ -16,7 +16,13 @@ from projections.database import ProjectionDatabase
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
 from projections.events import events_table
 from projections.pnl import PNL_PERIODS, periods_with_cumulative
-from projections.positions import OPEN_STATUSES, POSITIONS, in_shard, position_row
+from projections.positions import (
+    OPEN_STATUSES,
+    POSITIONS,
+    WATCHED_STATUSES,
+    in_shard,
+    position_row,
+)
 from projections.projection import Projection
 from projections.read_models import (
     DrawdownRow,
@@ -184,10 +190,24 @@ class SqlReadModels:
     def open_positions(
         self, symbol: str | None = None, shard: tuple[int, int] | None = None
     ) -> list[PositionRow]:
-        """Open or closing positions of every tenant (what the workers watch)."""
-        where = '"status" IN (%s, %s)' + (' AND "symbol" = %s' if symbol else "")
-        params = [*OPEN_STATUSES, *([symbol] if symbol else [])]
+        """What the workers watch, for every tenant: open and closing positions, and those
+        whose entry order is in flight (reconciliation settles them)."""
+        where = '"status" IN (%s, %s, %s)' + (' AND "symbol" = %s' if symbol else "")
+        params = [*WATCHED_STATUSES, *([symbol] if symbol else [])]
         rows = self._select(POSITIONS, where, params, 'ORDER BY "planned_at", "position_id"')
+        return [position_row(r) for r in rows if in_shard(r["client_id"], shard)]
+
+    def positions_changed_since(
+        self, notification_id: int, shard: tuple[int, int] | None = None
+    ) -> list[PositionRow]:
+        """Positions of every status changed after `notification_id`, oldest change first:
+        a worker's incremental refresh."""
+        rows = self._select(
+            POSITIONS,
+            '"updated_notification_id" > %s',
+            [notification_id],
+            'ORDER BY "updated_notification_id"',
+        )
         return [position_row(r) for r in rows if in_shard(r["client_id"], shard)]
 
     # --- operation ---

@@ -51,7 +51,13 @@ TRADES = Table(
         Column("activity_time", Kind.TIME),  # exit time, or entry time while open
     ),
     key=("position_id", "exit_sequence"),
-    indexes=(("client_id", "activity_time"),),
+    # Trade history reads one tenant's trades closed since a moment, or still open: the
+    # planner ORs two short index ranges instead of scanning all of the tenant's trades.
+    indexes=(
+        ("client_id", "activity_time"),
+        ("client_id", "exit_time"),
+        ("client_id", "is_closed"),
+    ),
 )
 
 CENT = Decimal("0.01")

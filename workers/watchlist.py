@@ -48,7 +48,7 @@ class InFlight:
     client_id: UUID
     symbol: str
     since: datetime  # when the projection (or the worker) last saw it change
-    entering: bool = False  # an entry order: `open_positions` does not list these
+    entering: bool = False  # an entry order (the position is not open yet)
     retry_at: datetime | None = None
 
 
@@ -196,9 +196,6 @@ class Watchlist:
         listed = {row.position_id for row in rows}
         for pid in [pid for pid in self._holds if pid not in listed]:
             del self._holds[pid]
-        for pid, flight in self.in_flight.items():
-            if flight.entering and pid not in listed:  # not an open position yet: kept
-                flying[pid] = flight
         self.index.replace_all(watched)
         self.in_flight = flying
 

@@ -501,3 +501,42 @@ def test_start_runs_the_loop_in_a_thread_and_stop_ends_it_at_once(
         worker.stop(timeout=10)
     assert not worker.running
     assert reload(services, position).status is Status.CLOSED
+
+
+def entering_position(services: Services, paper: PaperExchange, sent: bool) -> Position:
+    """A validated position whose entry order id was recorded, then its process died:
+    after (`sent`) or before the order reached the exchange."""
+    paper.set_price(BTC, D(90000))
+    client_id, _ = register(services.ledger, capital="1000")
+    planned = services.ledger.plan_position(
+        client_id, PlanRequest(symbol=BTC, side=Side.LONG, stop_price=D(88200))
+    )
+    services.ledger.validate_position(client_id, planned.id)
+    position = services.ledger.position(client_id, planned.id)
+    order_id = position.submit_entry(services.clock.now())
+    services.store.save(position)
+    if sent:
+        paper.place_order(
+            TradingAccount(client_id),
+            OrderRequest(BTC, Side.LONG.entry_order_side, order_id, quantity=position.quantity),
+        )
+    return position
+
+
+@pytest.mark.parametrize(("sent", "settled"), [(True, Status.OPEN), (False, Status.CANCELLED)])
+def test_an_entry_left_in_flight_is_settled_by_the_reconcile_job(
+    services: Services, paper: PaperExchange, clock: ManualClock, sent: bool, settled: Status
+) -> None:
+    position = entering_position(services, paper, sent)
+    worker = Worker.from_services(services, jobs=[Job.RECONCILE])
+    assert worker.run_once() == []  # within the grace period its sender may still answer
+    clock.advance(timedelta(seconds=31))
+
+    (action,) = worker.tick()
+
+    assert (action.job, action.outcome) == (Job.RECONCILE, Outcome.DONE)
+    assert reload(services, position).status is settled
+    assert paper.orders_filled(position.client_id) == (1 if sent else 0)
+    open_risk = services.ledger.policy(position.client_id).open_risk
+    assert (str(position.id) in open_risk) is sent  # a failed entry gives its risk back
+    assert worker.tick() == []

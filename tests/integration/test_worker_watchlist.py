@@ -55,7 +55,7 @@ class Rows:
         self, symbol: str | None = None, shard: Shard | None = None
     ) -> list[PositionRow]:
         self.full_reads += 1
-        return [r for r in self.rows.values() if r.status in ("open", "closing")]
+        return [r for r in self.rows.values() if r.status in ("entering", "open", "closing")]
 
 
 class ChangedRows(Rows):
@@ -113,7 +113,7 @@ def test_an_incremental_refresh_asks_only_for_what_changed() -> None:
     assert source.asked == [10, 10, 12]
 
 
-def test_an_entry_in_flight_seen_incrementally_survives_a_full_refresh() -> None:
+def test_an_entry_in_flight_is_tracked_by_incremental_and_full_refreshes_alike() -> None:
     source = ChangedRows()
     watchlist = Watchlist(source, PositionIndex(), full_refresh_every=timedelta(hours=1))
     watchlist.refresh()
@@ -123,8 +123,10 @@ def test_an_entry_in_flight_seen_incrementally_survives_a_full_refresh() -> None
     source.put(row_of(entering, 20))
     watchlist.refresh()
     assert watchlist.in_flight[entering.id].entering
-    watchlist.refresh(full=True)  # open_positions() does not list entering positions
+    watchlist.refresh(full=True)
     assert list(watchlist.in_flight) == [entering.id]
+    assert watchlist.in_flight[entering.id].entering
+    assert entering.id not in watchlist.index  # nothing to trail or stop before the fill
 
 
 def test_a_row_older_than_the_workers_own_exit_does_not_bring_the_position_back() -> None:
