@@ -133,6 +133,7 @@ class PaperAccount(Aggregate):
             PaperOrder.Filled,
             id=order_id(self.client_id, order.client_order_id),
             timestamp=now,
+            client_id=self.client_id,
             client_order_id=order.client_order_id,
             exchange_order_id=f"P{self.orders_filled}",
             symbol=rules.symbol,
@@ -216,6 +217,7 @@ class PaperOrder(Aggregate):
     """A filled paper order, one stream per client order id: a second fill is impossible."""
 
     class Filled(Aggregate.Created):
+        client_id: UUID
         client_order_id: str
         exchange_order_id: str
         symbol: str
@@ -227,6 +229,7 @@ class PaperOrder(Aggregate):
     @event(Filled)
     def __init__(
         self,
+        client_id: UUID,
         client_order_id: str,
         exchange_order_id: str,
         symbol: str,
@@ -235,6 +238,7 @@ class PaperOrder(Aggregate):
         price: Decimal,
         fees: dict[str, Decimal],
     ) -> None:
+        self.client_id = client_id
         self.client_order_id = client_order_id
         self.exchange_order_id = exchange_order_id
         self.symbol = symbol

@@ -49,3 +49,20 @@ def test_since_a_time_keeps_a_position_planned_before_it(
     ours = [r for r in records if r["stream_id"] == str(position.id)]
     assert [r["topic"].rsplit(".", 1)[-1] for r in ours][-1] == "Closed"
     assert all(r["timestamp"] >= window_start.isoformat() for r in records)
+
+
+def test_a_tenants_export_includes_its_paper_orders_and_no_one_elses(services: Services) -> None:
+    alice, _ = register(services.ledger)
+    bob, _ = register(services.ledger)
+    mine = open_long(services.ledger, alice)
+    theirs = open_long(services.ledger, bob)
+
+    exported = [
+        r
+        for r in export_events(services.store, ExportFilter(client_id=alice))
+        if r["topic"].endswith("PaperOrder.Filled")
+    ]
+
+    assert [r["payload"]["client_order_id"] for r in exported] == [mine.entry_order_id]
+    assert theirs.entry_order_id is not None
+    assert theirs.entry_order_id not in str(exported)
