@@ -161,11 +161,7 @@ class OrderDesk:
             return self.position(client_id, position_id)
         if result.executed_quantity <= 0:
             return self._entry_failed(client_id, position_id, order_id, "Order was not executed")
-        positions = FirstThenFresh(
-            loaded or self.position(client_id, position_id),
-            lambda: self.position(client_id, position_id),
-        )
-        fee_prices = self._fee_prices(positions, result)
+        positions, fee_prices = self._fill_context(client_id, position_id, result, loaded)
 
         def command() -> Position:
             pos = positions.get()
@@ -261,11 +257,7 @@ class OrderDesk:
             return self.position(client_id, position_id)
         if result.executed_quantity <= 0:
             return self._exit_failed(client_id, position_id, order_id, "Order was not executed")
-        positions = FirstThenFresh(
-            loaded or self.position(client_id, position_id),
-            lambda: self.position(client_id, position_id),
-        )
-        fee_prices = self._fee_prices(positions, result)
+        positions, fee_prices = self._fill_context(client_id, position_id, result, loaded)
 
         def command() -> Position:
             pos = positions.get()
@@ -296,11 +288,16 @@ class OrderDesk:
 
         return retry_on_conflict(command)
 
-    def _fee_prices(
-        self, positions: FirstThenFresh[Position], result: OrderResult
-    ) -> dict[str, Decimal]:
+    def _fill_context(
+        self, client_id: UUID, position_id: UUID, result: OrderResult, loaded: Position | None
+    ) -> tuple[FirstThenFresh[Position], dict[str, Decimal]]:
+        """The position a fill settles (reused on the first attempt) and its fee prices."""
+        position = loaded or self.position(client_id, position_id)
+        positions = FirstThenFresh(position, lambda: self.position(client_id, position_id))
+        return positions, self._fee_prices(position, result)
+
+    def _fee_prices(self, position: Position, result: OrderResult) -> dict[str, Decimal]:
         """Quote prices of fee assets other than the pair's own (e.g. BNB), when known."""
-        position = positions.peek()
         prices: dict[str, Decimal] = {}
         for asset in result.fees:
             if asset in (position.base_asset, position.quote_asset):

@@ -58,12 +58,6 @@ class FirstThenFresh(Generic[A]):
         self._loaded: A | None = loaded
         self._load = load
 
-    def peek(self) -> A:
-        """The loaded aggregate, for reading only (a retry loads afresh anyway)."""
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded
-
     def get(self) -> A:
         if self._loaded is not None:
             loaded, self._loaded = self._loaded, None

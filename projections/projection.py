@@ -7,6 +7,7 @@ starts empty and keeps everything in memory until the fresh tables are written i
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,7 +39,7 @@ class On:
     reads: tuple[str, ...] = ()
 
 
-class Projection:
+class Projection(ABC):
     """Subclasses name themselves, list their tables and map event classes to handlers."""
 
     name: ClassVar[str]
@@ -53,8 +54,9 @@ class Projection:
         }
         self.topics = frozenset(self.reads)
 
+    @abstractmethod
     def handlers(self) -> Mapping[type, On]:
-        raise NotImplementedError
+        """The events this projection folds, each with its handler and the fields it reads."""
 
     def handler_for(self, topic: str) -> Handler:
         return self._by_topic[topic]
