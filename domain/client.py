@@ -10,6 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.errors import IllegalTransition, InvalidInput
 from domain.identity import client_id_for
 
@@ -25,7 +26,7 @@ def mask_key(api_key: str) -> str:
     return f"{api_key[:4]}{'*' * (len(api_key) - 8)}{api_key[-4:]}"
 
 
-class Client(Aggregate):
+class Client(LedgerAggregate):
     class Registered(Aggregate.Created):
         name: str
         email: str

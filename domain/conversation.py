@@ -14,6 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.errors import InvalidInput, NotFound
 from domain.intents import Intent
 
@@ -62,7 +63,7 @@ class Turn:
     at: datetime
 
 
-class Conversation(Aggregate):
+class Conversation(LedgerAggregate):
     class Started(Aggregate.Created):
         client_id: UUID
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import IllegalTransition, InvalidInput
 from domain.identity import policy_id_for
@@ -17,7 +18,7 @@ MAX_RISK_PERCENT = Decimal(1)
 MONTHLY_LIMIT_PERCENT = Decimal(4)
 
 
-class Policy(Aggregate):
+class Policy(LedgerAggregate):
     class Configured(Aggregate.Created):
         client_id: UUID
         capital: Decimal

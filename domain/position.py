@@ -11,6 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.drawdown import month_of
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
@@ -39,7 +40,7 @@ def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
     return {asset: Decimal(amount) for asset, amount in fees.items()}
 
 
-class Position(Aggregate):
+class Position(LedgerAggregate):
     class Planned(Aggregate.Created):
         client_id: UUID
         symbol: str

@@ -16,6 +16,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.errors import IllegalTransition, NotFound
 from domain.identity import NAMESPACE
 from domain.market import Side
@@ -60,7 +61,7 @@ class ProposalExpired(IllegalTransition):
         )
 
 
-class TradeProposal(Aggregate):
+class TradeProposal(LedgerAggregate):
     class Proposed(Aggregate.Created):
         client_id: UUID
         conversation_id: UUID

@@ -9,6 +9,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.aggregate import LedgerAggregate
 from domain.errors import InsufficientBalance, InvalidInput
 from domain.identity import NAMESPACE
 from domain.market import BTCUSDC, OrderSide, SymbolRules
@@ -31,7 +32,7 @@ def order_id(client_id: UUID, client_order_id: str) -> UUID:
     return uuid5(NAMESPACE, f"/paper/orders/{client_id}/{client_order_id}")
 
 
-class PaperMarket(Aggregate):
+class PaperMarket(LedgerAggregate):
     """The last price set for a symbol (CLI, API or a demo price source)."""
 
     class Opened(Aggregate.Created):
@@ -53,7 +54,7 @@ class PaperMarket(Aggregate):
         self.trigger_event(self.PriceSet, timestamp=now, price=price)
 
 
-class PaperAccount(Aggregate):
+class PaperAccount(LedgerAggregate):
     """One tenant's paper balances. Its orders are aggregates of their own (see PaperOrder)."""
 
     class Funded(Aggregate.Created):
@@ -213,7 +214,7 @@ class PaperAccount(Aggregate):
             )
 
 
-class PaperOrder(Aggregate):
+class PaperOrder(LedgerAggregate):
     """A filled paper order, one stream per client order id: a second fill is impossible."""
 
     class Filled(Aggregate.Created):
