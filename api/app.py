@@ -92,6 +92,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started: list[Background] = []
+        limiter.start()
         try:
             for service in background:
                 await run_in_threadpool(service.start)
@@ -100,6 +101,7 @@ def create_app(
         finally:
             for service in reversed(started):
                 await run_in_threadpool(service.stop)
+            await run_in_threadpool(limiter.close)
             counter.close()
             if owns_services:
                 services.close()

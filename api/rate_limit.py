@@ -1,15 +1,23 @@
-"""Per-token request limits in fixed windows, counted in the database.
+"""Per-token request limits in fixed windows, counted in memory and shared through the
+database.
 
-One atomic UPSERT ... RETURNING per request, so every API replica shares the counters and
-they survive restarts; the same table and statement shape on SQLite and PostgreSQL.
+Each replica counts hits in memory and adds them to a row per token with one atomic
+UPSERT ... RETURNING (the same table and statement shape on SQLite and PostgreSQL), at
+least every `interval` seconds. A token's first request in a window, and every request
+once it nears its limit, goes to the database at once, so the limit holds exactly where it
+matters; far from it, replicas see each other's hits within `interval`. Counters survive
+restarts (the lifespan flushes on shutdown); a crash forgets at most `interval` of hits.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +29,8 @@ from api.errors import TooManyRequests
 from domain.ports import Clock
 from domain.store import EventStore
 from infra.settings import ConfigurationError, Settings
+
+log = logging.getLogger("robson.rate_limit")
 
 RATE_KEY = "robson.rate_limit"
 TABLE = "api_rate_limits"
@@ -69,24 +79,30 @@ class Verdict:
 
 
 class Counter(Protocol):
-    def hit(self, bucket: str, window_start: int) -> int:
-        """Count one request in `bucket`'s window starting at `window_start`; returns the count."""
+    def add(self, bucket: str, window_start: int, hits: int) -> int:
+        """Add `hits` to `bucket`'s window starting at `window_start`; returns its count (of
+        the newer window, when the stored one is newer: late hits of a past window are
+        dropped)."""
         ...
 
 
 _SQLITE_UPSERT = f"""
-INSERT INTO {TABLE} (bucket, window_start, hits) VALUES (?, ?, 1)
+INSERT INTO {TABLE} (bucket, window_start, hits) VALUES (?, ?, ?)
 ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE WHEN {TABLE}.window_start >= excluded.window_start
-                THEN {TABLE}.hits + 1 ELSE 1 END,
+    hits = CASE WHEN {TABLE}.window_start = excluded.window_start
+                THEN {TABLE}.hits + excluded.hits
+                WHEN {TABLE}.window_start > excluded.window_start
+                THEN {TABLE}.hits ELSE excluded.hits END,
     window_start = MAX({TABLE}.window_start, excluded.window_start)
 RETURNING hits
 """
 
 _POSTGRES_UPSERT = """
-INSERT INTO {table} AS t (bucket, window_start, hits) VALUES (%s, %s, 1)
+INSERT INTO {table} AS t (bucket, window_start, hits) VALUES (%s, %s, %s)
 ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE WHEN t.window_start >= excluded.window_start THEN t.hits + 1 ELSE 1 END,
+    hits = CASE WHEN t.window_start = excluded.window_start THEN t.hits + excluded.hits
+                WHEN t.window_start > excluded.window_start THEN t.hits
+                ELSE excluded.hits END,
     window_start = GREATEST(t.window_start, excluded.window_start)
 RETURNING hits
 """
@@ -155,16 +171,17 @@ class SqlCounter:
         else:
             self.statement = _SQLITE_UPSERT
 
-    def hit(self, bucket: str, window_start: int) -> int:
+    def add(self, bucket: str, window_start: int, hits: int) -> int:
         """One statement in autocommit mode: a single round trip, atomic on its own."""
+        params = (bucket, window_start, hits)
         if self.settings.is_postgres:
             with self._postgres().connection() as pg:
-                row = pg.execute(self.statement.encode(), (bucket, window_start)).fetchone()
+                row = pg.execute(self.statement.encode(), params).fetchone()
             return int(row[0])
         connection = self._sqlite()
         try:
             # fetchall: SQLite commits an UPSERT ... RETURNING only once it is fully stepped
-            rows = connection.execute(self.statement, (bucket, window_start)).fetchall()
+            rows = connection.execute(self.statement, params).fetchall()
         finally:
             self._lite.put(connection)
         return int(rows[0][0])
@@ -209,16 +226,58 @@ class SqlCounter:
                 break
 
 
+@dataclass
+class _Tally:
+    """One token's current window, as this replica knows it."""
+
+    window: int
+    shared: int = 0  # the database's count at the last exchange
+    pending: int = 0  # counted here since, not yet added to the database
+    sending: int = 0  # on their way to the database
+    synced: float | None = None  # monotonic time of the last exchange
+
+
 class RateLimiter:
-    def __init__(self, limit: RateLimit, counter: Counter, clock: Clock) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        counter: Counter,
+        clock: Clock,
+        interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.counter = counter
         self.clock = clock
+        self.interval = interval
+        self.monotonic = monotonic
+        # Within this many hits of the limit, every hit is counted in the database.
+        self.margin = max(1, limit.count // 10)
+        self._tallies: dict[str, _Tally] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def hit(self, bucket: str) -> Verdict:
         now = self.clock.now().timestamp()
         start = int(now) // self.limit.seconds * self.limit.seconds
-        hits = self.counter.hit(bucket, start)
+        with self._lock:
+            tally = self._tallies.get(bucket)
+            if tally is None or tally.window != start:
+                tally = self._tallies[bucket] = _Tally(start)
+            tally.pending += 1
+            hits = tally.shared + tally.sending + tally.pending
+            exchange = (
+                tally.synced is None
+                or hits > self.limit.count - self.margin
+                or self.monotonic() - tally.synced >= self.interval
+            )
+            delta = 0
+            if exchange:
+                delta, tally.pending = tally.pending, 0
+                tally.sending += delta
+        if exchange:
+            hits = self._exchange(bucket, tally, delta)
         reset = start + self.limit.seconds
         return Verdict(
             limit=self.limit.count,
@@ -227,16 +286,69 @@ class RateLimiter:
             retry_after=max(1, reset - int(now)),
         )
 
+    def _exchange(self, bucket: str, tally: _Tally, delta: int) -> int:
+        """Add `delta` hits to the database; returns this hit's count: the database's answer
+        (a concurrent exchange's larger answer counts hits after this one, and hits still on
+        their way were counted after it) plus what is pending here."""
+        try:
+            total = self.counter.add(bucket, tally.window, delta)
+        except BaseException:
+            with self._lock:
+                tally.sending -= delta
+                tally.pending += delta  # counted next time
+            raise
+        with self._lock:
+            tally.sending -= delta
+            tally.shared = max(tally.shared, total)  # concurrent exchanges may return late
+            tally.synced = self.monotonic()
+            return total + tally.pending
+
     def admit(self, scope: Scope, bucket: str) -> None:
         """Count the request against its token (blocking); refuse it over the limit.
 
-        Runs in the request's worker thread, just before its handler: one thread hop and
-        one UPSERT per request. The verdict goes into the scope for `RateLimitHeaders`.
+        Runs in the request's worker thread, just before its handler. The verdict goes into
+        the scope for `RateLimitHeaders`.
         """
         verdict = self.hit(bucket)
         scope[RATE_KEY] = verdict
         if verdict.exceeded:
             raise TooManyRequests(verdict.limit, self.limit.window, verdict.retry_after)
+
+    def flush(self) -> None:
+        """Add every pending hit to the database; forget windows that are over."""
+        now = self.clock.now().timestamp()
+        with self._lock:
+            for bucket, tally in list(self._tallies.items()):
+                if tally.pending == 0 and tally.window + self.limit.seconds <= now:
+                    del self._tallies[bucket]
+            batch = [(b, t, t.pending) for b, t in self._tallies.items() if t.pending]
+            for _, tally, delta in batch:
+                tally.pending = 0
+                tally.sending += delta
+        for bucket, tally, delta in batch:
+            self._exchange(bucket, tally, delta)
+
+    def start(self) -> None:
+        """Flush every `interval` in a background thread until `close`."""
+        self._flusher = threading.Thread(target=self._flush_until_stopped, daemon=True)
+        self._flusher.start()
+
+    def _flush_until_stopped(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # the next flush or hit adds them; the service keeps serving
+                log.warning("could not flush rate-limit counts", exc_info=True)
+
+    def close(self) -> None:
+        """Stop the flusher and hand the last hits to the database."""
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+        try:
+            self.flush()
+        except Exception:
+            log.warning("rate-limit counts not flushed at shutdown", exc_info=True)
 
 
 class RateLimitHeaders:

@@ -1,0 +1,127 @@
+"""The rate limiter counts in memory and shares through the database (SQLite and
+PostgreSQL): exact near the limit, shared between replicas within one flush interval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from api.rate_limit import RateLimit, RateLimiter, SqlCounter
+from infra.clock import ManualClock
+from infra.settings import Settings
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingCounter:
+    """The real counter, with the number of database round trips it made."""
+
+    def __init__(self, counter: SqlCounter) -> None:
+        self.counter = counter
+        self.calls = 0
+
+    def add(self, bucket: str, window_start: int, hits: int) -> int:
+        self.calls += 1
+        return self.counter.add(bucket, window_start, hits)
+
+
+@pytest.fixture
+def counter(settings: Settings) -> Iterator[CountingCounter]:
+    real = SqlCounter(settings)
+    yield CountingCounter(real)
+    real.close()
+
+
+def limiter(counter: CountingCounter, clock: ManualClock, ticks: Ticks, count: int) -> RateLimiter:
+    return RateLimiter(RateLimit(count, "hour"), counter, clock, interval=1.0, monotonic=ticks)
+
+
+def test_far_from_the_limit_hits_are_counted_in_memory(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    replica = limiter(counter, clock, Ticks(), 1000)
+    remaining = [replica.hit("alice").remaining for _ in range(100)]
+    assert remaining == list(range(999, 899, -1))
+    assert counter.calls == 1  # the window's first hit asks the database
+
+
+def test_near_the_limit_every_hit_is_counted_in_the_database(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    replica = limiter(counter, clock, Ticks(), 20)  # the last 2 of 20 are exact
+    verdicts = [replica.hit("alice") for _ in range(21)]
+    assert [v.exceeded for v in verdicts] == [False] * 20 + [True]
+    assert counter.calls == 1 + 3  # the first hit, then the 19th, 20th and 21st
+
+
+def test_a_flush_hands_pending_hits_to_the_database(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    first = limiter(counter, clock, Ticks(), 1000)
+    for _ in range(7):
+        first.hit("alice")
+    first.flush()
+    restarted = limiter(counter, clock, Ticks(), 1000)
+    assert restarted.hit("alice").remaining == 1000 - 8
+
+
+def test_replicas_see_each_others_hits_after_an_interval(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    ticks = Ticks()
+    a, b = limiter(counter, clock, ticks, 100), limiter(counter, clock, ticks, 100)
+    for _ in range(30):
+        a.hit("alice")
+    for _ in range(30):
+        b.hit("alice")
+    a.flush()
+    ticks.now += 1.0  # b's count is a flush interval old: its next hit asks the database
+    assert b.hit("alice").remaining == 100 - 61
+    b.flush()
+    ticks.now += 1.0
+    assert a.hit("alice").remaining == 100 - 62
+
+
+def test_two_replicas_together_stop_at_the_limit_once_near_it(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    ticks = Ticks()
+    a, b = limiter(counter, clock, ticks, 50), limiter(counter, clock, ticks, 50)
+    admitted = 0
+    for n in range(80):
+        replica = a if n % 2 else b
+        admitted += not replica.hit("alice").exceeded
+        if n % 10 == 9:  # the background flush, every interval
+            a.flush()
+            b.flush()
+            ticks.now += 1.0
+    assert admitted == 50
+
+
+def test_a_new_window_starts_afresh_and_old_windows_are_forgotten(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    replica = limiter(counter, clock, Ticks(), 3)
+    assert [replica.hit("alice").exceeded for _ in range(4)] == [False] * 3 + [True]
+    clock.advance(timedelta(hours=1))
+    replica.flush()
+    assert not replica._tallies  # the finished window is dropped
+    assert replica.hit("alice").remaining == 2
+
+
+def test_late_hits_of_a_past_window_do_not_count_in_the_next(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    start = int(clock.now().timestamp()) // 3600 * 3600
+    assert counter.add("alice", start + 3600, 5) == 5
+    assert counter.add("alice", start, 40) == 5
