@@ -35,7 +35,7 @@ from projections.read_models import (
     TradeSummary,
 )
 from projections.tables import Codec, Dialect, Row, Table, quote
-from projections.trade_history import TRADES, summarise, trade_row
+from projections.trade_history import TRADES, summarise, trade_row_of
 
 WAIT_POLL_SECONDS = 0.01
 
@@ -68,13 +68,24 @@ class SqlReadModels:
 
     def _select(self, table: Table, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
         codec = self._codec(table)
+        return [codec.row(r) for r in self._select_raw(table, where, params, tail)]
+
+    def _select_values(
+        self, table: Table, where: str, params: Sequence[Any], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """Result tuples in the table's column order (the hot read paths skip the dicts)."""
+        codec = self._codec(table)
+        return [codec.values(r) for r in self._select_raw(table, where, params, tail)]
+
+    def _select_raw(
+        self, table: Table, where: str, params: Sequence[Any], tail: str
+    ) -> list[tuple[Any, ...]]:
         cols = ", ".join(quote(c) for c in table.column_names)
         with self.database.session() as s:
-            found = s.execute(
+            return s.execute(
                 f"SELECT {cols} FROM {self.database.qualified(table.name)} WHERE {where} {tail}",
                 params,
             )
-        return [codec.row(r) for r in found]
 
     def _p(self, table: Table, column: str, value: Any) -> Any:
         return self._codec(table).param(column, value)
@@ -87,11 +98,12 @@ class SqlReadModels:
         """Most recent first: closed trades by exit time, open remainders by entry time."""
         where, params = self._trades_where(client_id, since)
         tail = 'ORDER BY "activity_time" DESC, "position_id", "exit_sequence" LIMIT %s'
-        return [trade_row(r) for r in self._select(TRADES, where, [*params, limit], tail)]
+        found = self._select_values(TRADES, where, [*params, limit], tail)
+        return [trade_row_of(values) for values in found]
 
     def trade_summary(self, client_id: UUID, since: datetime | None = None) -> TradeSummary:
         where, params = self._trades_where(client_id, since)
-        return summarise([trade_row(r) for r in self._select(TRADES, where, params)])
+        return summarise([trade_row_of(v) for v in self._select_values(TRADES, where, params)])
 
     def _trades_where(self, client_id: UUID, since: datetime | None) -> tuple[str, list[Any]]:
         params = [self._p(TRADES, "client_id", client_id)]

@@ -148,6 +148,7 @@ class Codec:
         self._key_out = tuple(self._out[self._positions[k]] for k in table.key)
         self._pick = itemgetter(*self.names)
         self._converted = tuple((i, out) for i, out in enumerate(self._out) if out is not _same)
+        self._loaded = tuple((i, load) for i, load in enumerate(self._in) if load is not _same)
 
     def param(self, column: str, value: Any) -> Any:
         """One value as a statement parameter for `column`."""
@@ -170,14 +171,15 @@ class Codec:
         )
 
     def row(self, values: Sequence[Any]) -> Row:
-        return {
-            name: None if value is None else load(value)
-            for name, value, load in zip(self.names, values, self._in, strict=True)
-        }
+        return dict(zip(self.names, self.values(values), strict=True))
 
     def values(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        """A result tuple with every value in its Python type (for dumps and queries)."""
-        return tuple(
-            None if value is None else load(value)
-            for value, load in zip(values, self._in, strict=True)
-        )
+        """A result tuple with every value in its Python type (for dumps and queries); only
+        the columns the dialect stores differently are converted."""
+        if not self._loaded:
+            return tuple(values)
+        loaded = list(values)
+        for i, load in self._loaded:
+            if loaded[i] is not None:
+                loaded[i] = load(loaded[i])
+        return tuple(loaded)

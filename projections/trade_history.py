@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from domain.position import Position
 from projections.positions import side_sign
@@ -190,25 +192,15 @@ def _open_row(position: Row) -> Row:
     }
 
 
-def trade_row(row: Row) -> TradeRow:
-    return TradeRow(
-        position_id=row["position_id"],
-        exit_sequence=row["exit_sequence"],
-        client_id=row["client_id"],
-        symbol=row["symbol"],
-        side=row["side"],
-        quantity=row["quantity"],
-        entry_price=row["entry_price"],
-        exit_price=row["exit_price"],
-        pnl=row["pnl"],
-        pnl_percentage=row["pnl_percentage"],
-        is_winner=row["is_winner"],
-        is_closed=row["is_closed"],
-        duration_hours=row["duration_hours"],
-        entry_time=row["entry_time"],
-        exit_time=row["exit_time"],
-        fees=row["fees"],
-    )
+# A TradeRow is the table's leading columns, in order: a result tuple becomes one directly.
+_TRADE_FIELDS = tuple(f.name for f in fields(TradeRow))
+if TRADES.column_names[: len(_TRADE_FIELDS)] != _TRADE_FIELDS:
+    raise RuntimeError("TradeRow's fields must be the trades table's leading columns")
+
+
+def trade_row_of(values: tuple[Any, ...]) -> TradeRow:
+    """A trades result tuple (in the table's column order) as a TradeRow."""
+    return TradeRow(*values[: len(_TRADE_FIELDS)])
 
 
 def summarise(trades: list[TradeRow]) -> TradeSummary:
