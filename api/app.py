@@ -27,6 +27,7 @@ from api import (
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
+from api.documents import documents_for
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
@@ -83,8 +84,11 @@ def create_app(
     limiter = RateLimiter(
         rate_limit or RateLimit.parse(services.settings.rate_limit), counter, services.clock
     )
-    guarded = [Middleware(Authenticate, tokens=tokens)]  # then the limiter, in the handler's thread
-    runtime = Runtime(services, metrics, limiter, settle=lambda: read_own_writes(services))
+    guarded = [Middleware(Authenticate, tokens=tokens)]  # the limiter: just before the handler
+    documents = documents_for(services.read_models)
+    runtime = Runtime(
+        services, metrics, limiter, documents, settle=lambda: read_own_writes(services)
+    )
     built, templates = routes(
         OPERATIONS, runtime, {Access.CLIENT: guarded, Access.OPERATOR: guarded}
     )
@@ -93,6 +97,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         started: list[Background] = []
         limiter.start()
+        await documents.open()
         try:
             for service in background:
                 await run_in_threadpool(service.start)
@@ -102,6 +107,7 @@ def create_app(
             for service in reversed(started):
                 await run_in_threadpool(service.stop)
             await run_in_threadpool(limiter.close)
+            await documents.close()
             counter.close()
             if owns_services:
                 services.close()

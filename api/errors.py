@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -94,6 +95,7 @@ STATUS: Mapping[type[Exception], int] = {
     ExchangeUnavailable: 503,
     OperationalError: 503,
     InterfaceError: 503,
+    psycopg.OperationalError: 503,  # the read side's own connections (pool timeouts too)
 }
 
 HTTP_CODES: Mapping[int, str] = {

@@ -3,12 +3,15 @@ Starlette routes and into the OpenAPI document from the same description.
 
 A handler is a plain synchronous function of a parsed `Call`; it runs in the thread pool
 (the ledger and the read models block on the database) and contains no error handling.
+A coroutine handler runs on the event loop instead, so it must not block: the busiest reads
+await their documents (`api.documents`) without a thread hop.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -22,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.auth import PRINCIPAL_KEY, Principal
+from api.documents import Documents
 from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
 from api.metrics import Metrics
 from api.rate_limit import RateLimiter
@@ -54,6 +58,7 @@ class Call(Generic[B, Q]):
     request: Request
     services: Services
     metrics: Metrics
+    documents: Documents
     body: B
     query: Q
     path: Mapping[str, Any]
@@ -71,13 +76,14 @@ class Call(Generic[B, Q]):
 
 
 Handler = Callable[[Call[Any, Any]], Reply | Response]
+OnLoop = Callable[[Call[Any, Any]], Awaitable[Reply | Response]]
 
 
 @dataclass(frozen=True)
 class Operation:
     method: str
     path: str  # canonical, with its trailing slash; also served without it
-    handler: Handler
+    handler: Handler | OnLoop
     summary: str
     tag: str
     body: type[BaseModel] = Empty
@@ -150,6 +156,7 @@ class Runtime:
     services: Services
     metrics: Metrics
     limiter: RateLimiter
+    documents: Documents
     settle: Callable[[], None]  # wait until the read models show this process's writes
 
 
@@ -157,6 +164,9 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
     """The Starlette endpoint for one operation: parse, check access, run the handler."""
 
     bodiless = operation.method == "GET" and operation.body is Empty
+    on_loop = inspect.iscoroutinefunction(operation.handler)
+    if on_loop and operation.command:
+        raise ValueError(f"{operation.operation_id}: commands block on the ledger, not on the loop")
 
     async def run(request: Request) -> Response:
         if operation.access is Access.OPERATOR:
@@ -167,10 +177,13 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
             request=request,
             services=runtime.services,
             metrics=runtime.metrics,
+            documents=runtime.documents,
             body=NO_BODY if bodiless else await read_body(request, operation.body),
             query=NO_QUERY if operation.query is NoQuery else read_query(request, operation.query),
             path=request.path_params,
         )
+        if on_loop:
+            return await _handle_on_loop(operation, call, runtime)
         response: Response = await run_in_threadpool(_handle, operation, call, runtime)
         return response
 
@@ -184,11 +197,26 @@ def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Res
     if operation.access is not Access.PUBLIC:
         runtime.limiter.admit(call.request.scope, call.principal.token_key)
     if not operation.command:
-        return _response(operation.handler(call))
+        return _response(_run(operation, call))
     try:
-        return _response(operation.handler(call))
+        return _response(_run(operation, call))
     finally:  # a refused command may have recorded events too (a rejected plan)
         runtime.settle()  # the caller reads its own writes on the next query
+
+
+def _run(operation: Operation, call: Call[Any, Any]) -> Reply | Response:
+    result = operation.handler(call)
+    assert isinstance(result, Reply | Response), "a coroutine handler runs on the loop"
+    return result
+
+
+async def _handle_on_loop(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+    """On the event loop: the rate limit, then the (non-blocking, read-only) handler."""
+    if operation.access is not Access.PUBLIC:
+        await runtime.limiter.admit_on_loop(call.request.scope, call.principal.token_key)
+    result = operation.handler(call)
+    assert inspect.isawaitable(result)
+    return _response(await result)
 
 
 def _response(result: Reply | Response) -> Response:

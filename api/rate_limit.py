@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore, PostgresRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooManyRequests
@@ -237,6 +238,26 @@ class _Tally:
     synced: float | None = None  # monotonic time of the last exchange
 
 
+@dataclass(frozen=True)
+class _Count:
+    """One hit as counted in memory; `delta`: hits to add to the database now, if any."""
+
+    limit: RateLimit
+    now: float
+    tally: _Tally
+    hits: int
+    delta: int | None
+
+    def verdict(self, hits: int) -> Verdict:
+        reset = self.tally.window + self.limit.seconds
+        return Verdict(
+            limit=self.limit.count,
+            remaining=self.limit.count - hits,
+            reset=reset,
+            retry_after=max(1, reset - int(self.now)),
+        )
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -259,6 +280,22 @@ class RateLimiter:
         self._flusher: threading.Thread | None = None
 
     def hit(self, bucket: str) -> Verdict:
+        """Count one hit (blocking when it goes to the database)."""
+        count = self._count(bucket)
+        if count.delta is None:
+            return count.verdict(count.hits)
+        return count.verdict(self._exchange(bucket, count.tally, count.delta))
+
+    async def hit_on_loop(self, bucket: str) -> Verdict:
+        """Count one hit from the event loop: in memory, or in a worker thread when it goes
+        to the database."""
+        count = self._count(bucket)
+        if count.delta is None:
+            return count.verdict(count.hits)
+        hits = await run_in_threadpool(self._exchange, bucket, count.tally, count.delta)
+        return count.verdict(hits)
+
+    def _count(self, bucket: str) -> _Count:
         now = self.clock.now().timestamp()
         start = int(now) // self.limit.seconds * self.limit.seconds
         with self._lock:
@@ -267,24 +304,15 @@ class RateLimiter:
                 tally = self._tallies[bucket] = _Tally(start)
             tally.pending += 1
             hits = tally.shared + tally.sending + tally.pending
-            exchange = (
+            if not (
                 tally.synced is None
                 or hits > self.limit.count - self.margin
                 or self.monotonic() - tally.synced >= self.interval
-            )
-            delta = 0
-            if exchange:
-                delta, tally.pending = tally.pending, 0
-                tally.sending += delta
-        if exchange:
-            hits = self._exchange(bucket, tally, delta)
-        reset = start + self.limit.seconds
-        return Verdict(
-            limit=self.limit.count,
-            remaining=self.limit.count - hits,
-            reset=reset,
-            retry_after=max(1, reset - int(now)),
-        )
+            ):
+                return _Count(self.limit, now, tally, hits, None)
+            delta, tally.pending = tally.pending, 0
+            tally.sending += delta
+            return _Count(self.limit, now, tally, hits, delta)
 
     def _exchange(self, bucket: str, tally: _Tally, delta: int) -> int:
         """Add `delta` hits to the database; returns this hit's count: the database's answer
@@ -309,7 +337,13 @@ class RateLimiter:
         Runs in the request's worker thread, just before its handler. The verdict goes into
         the scope for `RateLimitHeaders`.
         """
-        verdict = self.hit(bucket)
+        self._decide(scope, self.hit(bucket))
+
+    async def admit_on_loop(self, scope: Scope, bucket: str) -> None:
+        """`admit` for a handler that runs on the event loop."""
+        self._decide(scope, await self.hit_on_loop(bucket))
+
+    def _decide(self, scope: Scope, verdict: Verdict) -> None:
         scope[RATE_KEY] = verdict
         if verdict.exceeded:
             raise TooManyRequests(verdict.limit, self.limit.window, verdict.retry_after)

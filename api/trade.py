@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
+from starlette.responses import Response
 
 from api.intents import ensure_can_trade, plan_validate_execute
 from api.operations import Call, Operation, Reply
@@ -30,8 +31,7 @@ from domain.market import Side, SymbolRules, floor_to_step
 from domain.position import Position, Status
 from domain.sizing import position_size
 from domain.store import EventStore
-from projections.read_models import Period, PeriodPnl, PositionRow, TradeRow
-from projections.trade_history import summarise
+from projections.read_models import Period, PositionRow
 
 SYMBOL = "BTCUSDC"
 FIRST_TRADE = "🎉 Historic first production trade executed!"
@@ -360,96 +360,21 @@ def split_sale(
     return plan
 
 
-def _history_row(row: TradeRow) -> dict[str, Any]:
-    # The hottest loop of the read side (up to 1000 rows a reply): plain expressions only.
-    exit_price, pnl, percentage, hours = (
-        row.exit_price,
-        row.pnl,
-        row.pnl_percentage,
-        row.duration_hours,
-    )
-    return {
-        "id": str(row.position_id),
-        "exit_sequence": row.exit_sequence,
-        "symbol": row.symbol,
-        "side": "BUY" if row.side == "LONG" else "SELL",
-        "position_side": row.side,
-        "quantity": money(row.quantity),
-        "entry_price": money(row.entry_price),
-        "exit_price": None if exit_price is None else money(exit_price),
-        "pnl": None if pnl is None else money(pnl),
-        "pnl_percentage": None if percentage is None else f"{percentage:.2f}",
-        "is_winner": row.is_winner,
-        "is_closed": row.is_closed,
-        "duration_hours": None if hours is None else float(hours),
-        "fees": money(row.fees),
-        "entry_time": iso(row.entry_time),
-        "exit_time": iso(row.exit_time),
-    }
-
-
-def trade_history(call: Call[Any, HistoryQuery]) -> Reply:
-    read_models, client_id = call.services.read_models, call.principal.client_id
+async def trade_history(call: Call[Any, HistoryQuery]) -> Response:
     since = call.services.clock.now() - timedelta(days=call.query.days)
-    rows = read_models.trade_history(client_id, since, call.query.limit)
-    # A page shorter than the limit is every trade of the window: summarise it here rather
-    # than read the same rows a second time.
-    if len(rows) < call.query.limit:
-        summary = summarise(rows)
-    else:
-        summary = read_models.trade_summary(client_id, since)
-    return Reply(
-        {
-            "trades": [_history_row(r) for r in rows],
-            "summary": {
-                "total_trades": summary.total_trades,
-                "closed_trades": summary.closed_trades,
-                "open_trades": summary.open_trades,
-                "total_pnl": money(summary.total_pnl),
-                "winners": summary.winners,
-                "losers": summary.losers,
-                "win_rate": summary.win_rate,
-            },
-        }
-    )
+    body = await call.documents.trade_history(call.principal.client_id, since, call.query.limit)
+    return Response(body, media_type="application/json")
 
 
 PERIODS_PER_MONTH = {"daily": 31, "weekly": 5, "monthly": 1}
 
 
-def _period_row(row: PeriodPnl) -> dict[str, Any]:
-    return {
-        "period": row.period,
-        "pnl": money(row.pnl),
-        "cumulative_pnl": money(row.cumulative_pnl),
-        "trades": row.trades,
-        "winners": row.winners,
-        "losers": row.losers,
-        "win_rate": row.win_rate,
-        "volume": money(row.volume),
-    }
-
-
-def trade_pnl(call: Call[Any, PnlQuery]) -> Reply:
+async def trade_pnl(call: Call[Any, PnlQuery]) -> Response:
     """`months` bounds the window; it is turned into a number of periods of the asked kind."""
     period, months = call.query.period, call.query.months
     limit = months * PERIODS_PER_MONTH[period] if period != "yearly" else -(-months // 12)
-    periods, overall = call.services.read_models.pnl_by_period(
-        call.principal.client_id, Period(period), limit
-    )
-    return Reply(
-        {
-            "period_type": period,
-            "periods": [_period_row(p) for p in periods],
-            "overall": {
-                "total_pnl": money(overall.total_pnl),
-                "total_trades": overall.total_trades,
-                "winners": overall.winners,
-                "losers": overall.losers,
-                "win_rate": overall.win_rate,
-            },
-        }
-    )
+    body = await call.documents.pnl(call.principal.client_id, Period(period), limit)
+    return Response(body, media_type="application/json")
 
 
 OPERATIONS = [

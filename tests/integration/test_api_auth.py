@@ -129,19 +129,21 @@ def test_public_endpoints_need_no_token(api: TestClient) -> None:
 # --- rate limits ---
 
 
+# Trade history is served on the event loop, the positions list in a worker thread.
+@pytest.mark.parametrize("path", [CHEAP, "/api/trade/history/?days=1"])
 def test_the_request_over_the_limit_gets_429_with_retry_after(
-    services: Services, alice: Tenant, clock: ManualClock
+    services: Services, alice: Tenant, clock: ManualClock, path: str
 ) -> None:
     bob = new_tenant(services)
     with running(services, rate_limit=RateLimit(5, "hour")) as api:
         remaining = []
         for _ in range(5):
-            reply = api.get(CHEAP, headers=alice.headers)
+            reply = api.get(path, headers=alice.headers)
             assert reply.status_code == 200
             assert reply.headers["x-ratelimit-limit"] == "5"
             remaining.append(reply.headers["x-ratelimit-remaining"])
         assert remaining == ["4", "3", "2", "1", "0"]
-        over = api.get(CHEAP, headers=alice.headers)
+        over = api.get(path, headers=alice.headers)
         assert over.status_code == 429
         assert over.json()["code"] == "rate_limited"
         # The clock stands at 09:00:00: the hour's window ends at 10:00:00.
@@ -149,14 +151,14 @@ def test_the_request_over_the_limit_gets_429_with_retry_after(
         assert over.headers["x-ratelimit-remaining"] == "0"
         assert int(over.headers["x-ratelimit-reset"]) == int(clock.now().timestamp()) + 3600
         # Every response counts, error replies carry the headers too.
-        assert api.get(CHEAP, headers=bob.headers).headers["x-ratelimit-remaining"] == "4"
+        assert api.get(path, headers=bob.headers).headers["x-ratelimit-remaining"] == "4"
         missing = api.get(
             "/api/positions/00000000-0000-0000-0000-000000000000/", headers=bob.headers
         )
         assert missing.status_code == 404 and missing.headers["x-ratelimit-remaining"] == "3"
         # The next window starts afresh.
         clock.advance(timedelta(hours=1))
-        assert api.get(CHEAP, headers=alice.headers).status_code == 200
+        assert api.get(path, headers=alice.headers).status_code == 200
 
 
 def test_counters_survive_a_restart(services: Services, alice: Tenant) -> None:

@@ -1,0 +1,330 @@
+"""The reply documents of the busiest reads, trade history and P&L by period, built where
+the data is.
+
+On PostgreSQL one statement returns the whole JSON document: the rows are formatted by the
+database's processes (which run beside this one), and the query is awaited on the event loop,
+so a request pays neither a thread hop nor per-row Python work. On SQLite the read models are
+queried in a worker thread and the document is formatted here. Both give the same document;
+`tests/integration/test_documents.py` compares them on the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from starlette.concurrency import run_in_threadpool
+
+from api.schemas import iso, money
+from projections.database import ProjectionDatabase
+from projections.pnl import PNL_PERIODS
+from projections.read_models import Period, PeriodPnl, PnlOverall, TradeRow, TradeSummary
+from projections.sql_read_models import SqlReadModels
+from projections.tables import Dialect
+from projections.trade_history import TRADES, summarise
+
+POOL_SIZE = 4
+
+
+class Documents(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def trade_history(self, client_id: UUID, since: datetime, limit: int) -> bytes:
+        """`{"trades": [...], "summary": {...}}`: the trades closed since `since` or still
+        open, most recent first (at most `limit`), summarised over all of them."""
+        ...
+
+    async def pnl(self, client_id: UUID, period: Period, limit: int) -> bytes:
+        """`{"period_type", "periods": [...], "overall": {...}}`: the last `limit` periods
+        with running totals from the first period on."""
+        ...
+
+
+def documents_for(read_models: SqlReadModels) -> Documents:
+    if read_models.database.dialect is Dialect.POSTGRES:
+        return PostgresDocuments(read_models.database)
+    return ReadModelDocuments(read_models)
+
+
+# --- formatted here ---
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, as Starlette's JSONResponse writes it."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def cents(value: Any) -> str:
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def history_row(row: TradeRow) -> dict[str, Any]:
+    # The hottest loop of the Python read side (up to 1000 rows a reply): plain expressions.
+    exit_price, pnl, percentage, hours = (
+        row.exit_price,
+        row.pnl,
+        row.pnl_percentage,
+        row.duration_hours,
+    )
+    return {
+        "id": str(row.position_id),
+        "exit_sequence": row.exit_sequence,
+        "symbol": row.symbol,
+        "side": "BUY" if row.side == "LONG" else "SELL",
+        "position_side": row.side,
+        "quantity": money(row.quantity),
+        "entry_price": money(row.entry_price),
+        "exit_price": None if exit_price is None else money(exit_price),
+        "pnl": None if pnl is None else money(pnl),
+        "pnl_percentage": None if percentage is None else cents(percentage),
+        "is_winner": row.is_winner,
+        "is_closed": row.is_closed,
+        "duration_hours": None if hours is None else float(hours),
+        "fees": money(row.fees),
+        "entry_time": iso(row.entry_time),
+        "exit_time": iso(row.exit_time),
+    }
+
+
+def history_document(rows: Sequence[TradeRow], summary: TradeSummary) -> dict[str, Any]:
+    return {
+        "trades": [history_row(r) for r in rows],
+        "summary": {
+            "total_trades": summary.total_trades,
+            "closed_trades": summary.closed_trades,
+            "open_trades": summary.open_trades,
+            "total_pnl": money(summary.total_pnl),
+            "winners": summary.winners,
+            "losers": summary.losers,
+            "win_rate": summary.win_rate,
+        },
+    }
+
+
+def pnl_document(
+    period: Period, periods: Sequence[PeriodPnl], overall: PnlOverall
+) -> dict[str, Any]:
+    return {
+        "period_type": period.value,
+        "periods": [
+            {
+                "period": p.period,
+                "pnl": money(p.pnl),
+                "cumulative_pnl": money(p.cumulative_pnl),
+                "trades": p.trades,
+                "winners": p.winners,
+                "losers": p.losers,
+                "win_rate": p.win_rate,
+                "volume": money(p.volume),
+            }
+            for p in periods
+        ],
+        "overall": {
+            "total_pnl": money(overall.total_pnl),
+            "total_trades": overall.total_trades,
+            "winners": overall.winners,
+            "losers": overall.losers,
+            "win_rate": overall.win_rate,
+        },
+    }
+
+
+class ReadModelDocuments:
+    """The documents from the read models (blocking: run in a worker thread)."""
+
+    def __init__(self, read_models: SqlReadModels) -> None:
+        self.read_models = read_models
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def trade_history(self, client_id: UUID, since: datetime, limit: int) -> bytes:
+        return await run_in_threadpool(self.trade_history_now, client_id, since, limit)
+
+    async def pnl(self, client_id: UUID, period: Period, limit: int) -> bytes:
+        return await run_in_threadpool(self.pnl_now, client_id, period, limit)
+
+    def trade_history_now(self, client_id: UUID, since: datetime, limit: int) -> bytes:
+        rows = self.read_models.trade_history(client_id, since, limit)
+        # A page shorter than the limit is every trade of the window: summarise it here
+        # rather than read the same rows a second time.
+        if len(rows) < limit:
+            summary = summarise(rows)
+        else:
+            summary = self.read_models.trade_summary(client_id, since)
+        return encode(history_document(rows, summary))
+
+    def pnl_now(self, client_id: UUID, period: Period, limit: int) -> bytes:
+        periods, overall = self.read_models.pnl_by_period(client_id, period, limit)
+        return encode(pnl_document(period, periods, overall))
+
+
+# --- formatted by PostgreSQL ---
+
+
+def sql_fixed(value: str, places: int) -> str:
+    """`f"{value:.{places}f}"` in SQL: ties round to even, as Decimal's format does (round()
+    alone sends them away from zero); PostgreSQL has no negative zero to print."""
+    scaled = f"({value} * 1{'0' * places})"
+    return (
+        f"(CASE WHEN abs({scaled} %% 1) = 0.5 AND trunc({scaled}) %% 2 = 0 "
+        f"THEN trunc({value}, {places}) ELSE round({value}, {places}) END)::text"
+    )
+
+
+def sql_money(value: str) -> str:
+    return sql_fixed(value, 8)
+
+
+def sql_iso(moment: str) -> str:
+    """`iso()` in SQL (the session's time zone is UTC): microseconds only when there are any."""
+    return (
+        f"to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"date_trunc('second', {moment}) = {moment} THEN 'Z' ELSE to_char({moment}, '.US\"Z\"') END"
+    )
+
+
+def sql_float(value: str) -> str:
+    """`float()` of a Decimal with few places, as a JSON number: 5.00 -> 5.0, 12.30 -> 12.3."""
+    trimmed = f"trim_scale({value})"
+    return f"CASE WHEN scale({trimmed}) = 0 THEN round({value}, 1) ELSE {trimmed} END"
+
+
+def sql_win_rate(winners: str, trades: str) -> str:
+    """`win_rate()` in SQL: '60.0%', ties away from zero; '0.0%' before the first trade."""
+    return (
+        f"CASE WHEN {trades} = 0 THEN '0.0%%' "
+        f"ELSE round({winners} * 100.0 / {trades}, 1)::text || '%%' END"
+    )
+
+
+def history_sql(trades: str) -> str:
+    in_window = '"client_id" = %(client)s AND ("is_closed" = false OR "exit_time" >= %(since)s)'
+    order = '{0}"activity_time" DESC, {0}"position_id", {0}"exit_sequence"'
+    return f"""
+WITH page AS (
+    SELECT * FROM {trades} WHERE {in_window} ORDER BY {order.format("")} LIMIT %(limit)s
+), totals AS (
+    SELECT count(*) AS trades,
+           count(*) FILTER (WHERE "is_closed") AS closed,
+           coalesce(sum("pnl") FILTER (WHERE "is_closed"), 0) AS pnl,
+           count(*) FILTER (WHERE "is_closed" AND "is_winner") AS winners
+    FROM {trades} WHERE {in_window}
+)
+SELECT json_build_object(
+    'trades', coalesce((
+        SELECT json_agg(doc ORDER BY {order.format("page.")})
+        FROM page, LATERAL (SELECT
+            "position_id" AS id,
+            "exit_sequence" AS exit_sequence,
+            "symbol" AS symbol,
+            CASE WHEN "side" = 'LONG' THEN 'BUY' ELSE 'SELL' END AS side,
+            "side" AS position_side,
+            {sql_money('"quantity"')} AS quantity,
+            {sql_money('"entry_price"')} AS entry_price,
+            {sql_money('"exit_price"')} AS exit_price,
+            {sql_money('"pnl"')} AS pnl,
+            {sql_fixed('"pnl_percentage"', 2)} AS pnl_percentage,
+            "is_winner" AS is_winner,
+            "is_closed" AS is_closed,
+            {sql_float('"duration_hours"')} AS duration_hours,
+            {sql_money('"fees"')} AS fees,
+            {sql_iso('"entry_time"')} AS entry_time,
+            {sql_iso('"exit_time"')} AS exit_time
+        ) AS doc
+    ), '[]'::json),
+    'summary', (SELECT row_to_json(summary) FROM (SELECT
+        trades AS total_trades,
+        closed AS closed_trades,
+        trades - closed AS open_trades,
+        {sql_money("pnl")} AS total_pnl,
+        winners AS winners,
+        closed - winners AS losers,
+        {sql_win_rate("winners", "closed")} AS win_rate
+    ) AS summary)
+)::text FROM totals"""
+
+
+def pnl_sql(periods: str) -> str:
+    return f"""
+WITH kept AS (
+    SELECT *, sum("pnl") OVER (ORDER BY "period") AS cumulative,
+           row_number() OVER (ORDER BY "period" DESC) AS from_end
+    FROM {periods} WHERE "client_id" = %(client)s AND "period_type" = %(period)s
+)
+SELECT json_build_object(
+    'period_type', %(period)s::text,
+    'periods', coalesce((
+        SELECT json_agg(doc ORDER BY kept."period")
+        FROM kept, LATERAL (SELECT
+            "period" AS period,
+            {sql_money('"pnl"')} AS pnl,
+            {sql_money("cumulative")} AS cumulative_pnl,
+            "trades" AS trades,
+            "winners" AS winners,
+            "losers" AS losers,
+            {sql_win_rate('"winners"', '"trades"')} AS win_rate,
+            {sql_money('"volume"')} AS volume
+        ) AS doc
+        WHERE from_end <= %(limit)s
+    ), '[]'::json),
+    'overall', (SELECT row_to_json(overall) FROM (SELECT
+        {sql_money('coalesce(sum("pnl"), 0)')} AS total_pnl,
+        coalesce(sum("trades"), 0) AS total_trades,
+        coalesce(sum("winners"), 0) AS winners,
+        coalesce(sum("losers"), 0) AS losers,
+        {sql_win_rate('coalesce(sum("winners"), 0)', 'coalesce(sum("trades"), 0)')} AS win_rate
+        FROM kept
+    ) AS overall)
+)::text"""
+
+
+class PostgresDocuments:
+    """The documents as PostgreSQL builds them, over a pool of asynchronous connections.
+
+    These statements read one tenant's index ranges whatever the parameters, so their
+    connections keep one generic plan per statement: planning each execution anew cost the
+    database more than running it.
+    """
+
+    def __init__(self, database: ProjectionDatabase, pool_size: int = POOL_SIZE) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        kwargs = database.postgres_kwargs()
+        kwargs["options"] = f"{kwargs.get('options', '')} -c plan_cache_mode=force_generic_plan"
+        self.pool = AsyncConnectionPool(
+            kwargs=kwargs, min_size=pool_size, max_size=pool_size, open=False, timeout=30.0
+        )
+        self.history_statement = history_sql(database.qualified(TRADES.name))
+        self.pnl_statement = pnl_sql(database.qualified(PNL_PERIODS.name))
+
+    async def open(self) -> None:
+        await self.pool.open()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def trade_history(self, client_id: UUID, since: datetime, limit: int) -> bytes:
+        params = {"client": client_id, "since": since, "limit": limit}
+        return await self._document(self.history_statement, params)
+
+    async def pnl(self, client_id: UUID, period: Period, limit: int) -> bytes:
+        params = {"client": client_id, "period": period.value, "limit": limit}
+        return await self._document(self.pnl_statement, params)
+
+    async def _document(self, statement: str, params: dict[str, Any]) -> bytes:
+        async with self.pool.connection() as conn:
+            cursor = await conn.execute(statement, params, prepare=True)
+            found = await cursor.fetchone()
+        assert found is not None  # one aggregate row, always
+        text: str = found[0]
+        return text.encode()
