@@ -242,20 +242,10 @@ class _Tally:
 class _Count:
     """One hit as counted in memory; `delta`: hits to add to the database now, if any."""
 
-    limit: RateLimit
     now: float
     tally: _Tally
     hits: int
     delta: int | None
-
-    def verdict(self, hits: int) -> Verdict:
-        reset = self.tally.window + self.limit.seconds
-        return Verdict(
-            limit=self.limit.count,
-            remaining=self.limit.count - hits,
-            reset=reset,
-            retry_after=max(1, reset - int(self.now)),
-        )
 
 
 class RateLimiter:
@@ -283,17 +273,26 @@ class RateLimiter:
         """Count one hit (blocking when it goes to the database)."""
         count = self._count(bucket)
         if count.delta is None:
-            return count.verdict(count.hits)
-        return count.verdict(self._exchange(bucket, count.tally, count.delta))
+            return self._verdict(count, count.hits)
+        return self._verdict(count, self._exchange(bucket, count.tally, count.delta))
 
     async def hit_on_loop(self, bucket: str) -> Verdict:
         """Count one hit from the event loop: in memory, or in a worker thread when it goes
         to the database."""
         count = self._count(bucket)
         if count.delta is None:
-            return count.verdict(count.hits)
+            return self._verdict(count, count.hits)
         hits = await run_in_threadpool(self._exchange, bucket, count.tally, count.delta)
-        return count.verdict(hits)
+        return self._verdict(count, hits)
+
+    def _verdict(self, count: _Count, hits: int) -> Verdict:
+        reset = count.tally.window + self.limit.seconds
+        return Verdict(
+            limit=self.limit.count,
+            remaining=self.limit.count - hits,
+            reset=reset,
+            retry_after=max(1, reset - int(count.now)),
+        )
 
     def _count(self, bucket: str) -> _Count:
         now = self.clock.now().timestamp()
@@ -309,10 +308,10 @@ class RateLimiter:
                 or hits > self.limit.count - self.margin
                 or self.monotonic() - tally.synced >= self.interval
             ):
-                return _Count(self.limit, now, tally, hits, None)
+                return _Count(now, tally, hits, None)
             delta, tally.pending = tally.pending, 0
             tally.sending += delta
-            return _Count(self.limit, now, tally, hits, delta)
+            return _Count(now, tally, hits, delta)
 
     def _exchange(self, bucket: str, tally: _Tally, delta: int) -> int:
         """Add `delta` hits to the database; returns this hit's count: the database's answer
