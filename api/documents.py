@@ -2,10 +2,11 @@
 the data is.
 
 On PostgreSQL one statement returns the whole JSON document: the rows are formatted by the
-database's processes (which run beside this one), and the query is awaited on the event loop,
-so a request pays neither a thread hop nor per-row Python work. On SQLite the read models are
-queried in a worker thread and the document is formatted here. Both give the same document;
-`tests/integration/test_documents.py` compares them on the same rows.
+database's processes (which run beside this one), and the statement is awaited on the event
+loop (`infra.prepared_reads`), so a request pays neither a thread hop nor per-row Python
+work. On SQLite the read models are queried in a worker thread and the document is formatted
+here. Both give the same document; `tests/integration/test_documents.py` compares them on the
+same rows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from uuid import UUID
 from starlette.concurrency import run_in_threadpool
 
 from api.schemas import iso, money
+from infra.prepared_reads import PreparedReads
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
 from projections.read_models import Period, PeriodPnl, PnlOverall, TradeRow, TradeSummary
@@ -27,6 +29,9 @@ from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
 
 POOL_SIZE = 4
+ACQUIRE_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_MS = 10_000
+APPLICATION_NAME = "robson-documents"
 
 
 class Documents(Protocol):
@@ -176,7 +181,7 @@ def sql_fixed(value: str, places: int) -> str:
     alone sends them away from zero); PostgreSQL has no negative zero to print."""
     scaled = f"({value} * 1{'0' * places})"
     return (
-        f"(CASE WHEN abs({scaled} %% 1) = 0.5 AND trunc({scaled}) %% 2 = 0 "
+        f"(CASE WHEN abs({scaled} % 1) = 0.5 AND trunc({scaled}) % 2 = 0 "
         f"THEN trunc({value}, {places}) ELSE round({value}, {places}) END)::text"
     )
 
@@ -202,17 +207,17 @@ def sql_float(value: str) -> str:
 def sql_win_rate(winners: str, trades: str) -> str:
     """`win_rate()` in SQL: '60.0%', ties away from zero; '0.0%' before the first trade."""
     return (
-        f"CASE WHEN {trades} = 0 THEN '0.0%%' "
-        f"ELSE round({winners} * 100.0 / {trades}, 1)::text || '%%' END"
+        f"CASE WHEN {trades} = 0 THEN '0.0%' "
+        f"ELSE round({winners} * 100.0 / {trades}, 1)::text || '%' END"
     )
 
 
 def history_sql(trades: str) -> str:
-    in_window = '"client_id" = %(client)s AND ("is_closed" = false OR "exit_time" >= %(since)s)'
+    in_window = '"client_id" = $1::uuid AND ("is_closed" = false OR "exit_time" >= $2::timestamptz)'
     order = '{0}"activity_time" DESC, {0}"position_id", {0}"exit_sequence"'
     return f"""
 WITH page AS (
-    SELECT * FROM {trades} WHERE {in_window} ORDER BY {order.format("")} LIMIT %(limit)s
+    SELECT * FROM {trades} WHERE {in_window} ORDER BY {order.format("")} LIMIT $3::bigint
 ), totals AS (
     SELECT count(*) AS trades,
            count(*) FILTER (WHERE "is_closed") AS closed,
@@ -259,10 +264,10 @@ def pnl_sql(periods: str) -> str:
 WITH kept AS (
     SELECT *, sum("pnl") OVER (ORDER BY "period") AS cumulative,
            row_number() OVER (ORDER BY "period" DESC) AS from_end
-    FROM {periods} WHERE "client_id" = %(client)s AND "period_type" = %(period)s
+    FROM {periods} WHERE "client_id" = $1::uuid AND "period_type" = $2::text
 )
 SELECT json_build_object(
-    'period_type', %(period)s::text,
+    'period_type', $2::text,
     'periods', coalesce((
         SELECT json_agg(doc ORDER BY kept."period")
         FROM kept, LATERAL (SELECT
@@ -275,7 +280,7 @@ SELECT json_build_object(
             {sql_win_rate('"winners"', '"trades"')} AS win_rate,
             {sql_money('"volume"')} AS volume
         ) AS doc
-        WHERE from_end <= %(limit)s
+        WHERE from_end <= $3::bigint
     ), '[]'::json),
     'overall', (SELECT row_to_json(overall) FROM (SELECT
         {sql_money('coalesce(sum("pnl"), 0)')} AS total_pnl,
@@ -289,7 +294,7 @@ SELECT json_build_object(
 
 
 class PostgresDocuments:
-    """The documents as PostgreSQL builds them, over a pool of asynchronous connections.
+    """The documents as PostgreSQL builds them, read through `PreparedReads`.
 
     These statements read one tenant's index ranges whatever the parameters, so their
     connections keep one generic plan per statement: planning each execution anew cost the
@@ -297,34 +302,35 @@ class PostgresDocuments:
     """
 
     def __init__(self, database: ProjectionDatabase, pool_size: int = POOL_SIZE) -> None:
-        from psycopg_pool import AsyncConnectionPool
-
         kwargs = database.postgres_kwargs()
-        kwargs["options"] = f"{kwargs.get('options', '')} -c plan_cache_mode=force_generic_plan"
-        self.pool = AsyncConnectionPool(
-            kwargs=kwargs, min_size=pool_size, max_size=pool_size, open=False, timeout=30.0
+        kwargs["options"] = (
+            f"{kwargs.get('options', '')} -c plan_cache_mode=force_generic_plan"
+            f" -c statement_timeout={STATEMENT_TIMEOUT_MS}"
         )
-        self.history_statement = history_sql(database.qualified(TRADES.name))
-        self.pnl_statement = pnl_sql(database.qualified(PNL_PERIODS.name))
+        kwargs["application_name"] = APPLICATION_NAME
+        self.reads = PreparedReads(
+            kwargs,
+            {
+                "history": history_sql(database.qualified(TRADES.name)),
+                "pnl": pnl_sql(database.qualified(PNL_PERIODS.name)),
+            },
+            size=pool_size,
+            acquire_timeout=ACQUIRE_TIMEOUT_SECONDS,
+        )
 
     async def open(self) -> None:
-        await self.pool.open()
+        await self.reads.open()
 
     async def close(self) -> None:
-        await self.pool.close()
+        await self.reads.close()
 
     async def trade_history(self, client_id: UUID, since: datetime, limit: int) -> bytes:
-        params = {"client": client_id, "since": since, "limit": limit}
-        return await self._document(self.history_statement, params)
+        return await self._document("history", str(client_id), since.isoformat(), str(limit))
 
     async def pnl(self, client_id: UUID, period: Period, limit: int) -> bytes:
-        params = {"client": client_id, "period": period.value, "limit": limit}
-        return await self._document(self.pnl_statement, params)
+        return await self._document("pnl", str(client_id), period.value, str(limit))
 
-    async def _document(self, statement: str, params: dict[str, Any]) -> bytes:
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(statement, params, prepare=True)
-            found = await cursor.fetchone()
+    async def _document(self, statement: str, *params: str) -> bytes:
+        found = await self.reads.first_value(statement, params)
         assert found is not None  # one aggregate row, always
-        text: str = found[0]
-        return text.encode()
+        return found

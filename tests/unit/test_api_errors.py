@@ -11,6 +11,7 @@ from psycopg_pool import PoolTimeout
 from starlette.requests import Request
 
 from api.errors import domain_error, status_of
+from infra.prepared_reads import NoLaneFree
 
 SCOPE = {"type": "http", "method": "GET", "path": "/api/trade/history/", "headers": []}
 
@@ -21,6 +22,7 @@ SCOPE = {"type": "http", "method": "GET", "path": "/api/trade/history/", "header
         OperationalError("the event store's connection dropped"),
         psycopg.OperationalError("connection to server at 10.1.2.3 failed: password=hunter2"),
         PoolTimeout("couldn't get a connection after 30.00 sec"),
+        NoLaneFree("no database connection free within 10 s"),
     ],
 )
 def test_a_database_failure_is_a_503_that_hides_its_details(failure: Exception) -> None:
