@@ -33,6 +33,7 @@ from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders, SqlCounter
+from api.routing import IndexedRouter
 from infra.bootstrap import Services
 
 log = logging.getLogger("robson.api")
@@ -113,14 +114,13 @@ def create_app(
                 services.close()
 
     app = Starlette(
-        routes=built,
         middleware=[
             Middleware(RequestMetrics, metrics=metrics, routes=templates),
             Middleware(RateLimitHeaders),
             Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES),
         ],
         exception_handlers={**EXCEPTION_HANDLERS, **chat.EXCEPTION_HANDLERS},
-        lifespan=lifespan,
     )
+    app.router = IndexedRouter(built, lifespan=lifespan)
     app.state.openapi = openapi_document(OPERATIONS)
     return app

@@ -216,7 +216,8 @@ class PreparedReads:
         except asyncio.QueueEmpty:
             pass
         try:
-            return await asyncio.wait_for(self.free.get(), self.acquire_timeout)
+            async with asyncio.timeout(self.acquire_timeout):
+                return await self.free.get()
         except TimeoutError:
             raise NoLaneFree(
                 f"no database connection free within {self.acquire_timeout:g} s"
