@@ -124,6 +124,18 @@ def test_a_statement_error_is_raised_and_the_connection_kept(db: Database) -> No
     assert answer == b"25"
 
 
+def test_a_statement_timeout_is_raised_once_and_the_connection_kept(db: Database) -> None:
+    async def main() -> tuple[int, int]:
+        async with db.reads(options="-c statement_timeout=50") as reads:
+            before = await backend_of(reads)
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await reads.first_value("slow_echo", ["late", "5"])
+            return before, await backend_of(reads)
+
+    before, after = run(main)
+    assert after == before  # not read again on a new connection: it would time out again
+
+
 def test_a_connection_that_died_while_idle_is_replaced_unseen(db: Database) -> None:
     async def main() -> tuple[int, int]:
         async with db.reads() as reads:
