@@ -38,7 +38,7 @@ class Lane:
     """One connection with the statements prepared: one statement in flight at a time."""
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
-        self.connection = connection
+        self.connection = connection  # held: psycopg warns when an open one is dropped
         self.pgconn = connection.pgconn
         self.pgconn.nonblocking = 1
         self.fd = self.pgconn.socket
