@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://robson.trading/ledger")
@@ -12,6 +13,7 @@ def client_id_for(email: str) -> UUID:
     return uuid5(NAMESPACE, f"/clients/{email.strip().lower()}")
 
 
+@lru_cache(maxsize=100_000)  # every command of a tenant asks for it
 def policy_id_for(client_id: UUID) -> UUID:
     return uuid5(NAMESPACE, f"/policies/{client_id}")
 

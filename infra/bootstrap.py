@@ -90,6 +90,7 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
             POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
+            APPLICATION_RECORDER_TOPIC="infra.event_recorder:LeanPostgresRecorder",
         )
     else:
         path = settings.sqlite_path
