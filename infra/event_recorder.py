@@ -38,6 +38,10 @@ TEXT, BINARY = 0, 1
 UNNAMED = b""
 
 
+def quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 class Batch:
     """Statements queued on one connection in pipeline mode, sent in one write with one Sync.
 
@@ -57,8 +61,12 @@ class Batch:
 
     def __exit__(self, *_: object) -> None:
         if self.pgconn.transaction_status == pq.TransactionStatus.IDLE:  # all answered
-            self.pgconn.exit_pipeline_mode()
-        elif not self.conn.closed:
+            try:
+                self.pgconn.exit_pipeline_mode()
+                return
+            except psycopg.Error:
+                pass
+        if not self.conn.closed:
             self.conn.close()
 
     def run(
@@ -121,7 +129,7 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._table = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        self._table = f"{quoted(self.datastore.schema)}.{quoted(self.events_table_name)}"
         self._id_type = self.datastore.originator_id_type
         self._opening = [
             (b"robson_begin", b"BEGIN"),
@@ -130,7 +138,7 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
                 f"SET LOCAL lock_timeout = '{self.datastore.lock_timeout}s'".encode(),
             ),
             (b"robson_lock", f"LOCK TABLE {self._table} IN EXCLUSIVE MODE".encode()),
-            (b"robson_notify", f'NOTIFY "{self.channel_name}"'.encode()),
+            (b"robson_notify", f"NOTIFY {quoted(self.channel_name)}".encode()),
         ]
         select_sql = (
             f"SELECT originator_version, topic, state FROM {self._table}"

@@ -214,15 +214,17 @@ def wait_event(watcher: psycopg.Connection[tuple[object, ...]], pid: int) -> obj
     return waiting
 
 
+@pytest.mark.parametrize("sent", [True, False], ids=["sent", "queued"])
 def test_a_batch_abandoned_before_its_answer_closes_its_connection(
-    recorder: LeanPostgresRecorder,
+    recorder: LeanPostgresRecorder, sent: bool
 ) -> None:
     connection = backend_pid(recorder)
 
     with pytest.raises(KeyboardInterrupt), recorder._batch() as batch:
         batch.run(UNNAMED, b"SELECT pg_sleep(0.2)")
-        batch.pgconn.pipeline_sync()
-        raise KeyboardInterrupt  # sent, and nobody left to read the answer
+        if sent:
+            batch.pgconn.pipeline_sync()
+        raise KeyboardInterrupt  # nobody is left to read the answer
 
     assert backend_pid(recorder) != connection
     assert recorder.select_events(uuid4()) == []
