@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -32,22 +33,27 @@ def test_env(home: Path, backend: str) -> dict[str, str]:
     return env
 
 
-def drop_schema(settings: Settings) -> None:
-    if not settings.is_postgres:
-        return
+def connect(settings: Settings, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A connection of a test's own to the settings' PostgreSQL database."""
     assert settings.database_url is not None
     target = postgres_target(settings.database_url)
-    with psycopg.connect(
+    return psycopg.connect(
         dbname=target.dbname,
         host=target.host,
         port=target.port,
         user=target.user,
         password=target.password,
-        autocommit=True,
-    ) as conn:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(target.schema))
-        )
+        autocommit=autocommit,
+    )
+
+
+def drop_schema(settings: Settings) -> None:
+    if not settings.is_postgres:
+        return
+    assert settings.database_url is not None
+    schema = postgres_target(settings.database_url).schema
+    with connect(settings) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

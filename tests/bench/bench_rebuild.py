@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
-import psycopg
-
 from domain.client import Client
 from domain.drawdown import loss_percent, month_of
 from domain.identity import NAMESPACE
@@ -40,6 +38,7 @@ from infra.settings import Settings
 from projections.catalog import all_projections, all_tables
 from projections.progress import TerminalProgress
 from projections.rebuild import rebuild
+from tests.conftest import connect
 
 StoredRow = tuple[UUID | str, int, str, bytes]
 POSTGRES_URL = os.environ.get(
@@ -195,24 +194,11 @@ def generate(events: int) -> Iterator[list[StoredRow]]:
         yield from pool.map(_generate, range(chunks), sizes)
 
 
-def _connect(settings: Settings) -> psycopg.Connection[Any]:
-    assert settings.database_url is not None
-    target = postgres_target(settings.database_url)
-    return psycopg.connect(
-        dbname=target.dbname,
-        host=target.host,
-        port=target.port,
-        user=target.user,
-        password=target.password,
-        autocommit=True,
-    )
-
-
 def _load(settings: Settings, wanted: int) -> int:
     assert settings.database_url is not None
     schema = postgres_target(settings.database_url).schema
     loaded = 0
-    with _connect(settings) as conn, conn.cursor() as cursor:
+    with connect(settings) as conn, conn.cursor() as cursor:
         statement = (
             f'COPY "{schema}".robson_events (originator_id, originator_version, topic, state) '
             "FROM STDIN (FORMAT BINARY)"
@@ -233,7 +219,7 @@ def _raw_read(settings: Settings) -> tuple[int, float]:
     schema = postgres_target(settings.database_url).schema
     began = time.perf_counter()
     count = 0
-    with _connect(settings) as conn, conn.cursor() as cursor:
+    with connect(settings) as conn, conn.cursor() as cursor:
         statement = (
             "COPY (SELECT notification_id, originator_id, topic, state "
             f'FROM "{schema}".robson_events ORDER BY notification_id) TO STDOUT (FORMAT BINARY)'
@@ -256,7 +242,7 @@ def _page_read(settings: Settings) -> tuple[int, float]:
     )
     began = time.perf_counter()
     count = last = 0
-    with _connect(settings) as conn, conn.cursor(binary=True) as cursor:
+    with connect(settings) as conn, conn.cursor(binary=True) as cursor:
         while rows := cursor.execute(statement, (last,)).fetchall():
             count += len(rows)
             last = rows[-1][0]
@@ -272,7 +258,7 @@ def _cpu_seconds() -> float:
 def _drop(settings: Settings) -> None:
     assert settings.database_url is not None
     schema = postgres_target(settings.database_url).schema
-    with _connect(settings) as conn:
+    with connect(settings) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 

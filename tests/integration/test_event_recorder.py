@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -15,6 +16,7 @@ from domain.store import EventStore
 from infra.bootstrap import postgres_target, store_env
 from infra.event_recorder import PREPARED_SIZES, UNNAMED, LeanPostgresRecorder
 from infra.settings import Settings
+from tests.conftest import connect
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -37,17 +39,9 @@ def recorder(store: EventStore) -> LeanPostgresRecorder:
 
 
 @pytest.fixture
-def watcher(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def watcher(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     """A connection of the test's own, outside the store's pool."""
-    assert settings.database_url is not None
-    target = postgres_target(settings.database_url)
-    with psycopg.connect(
-        dbname=target.dbname,
-        host=target.host,
-        port=target.port,
-        user=target.user,
-        autocommit=True,
-    ) as conn:
+    with connect(settings) as conn:
         yield conn
 
 
@@ -153,7 +147,7 @@ def test_a_bad_read_raises_the_databases_error_and_keeps_the_connection(
 
 
 def test_a_lost_connection_is_replaced_and_the_command_repeated_once_stored(
-    recorder: LeanPostgresRecorder, watcher: psycopg.Connection[tuple[object, ...]]
+    recorder: LeanPostgresRecorder, watcher: psycopg.Connection[Any]
 ) -> None:
     a = uuid4()
     recorder.insert_events([event(a, 1)])  # statements prepared on the first connection
@@ -171,7 +165,7 @@ def test_a_lost_connection_is_replaced_and_the_command_repeated_once_stored(
 def test_a_write_waits_for_writers_in_flight_so_ids_commit_in_the_order_issued(
     recorder: LeanPostgresRecorder,
     settings: Settings,
-    watcher: psycopg.Connection[tuple[object, ...]],
+    watcher: psycopg.Connection[Any],
 ) -> None:
     assert settings.database_url is not None
     table = f'"{postgres_target(settings.database_url).schema}"."{recorder.events_table_name}"'
@@ -200,7 +194,7 @@ def test_a_write_waits_for_writers_in_flight_so_ids_commit_in_the_order_issued(
     assert [e.originator_version for e in recorder.select_events(ours)] == [1]
 
 
-def wait_event(watcher: psycopg.Connection[tuple[object, ...]], pid: int) -> object:
+def wait_event(watcher: psycopg.Connection[Any], pid: int) -> object:
     """What the backend waits for, once it waits for a lock (or after five seconds)."""
     waiting: object = None
     for _ in range(500):
@@ -231,7 +225,7 @@ def test_a_batch_abandoned_before_its_answer_closes_its_connection(
 
 
 def test_every_write_notifies_the_librarys_channel(
-    recorder: LeanPostgresRecorder, watcher: psycopg.Connection[tuple[object, ...]]
+    recorder: LeanPostgresRecorder, watcher: psycopg.Connection[Any]
 ) -> None:
     watcher.execute(f'LISTEN "{recorder.channel_name}"')
 

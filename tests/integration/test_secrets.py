@@ -7,7 +7,6 @@ import sqlite3
 import stat
 from pathlib import Path
 
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from psycopg import sql
@@ -16,6 +15,7 @@ from infra.bootstrap import Services, postgres_target
 from infra.settings import ConfigurationError, Settings
 from infra.vault import KEY_FILE, FernetVault, VaultError, vault_from
 from projections.audit import ExportFilter, export_events
+from tests.conftest import connect
 from tests.factories import register
 
 API_KEY = "PLAINTEXTAPIKEY1234567890abcdef"
@@ -27,9 +27,7 @@ def stored_bytes(settings: Settings) -> bytes:
     if settings.is_postgres:
         assert settings.database_url is not None
         target = postgres_target(settings.database_url)
-        with psycopg.connect(
-            dbname=target.dbname, host=target.host, port=target.port, user=target.user
-        ) as conn:
+        with connect(settings) as conn:
             rows = conn.execute(
                 sql.SQL("SELECT topic, state FROM {}.robson_events").format(
                     sql.Identifier(target.schema)
