@@ -1,12 +1,13 @@
 """The reply documents of the busiest reads, trade history and P&L by period, built where
 the data is.
 
-On PostgreSQL one statement returns the whole JSON document: the rows are formatted by the
-database's processes (which run beside this one), and the statement is awaited on the event
-loop (`infra.prepared_reads`), so a request pays neither a thread hop nor per-row Python
-work. On SQLite the read models are queried in a worker thread and the document is formatted
-here. Both give the same document; `tests/integration/test_documents.py` compares them on the
-same rows.
+Each trade is stored already formatted (the trades projection's `document` column), so a
+history reply only joins those documents around its summary. On PostgreSQL one statement
+returns the whole JSON document, the summary and the P&L periods formatted by the database's
+processes (which run beside this one), and the statement is awaited on the event loop
+(`infra.prepared_reads`), so a request pays neither a thread hop nor per-row Python work. On
+SQLite the read models are queried in a worker thread and the rest is formatted here. Both
+give the same document; `tests/integration/test_documents.py` compares them on the same rows.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
-from api.schemas import iso, money
 from infra.prepared_reads import PreparedReads
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
-from projections.read_models import Period, PeriodPnl, PnlOverall, TradeRow, TradeSummary
+from projections.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
+from projections.reply_format import money
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
@@ -64,52 +65,22 @@ def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def cents(value: Any) -> str:
-    text = f"{value:.2f}"
-    return "0.00" if text == "-0.00" else text
-
-
-def history_row(row: TradeRow) -> dict[str, Any]:
-    # The hottest loop of the Python read side (up to 1000 rows a reply): plain expressions.
-    exit_price, pnl, percentage, hours = (
-        row.exit_price,
-        row.pnl,
-        row.pnl_percentage,
-        row.duration_hours,
-    )
+def summary_document(summary: TradeSummary) -> dict[str, Any]:
     return {
-        "id": str(row.position_id),
-        "exit_sequence": row.exit_sequence,
-        "symbol": row.symbol,
-        "side": "BUY" if row.side == "LONG" else "SELL",
-        "position_side": row.side,
-        "quantity": money(row.quantity),
-        "entry_price": money(row.entry_price),
-        "exit_price": None if exit_price is None else money(exit_price),
-        "pnl": None if pnl is None else money(pnl),
-        "pnl_percentage": None if percentage is None else cents(percentage),
-        "is_winner": row.is_winner,
-        "is_closed": row.is_closed,
-        "duration_hours": None if hours is None else float(hours),
-        "fees": money(row.fees),
-        "entry_time": iso(row.entry_time),
-        "exit_time": iso(row.exit_time),
+        "total_trades": summary.total_trades,
+        "closed_trades": summary.closed_trades,
+        "open_trades": summary.open_trades,
+        "total_pnl": money(summary.total_pnl),
+        "winners": summary.winners,
+        "losers": summary.losers,
+        "win_rate": summary.win_rate,
     }
 
 
-def history_document(rows: Sequence[TradeRow], summary: TradeSummary) -> dict[str, Any]:
-    return {
-        "trades": [history_row(r) for r in rows],
-        "summary": {
-            "total_trades": summary.total_trades,
-            "closed_trades": summary.closed_trades,
-            "open_trades": summary.open_trades,
-            "total_pnl": money(summary.total_pnl),
-            "winners": summary.winners,
-            "losers": summary.losers,
-            "win_rate": summary.win_rate,
-        },
-    }
+def history_reply(trades: Sequence[str], summary: TradeSummary) -> bytes:
+    """`{"trades": [...], "summary": {...}}` around the trades' stored documents."""
+    listed = ",".join(trades).encode()
+    return b'{"trades":[' + listed + b'],"summary":' + encode(summary_document(summary)) + b"}"
 
 
 def pnl_document(
@@ -159,14 +130,15 @@ class ReadModelDocuments:
         return await run_in_threadpool(self.pnl_now, client_id, period, limit)
 
     def trade_history_now(self, client_id: UUID, since: datetime, limit: int) -> bytes:
-        rows = self.read_models.trade_history(client_id, since, limit)
+        page = self.read_models.trade_page(client_id, since, limit)
+        rows = [row for row, _ in page]
         # A page shorter than the limit is every trade of the window: summarise it here
         # rather than read the same rows a second time.
         if len(rows) < limit:
             summary = summarise(rows)
         else:
             summary = self.read_models.trade_summary(client_id, since)
-        return encode(history_document(rows, summary))
+        return history_reply([document for _, document in page], summary)
 
     def pnl_now(self, client_id: UUID, period: Period, limit: int) -> bytes:
         periods, overall = self.read_models.pnl_by_period(client_id, period, limit)
@@ -190,20 +162,6 @@ def sql_money(value: str) -> str:
     return sql_fixed(value, 8)
 
 
-def sql_iso(moment: str) -> str:
-    """`iso()` in SQL (the session's time zone is UTC): microseconds only when there are any."""
-    return (
-        f"to_char({moment}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"date_trunc('second', {moment}) = {moment} THEN 'Z' ELSE to_char({moment}, '.US\"Z\"') END"
-    )
-
-
-def sql_float(value: str) -> str:
-    """`float()` of a Decimal with few places, as a JSON number: 5.00 -> 5.0, 12.30 -> 12.3."""
-    trimmed = f"trim_scale({value})"
-    return f"CASE WHEN scale({trimmed}) = 0 THEN round({value}, 1) ELSE {trimmed} END"
-
-
 def sql_win_rate(winners: str, trades: str) -> str:
     """`win_rate()` in SQL: '60.0%', ties away from zero; '0.0%' before the first trade."""
     return (
@@ -213,50 +171,37 @@ def sql_win_rate(winners: str, trades: str) -> str:
 
 
 def history_sql(trades: str) -> str:
-    in_window = '"client_id" = $1::uuid AND ("is_closed" = false OR "exit_time" >= $2::timestamptz)'
-    order = '{0}"activity_time" DESC, {0}"position_id", {0}"exit_sequence"'
+    # The window is two short index ranges, read once for the page and the summary: a plan
+    # for `open OR closed since` (generic, as these statements are) walks every trade the
+    # tenant ever had, which for a busy tenant cost more than the whole reply.
+    order = '"activity_time" DESC, "position_id", "exit_sequence"'
+    needed = f'{order.replace(" DESC", "")}, "is_closed", "is_winner", "pnl", "document"'
     return f"""
-WITH page AS (
-    SELECT * FROM {trades} WHERE {in_window} ORDER BY {order.format("")} LIMIT $3::bigint
+WITH in_window AS MATERIALIZED (
+    SELECT {needed} FROM {trades}
+    WHERE "client_id" = $1::uuid AND "is_closed" AND "exit_time" >= $2::timestamptz
+    UNION ALL
+    SELECT {needed} FROM {trades} WHERE "client_id" = $1::uuid AND NOT "is_closed"
+), page AS (
+    SELECT * FROM in_window ORDER BY {order} LIMIT $3::bigint
 ), totals AS (
     SELECT count(*) AS trades,
            count(*) FILTER (WHERE "is_closed") AS closed,
            coalesce(sum("pnl") FILTER (WHERE "is_closed"), 0) AS pnl,
            count(*) FILTER (WHERE "is_closed" AND "is_winner") AS winners
-    FROM {trades} WHERE {in_window}
+    FROM in_window
 )
-SELECT json_build_object(
-    'trades', coalesce((
-        SELECT json_agg(doc ORDER BY {order.format("page.")})
-        FROM page, LATERAL (SELECT
-            "position_id" AS id,
-            "exit_sequence" AS exit_sequence,
-            "symbol" AS symbol,
-            CASE WHEN "side" = 'LONG' THEN 'BUY' ELSE 'SELL' END AS side,
-            "side" AS position_side,
-            {sql_money('"quantity"')} AS quantity,
-            {sql_money('"entry_price"')} AS entry_price,
-            {sql_money('"exit_price"')} AS exit_price,
-            {sql_money('"pnl"')} AS pnl,
-            {sql_fixed('"pnl_percentage"', 2)} AS pnl_percentage,
-            "is_winner" AS is_winner,
-            "is_closed" AS is_closed,
-            {sql_float('"duration_hours"')} AS duration_hours,
-            {sql_money('"fees"')} AS fees,
-            {sql_iso('"entry_time"')} AS entry_time,
-            {sql_iso('"exit_time"')} AS exit_time
-        ) AS doc
-    ), '[]'::json),
-    'summary', (SELECT row_to_json(summary) FROM (SELECT
-        trades AS total_trades,
-        closed AS closed_trades,
-        trades - closed AS open_trades,
-        {sql_money("pnl")} AS total_pnl,
-        winners AS winners,
-        closed - winners AS losers,
-        {sql_win_rate("winners", "closed")} AS win_rate
-    ) AS summary)
-)::text FROM totals"""
+SELECT '{{"trades":[' || coalesce((
+    SELECT string_agg("document", ',' ORDER BY {order}) FROM page
+), '') || '],"summary":' || (SELECT row_to_json(summary) FROM (SELECT
+    trades AS total_trades,
+    closed AS closed_trades,
+    trades - closed AS open_trades,
+    {sql_money("pnl")} AS total_pnl,
+    winners AS winners,
+    closed - winners AS losers,
+    {sql_win_rate("winners", "closed")} AS win_rate
+) AS summary)::text || '}}' FROM totals"""
 
 
 def pnl_sql(periods: str) -> str:

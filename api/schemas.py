@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from projections.reply_format import money
 
 DECIMAL_STRING = r"^[0-9]{1,12}(\.[0-9]{1,8})?$"
 
@@ -91,18 +92,5 @@ class ErrorReply(Output):
     position_id: str | None = None
 
 
-def money(value: Decimal) -> str:
-    """Money and quantities in replies: a string with exactly 8 decimals, like the spec."""
-    text = f"{value:.8f}"
-    return "0.00000000" if text == "-0.00000000" else text
-
-
 def maybe_money(value: Decimal | None) -> str | None:
     return None if value is None else money(value)
-
-
-def iso(moment: datetime | None) -> str | None:
-    """UTC timestamps as `2025-12-21T12:00:00Z`."""
-    if moment is None:
-        return None
-    return moment.isoformat().replace("+00:00", "Z")

@@ -14,8 +14,9 @@ from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
 from infra.settings import ConfigurationError, Settings
 from infra.vault import FernetVault, vault_from
-from projections.catalog import PROJECTION_NAMES, all_tables
+from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
 from projections.database import PostgresParams, ProjectionDatabase
+from projections.rebuild import RebuildReport, rebuild, reshaped
 from projections.runner import ProjectionRunner
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect
@@ -112,8 +113,12 @@ def open_store(settings: Settings, create_tables: bool = False) -> EventStore:
     return store
 
 
-def migrate(settings: Settings) -> None:
-    """Create every table; idempotent. Run once, before the service and workers start."""
+def migrate(settings: Settings) -> RebuildReport | None:
+    """Create every table; idempotent. Run once, before the service and workers start.
+
+    Projections whose tables this release reshaped are rebuilt from the log (the report);
+    a service of the previous release must be stopped first, as its runner would write the
+    old shape."""
     if settings.is_postgres:
         assert settings.database_url is not None
         _create_schema(postgres_target(settings.database_url))
@@ -122,15 +127,17 @@ def migrate(settings: Settings) -> None:
         from api.rate_limit import create_rate_limit_table
 
         create_rate_limit_table(store)  # the API's per-token counters, shared by replicas
+        return _migrate_projections(settings, store)
     finally:
         store.close()
-    _create_projection_tables(settings)
 
 
-def _create_projection_tables(settings: Settings) -> None:
+def _migrate_projections(settings: Settings, store: EventStore) -> RebuildReport | None:
     database = projection_database(settings)
     try:
         database.create_tables(all_tables(), PROJECTION_NAMES)
+        outdated = reshaped(database, all_projections())
+        return rebuild(database, store, outdated) if outdated else None
     finally:
         database.close()
 

@@ -72,7 +72,12 @@ def _with_services(settings: Settings, body: Callable[[Services], int]) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    migrate(settings)
+    report = migrate(settings)
+    if report is not None:
+        out.write(
+            f"rebuilt {', '.join(report.names)} (their tables changed in this release) "
+            f"to event {report.position:,} in {report.seconds:.1f} s\n"
+        )
     where = "PostgreSQL" if settings.is_postgres else str(settings.sqlite_path)
     out.write(f"migrated: {where}\n")
     return 0

@@ -229,6 +229,19 @@ class ProjectionDatabase:
                     self.tracking.params({"name": name, "position": 0, "updated_at": now}),
                 )
 
+    def columns(self, physical: str) -> tuple[str, ...]:
+        """The table's columns as the database has them, in order (none: no such table)."""
+        if self.dialect is Dialect.POSTGRES:
+            statement = (
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
+            )
+            params: tuple[Any, ...] = (self.schema, physical)
+        else:
+            statement, params = "SELECT name FROM pragma_table_info(%s) ORDER BY cid", (physical,)
+        with self.session() as s:
+            return tuple(str(name) for (name,) in s.execute(statement, params))
+
     def create_table(self, tx: Session, table: Table, physical: str) -> None:
         tx.execute(create_table_sql(table, self.qualified(physical), self.dialect))
 

@@ -76,6 +76,14 @@ def rebuild(
     )
 
 
+def reshaped(database: ProjectionDatabase, projections: Sequence[Projection]) -> list[Projection]:
+    """The projections whose stored tables have other columns than this release defines: a
+    release that adds or drops a column rebuilds them (`robson migrate` does)."""
+    return [
+        p for p in projections if any(database.columns(t.name) != t.column_names for t in p.tables)
+    ]
+
+
 def fresh_name(table: Table) -> str:
     return table.name + FRESH_SUFFIX
 

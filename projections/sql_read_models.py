@@ -37,6 +37,8 @@ from projections.read_models import (
 from projections.tables import Codec, Dialect, Row, Table, quote
 from projections.trade_history import TRADES, summarise, trade_row_of
 
+DOCUMENT = TRADES.column_names.index("document")
+
 WAIT_POLL_SECONDS = 0.01
 
 
@@ -70,13 +72,6 @@ class SqlReadModels:
         codec = self._codec(table)
         return [codec.row(r) for r in self._select_raw(table, where, params, tail)]
 
-    def _select_values(
-        self, table: Table, where: str, params: Sequence[Any], tail: str = ""
-    ) -> list[tuple[Any, ...]]:
-        """Result tuples in the table's column order (the hot read paths skip the dicts)."""
-        codec = self._codec(table)
-        return [codec.values(r) for r in self._select_raw(table, where, params, tail)]
-
     def _select_raw(
         self, table: Table, where: str, params: Sequence[Any], tail: str
     ) -> list[tuple[Any, ...]]:
@@ -96,21 +91,45 @@ class SqlReadModels:
         self, client_id: UUID, since: datetime | None = None, limit: int = 100
     ) -> list[TradeRow]:
         """Most recent first: closed trades by exit time, open remainders by entry time."""
-        where, params = self._trades_where(client_id, since)
-        tail = 'ORDER BY "activity_time" DESC, "position_id", "exit_sequence" LIMIT %s'
-        found = self._select_values(TRADES, where, [*params, limit], tail)
-        return [trade_row_of(values) for values in found]
+        return [row for row, _ in self.trade_page(client_id, since, limit)]
+
+    def trade_page(
+        self, client_id: UUID, since: datetime | None, limit: int
+    ) -> list[tuple[TradeRow, str]]:
+        """`trade_history`, each trade with its document for the history reply."""
+        found = self._trades_in_window(client_id, since, limit)
+        return [(trade_row_of(values), values[DOCUMENT]) for values in found]
 
     def trade_summary(self, client_id: UUID, since: datetime | None = None) -> TradeSummary:
-        where, params = self._trades_where(client_id, since)
-        return summarise([trade_row_of(v) for v in self._select_values(TRADES, where, params)])
+        return summarise([trade_row_of(v) for v in self._trades_in_window(client_id, since)])
 
-    def _trades_where(self, client_id: UUID, since: datetime | None) -> tuple[str, list[Any]]:
-        params = [self._p(TRADES, "client_id", client_id)]
+    def _trades_in_window(
+        self, client_id: UUID, since: datetime | None, limit: int | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The tenant's trades closed since `since` or still open (every one: None), in the
+        table's column order; with a `limit`, that many of them, most recent first."""
+        codec = self._codec(TRADES)
+        cols = ", ".join(quote(c) for c in TRADES.column_names)
+        select = f'SELECT {cols} FROM {self.database.qualified(TRADES.name)} WHERE "client_id" = %s'
+        client = codec.param("client_id", client_id)
         if since is None:
-            return '"client_id" = %s', params
-        params += [self._p(TRADES, "is_closed", False), self._p(TRADES, "exit_time", since)]
-        return '"client_id" = %s AND ("is_closed" = %s OR "exit_time" >= %s)', params
+            statement, params = select, [client]
+        else:
+            # Two short index ranges, materialised so that no plan trades them for the
+            # ORDER BY's index: a plan for `open OR closed since` walks every trade the
+            # tenant ever had.
+            statement = (
+                f'WITH in_window AS MATERIALIZED ({select} AND "is_closed" = %s AND '
+                f'"exit_time" >= %s UNION ALL {select} AND "is_closed" = %s) '
+                "SELECT * FROM in_window"
+            )
+            closed, still_open = codec.param("is_closed", True), codec.param("is_closed", False)
+            params = [client, closed, codec.param("exit_time", since), client, still_open]
+        if limit is not None:
+            statement += ' ORDER BY "activity_time" DESC, "position_id", "exit_sequence" LIMIT %s'
+            params.append(limit)
+        with self.database.session() as s:
+            return [codec.values(r) for r in s.execute(statement, params)]
 
     def pnl_by_period(
         self, client_id: UUID, period: Period, limit: int = 12

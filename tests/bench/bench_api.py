@@ -46,7 +46,7 @@ from domain.drawdown import month_of
 from infra.bootstrap import build_services, migrate
 from infra.settings import Settings
 from projections.pnl import PERIOD_TYPES, PNL_PERIODS, period_keys
-from projections.trade_history import TRADES
+from projections.trade_history import TRADES, with_document
 from tests.conftest import POSTGRES_URL, TEST_KEY, drop_schema
 
 TRADES_TOTAL = int(os.environ.get("BENCH_TRADES", "100000"))
@@ -102,25 +102,27 @@ def _trades(clients: Sequence[UUID], now: datetime) -> Iterator[dict[str, Any]]:
             fees = (entry + exit_price) * quantity / 1000
             pnl = (exit_price - entry) * quantity - fees
             hours = Decimal((exit_time - entry_time).total_seconds()) / 3600
-            yield {
-                "position_id": uuid4(),
-                "exit_sequence": 1,
-                "client_id": client_id,
-                "symbol": "BTCUSDC",
-                "side": "LONG",
-                "quantity": quantity,
-                "entry_price": entry,
-                "exit_price": exit_price,
-                "pnl": pnl,
-                "pnl_percentage": (pnl * 100 / (entry * quantity)).quantize(Decimal("0.01")),
-                "is_winner": pnl > 0,
-                "is_closed": True,
-                "duration_hours": hours.quantize(Decimal("0.1")),
-                "entry_time": entry_time,
-                "exit_time": exit_time,
-                "fees": fees,
-                "activity_time": exit_time,
-            }
+            yield with_document(
+                {
+                    "position_id": uuid4(),
+                    "exit_sequence": 1,
+                    "client_id": client_id,
+                    "symbol": "BTCUSDC",
+                    "side": "LONG",
+                    "quantity": quantity,
+                    "entry_price": entry,
+                    "exit_price": exit_price,
+                    "pnl": pnl,
+                    "pnl_percentage": (pnl * 100 / (entry * quantity)).quantize(Decimal("0.01")),
+                    "is_winner": pnl > 0,
+                    "is_closed": True,
+                    "duration_hours": hours.quantize(Decimal("0.1")),
+                    "entry_time": entry_time,
+                    "exit_time": exit_time,
+                    "fees": fees,
+                    "activity_time": exit_time,
+                }
+            )
 
 
 def load_trades(settings: Settings, clients: Sequence[UUID], now: datetime) -> float:

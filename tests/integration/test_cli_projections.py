@@ -13,6 +13,7 @@ import pytest
 
 from infra.bootstrap import Services
 from infra.cli import main
+from projections.trade_history import TRADES
 from tests.factories import open_long, register
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,30 @@ def test_rebuild_takes_projection_names_and_refuses_unknown_ones(
     code, _, err = run(capsys, env, "projections", "rebuild", "positions", "nonsense")
     assert code == 2
     assert "unknown projection 'nonsense'" in err
+
+
+def test_migrate_rebuilds_the_projections_whose_tables_a_release_reshaped(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str], services: Services
+) -> None:
+    client_id, _ = register(services.ledger)
+    position = open_long(services.ledger, client_id)
+    services.projections.run_once()
+    database = services.read_models.database
+    with database.transaction() as tx:  # the trades table as a release without documents left it
+        tx.execute(f'ALTER TABLE {database.qualified(TRADES.name)} DROP COLUMN "document"')
+
+    code, out, _ = run(capsys, env, "migrate")
+    assert code == 0
+    head = services.read_models.log_position()
+    assert out.startswith(
+        f"rebuilt trades (their tables changed in this release) to event {head:,}"
+    )
+    [(trade, document)] = services.read_models.trade_page(client_id, None, 10)
+    assert trade.position_id == position.id
+    assert json.loads(document)["id"] == str(position.id)
+
+    code, out, _ = run(capsys, env, "migrate")
+    assert code == 0 and out.startswith("migrated: ")  # nothing left to rebuild
 
 
 @pytest.mark.slow

@@ -16,21 +16,12 @@ from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.documents import (
-    PostgresDocuments,
-    ReadModelDocuments,
-    cents,
-    sql_fixed,
-    sql_float,
-    sql_iso,
-    sql_money,
-    sql_win_rate,
-)
-from api.schemas import iso, money
+from api.documents import PostgresDocuments, ReadModelDocuments, sql_money, sql_win_rate
 from infra.bootstrap import Services
 from projections.pnl import PNL_PERIODS
 from projections.read_models import Period
-from projections.trade_history import TRADES, win_rate
+from projections.reply_format import money
+from projections.trade_history import TRADES, win_rate, with_document
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -70,42 +61,6 @@ def test_money_ties_go_to_the_even_digit_and_zero_has_no_sign(services: Services
     expected = ["0.00000012", "-0.00000012", "0.00000014", "0.00000000"]
     assert [money(v) for v in values] == expected
     assert in_sql(services, sql_money("v"), values, "numeric") == expected
-
-
-@per_example
-@given(values=st.lists(amounts, min_size=1, max_size=50))
-def test_percentages_are_formatted_alike(services: Services, values: list[Decimal]) -> None:
-    values += [Decimal("-0.001"), Decimal("0.005"), Decimal("0.015")]
-    assert in_sql(services, sql_fixed("v", 2), values, "numeric") == [cents(v) for v in values]
-
-
-@per_example
-@given(
-    moments=st.lists(
-        st.datetimes(
-            min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1), timezones=st.just(UTC)
-        ),
-        min_size=1,
-        max_size=50,
-    )
-)
-def test_times_are_formatted_alike(services: Services, moments: list[datetime]) -> None:
-    moments += [NOW, NOW + timedelta(microseconds=1), NOW + timedelta(milliseconds=500)]
-    assert in_sql(services, sql_iso("v"), moments, "timestamptz") == [iso(m) for m in moments]
-
-
-@per_example
-@given(
-    hours=st.lists(
-        st.decimals(min_value=0, max_value=Decimal(10**6), places=2, allow_nan=False),
-        min_size=1,
-        max_size=50,
-    )
-)
-def test_durations_are_the_same_json_numbers(services: Services, hours: list[Decimal]) -> None:
-    hours += [Decimal("0.00"), Decimal("5.00"), Decimal("12.30"), Decimal("12.34")]
-    found = in_sql(services, f"({sql_float('v')})::text", hours, "numeric")
-    assert found == [json.dumps(float(h)) for h in hours]
 
 
 @per_example
@@ -161,7 +116,7 @@ def trade_rows(client_id: UUID, count: int, rng: random.Random) -> list[tuple[An
         }
         if n == 0:  # a tiny loss: -0.00 % in Python's arithmetic
             row.update(pnl=Decimal("-0.00000001"), pnl_percentage=Decimal("-0.00"), is_winner=False)
-        rows.append(tuple(row[c] for c in TRADES.column_names))
+        rows.append(tuple(with_document(row)[c] for c in TRADES.column_names))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -115,6 +116,52 @@ def test_each_partial_exit_is_its_own_row_and_the_rest_stays_open(services: Serv
     )
     assert services.read_models.trade_summary(client_id).total_pnl == Decimal(145)
     assert services.read_models.trade_summary(client_id).open_trades == 0
+
+
+def test_each_row_keeps_the_trade_as_the_history_reply_lists_it(services: Services) -> None:
+    client_id, _ = register(services.ledger)
+    position = filled(client_id, OPENED, entry="50000", quantity="0.1", entry_fee="10")
+    exit_fill(position, "51000", OPENED + timedelta(minutes=90), fee="2", quantity="0.04")
+    save(services.store, position)
+    caught_up(services)
+
+    closed, still_open = services.read_models.trade_page(client_id, None, 10)
+    assert json.loads(closed[1]) == {
+        "id": str(position.id),
+        "exit_sequence": 1,
+        "symbol": "BTCUSDC",
+        "side": "BUY",
+        "position_side": "LONG",
+        "quantity": "0.04000000",
+        "entry_price": "50000.00000000",
+        "exit_price": "51000.00000000",
+        "pnl": "34.00000000",
+        "pnl_percentage": "1.70",
+        "is_winner": True,
+        "is_closed": True,
+        "duration_hours": 1.5,
+        "fees": "6.00000000",
+        "entry_time": "2026-11-02T10:00:00Z",
+        "exit_time": "2026-11-02T11:30:00Z",
+    }
+    assert json.loads(still_open[1]) | {"id": None} == {
+        "id": None,
+        "exit_sequence": 0,
+        "symbol": "BTCUSDC",
+        "side": "BUY",
+        "position_side": "LONG",
+        "quantity": "0.06000000",
+        "entry_price": "50000.00000000",
+        "exit_price": None,
+        "pnl": None,
+        "pnl_percentage": None,
+        "is_winner": None,
+        "is_closed": False,
+        "duration_hours": None,
+        "fees": "6.00000000",
+        "entry_time": "2026-11-02T10:00:00Z",
+        "exit_time": None,
+    }
 
 
 def test_rows_match_the_ledgers_own_pnl_on_the_paper_exchange(services: Services) -> None:
