@@ -23,6 +23,7 @@ from domain.ledger import Ledger, PlanRequest
 from domain.market import Side
 from domain.position import Position, Status
 from domain.proposal import (
+    PROPOSAL_TTL,
     ProposalExpired,
     ProposalNotFound,
     ProposalStatus,
@@ -30,7 +31,7 @@ from domain.proposal import (
     proposal_id_for,
 )
 from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict
-from projections.read_models import ReadModels
+from projections.read_models import PositionRow, ReadModels
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -67,6 +68,7 @@ class TradeProposals:
         self.ledger = ledger
         self.read_models = read_models
         self.store = store
+        self._no_pending_proposal: set[UUID] = set()  # validated positions (see abandoned)
 
     def propose(self, client_id: UUID, conversation_id: UUID, request: PlanRequest) -> Proposed:
         """PLAN and VALIDATE; a validated position waits for confirmation, never executes."""
@@ -111,7 +113,7 @@ class TradeProposals:
             now = self.ledger.clock.now()
             proposal = self.proposal(client_id, intent_id)
             if proposal.status is ProposalStatus.PENDING and proposal.is_expired(now):
-                self._expire(client_id, intent_id)
+                self.expire(client_id, intent_id)
                 raise ProposalExpired(intent_id)
             proposal.confirm(now)  # refuses anything but a live, pending proposal
             try:
@@ -147,18 +149,42 @@ class TradeProposals:
         now = self.ledger.clock.now()
         expired = []
         for row in self.read_models.positions(client_id, Status.VALIDATED.value, 500):
-            proposal = self.store.load(proposal_id_for(row.position_id), TradeProposal)
-            if (
-                proposal is not None
-                and proposal.client_id == client_id
-                and proposal.status is ProposalStatus.PENDING
-                and proposal.is_expired(now)
-                and self._expire(client_id, row.position_id)
-            ):
+            proposal = self._pending(row)
+            if proposal and proposal.is_expired(now) and self.expire(client_id, row.position_id):
                 expired.append(row.position_id)
         return expired
 
-    def _expire(self, client_id: UUID, intent_id: UUID) -> bool:
+    def abandoned(self, shard: tuple[int, int] | None = None) -> list[PositionRow]:
+        """Every tenant's proposals left unconfirmed past five minutes. A worker expires them,
+        so that risk reserved for a trade its tenant walked away from is released even when
+        that tenant never chats again."""
+        now = self.ledger.clock.now()
+        rows = self.read_models.validated_before(now - PROPOSAL_TTL, shard)
+        # A position validated through the API may wait for days: read that it has no
+        # proposal once, not on every sweep. Forget it once it stops waiting.
+        self._no_pending_proposal &= {row.position_id for row in rows}
+        found = []
+        for row in rows:
+            if row.position_id in self._no_pending_proposal:
+                continue
+            proposal = self._pending(row)
+            if proposal is None:
+                self._no_pending_proposal.add(row.position_id)
+            elif proposal.is_expired(now):
+                found.append(row)
+        return found
+
+    def _pending(self, row: PositionRow) -> TradeProposal | None:
+        """The position's proposal while it waits for confirmation."""
+        proposal = self.store.load(proposal_id_for(row.position_id), TradeProposal)
+        if proposal is None or proposal.client_id != row.client_id:
+            return None
+        return proposal if proposal.status is ProposalStatus.PENDING else None
+
+    def expire(self, client_id: UUID, intent_id: UUID) -> bool:
+        """Expire the proposal if it is still pending past its time, and cancel its position,
+        releasing the risk VALIDATE reserved; False when it was not (or no longer) due."""
+
         def command() -> bool:
             now = self.ledger.clock.now()
             proposal = self.proposal(client_id, intent_id)

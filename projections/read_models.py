@@ -143,6 +143,12 @@ class ReadModels(Protocol):
         """What the workers watch, for every tenant: open, closing and entering positions."""
         ...
 
+    def validated_before(
+        self, moment: datetime, shard: tuple[int, int] | None = None
+    ) -> list[PositionRow]:
+        """Every tenant's positions validated and left unexecuted since before `moment`."""
+        ...
+
     def positions_changed_since(
         self, notification_id: int, shard: tuple[int, int] | None = None
     ) -> list[PositionRow]:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from domain.position import Status
 from domain.store import EventStore
 from projections.catalog import all_projections
 from projections.database import ProjectionDatabase
@@ -226,6 +227,19 @@ class SqlReadModels:
         where = '"status" IN (%s, %s, %s)' + (' AND "symbol" = %s' if symbol else "")
         params = [*WATCHED_STATUSES, *([symbol] if symbol else [])]
         rows = self._select(POSITIONS, where, params, 'ORDER BY "planned_at", "position_id"')
+        return [position_row(r) for r in rows if in_shard(r["client_id"], shard)]
+
+    def validated_before(
+        self, moment: datetime, shard: tuple[int, int] | None = None
+    ) -> list[PositionRow]:
+        """Every tenant's positions validated and left unexecuted since before `moment`,
+        oldest first: risk reserved for a trade nobody has sent."""
+        rows = self._select(
+            POSITIONS,
+            '"status" = %s AND "updated_at" < %s',
+            [Status.VALIDATED.value, self._p(POSITIONS, "updated_at", moment)],
+            'ORDER BY "updated_at", "position_id"',
+        )
         return [position_row(r) for r in rows if in_shard(r["client_id"], shard)]
 
     def positions_changed_since(

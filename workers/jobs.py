@@ -19,7 +19,7 @@ log = logging.getLogger("robson.worker")
 class Job(Enum):
     STOPS = "stops"  # stop-loss and take-profit exits
     TRAILING = "trailing"  # the hand-span trailing stop
-    RECONCILE = "reconcile"  # settle orders whose outcome is unknown
+    RECONCILE = "reconcile"  # settle unknown order outcomes; expire abandoned proposals
 
 
 ALL_JOBS = frozenset(Job)

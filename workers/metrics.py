@@ -14,6 +14,7 @@ Counter = Literal[
     "take_profits",
     "exits_pending",
     "reconciled",
+    "proposals_expired",
     "lost_races",
     "errors",
 ]
@@ -30,6 +31,7 @@ class WorkerMetrics:
     take_profits: int = 0
     exits_pending: int = 0  # sent, outcome not yet known: reconciliation settles them
     reconciled: int = 0
+    proposals_expired: int = 0  # chat proposals left unconfirmed, their risk released
     lost_races: int = 0  # another worker (or a trader) acted on the position first
     errors: int = 0
     positions_watched: int = 0

@@ -30,6 +30,7 @@ from domain.position import ExitReason, Position
 from workers.index import PositionIndex, Watched
 from workers.jobs import ALL_JOBS, Action, Job, Outcome, Report, log_action
 from workers.metrics import WorkerMetrics
+from workers.proposal_sweep import AbandonedProposals, sweep_proposals
 from workers.watchlist import InFlight, OpenPositions, Shard, Watchlist
 
 if TYPE_CHECKING:
@@ -63,8 +64,10 @@ class Worker:
         catch_up: Callable[[], object] | None = None,
         report: Report = log_action,
         metrics: WorkerMetrics | None = None,
+        proposals: AbandonedProposals | None = None,
     ) -> None:
-        """`catch_up` runs before each refresh (e.g. bring the projections up to date)."""
+        """`catch_up` runs before each refresh (e.g. bring the projections up to date);
+        with `proposals`, reconciliation also expires chat proposals left unconfirmed."""
         self.ledger = ledger
         self.exchange = ledger.exchange
         self.clock = ledger.clock
@@ -75,6 +78,7 @@ class Worker:
         self.catch_up = catch_up
         self.report = report
         self.metrics = metrics or WorkerMetrics()
+        self.proposals = proposals
         self.index = PositionIndex(ledger.config.fee_buffer)
         self.watchlist = Watchlist(positions, self.index, shard, full_refresh_every)
         self._backoff: dict[UUID, _Backoff] = {}
@@ -110,6 +114,7 @@ class Worker:
             reconcile_grace=reconcile_grace,
             catch_up=catch_up,
             report=report,
+            proposals=services.assistant.proposals,
         )
 
     # --- running ---
@@ -180,6 +185,11 @@ class Worker:
                     actions += self._exits(symbol, price)
             if Job.RECONCILE in self.jobs:
                 actions += self._reconcile()
+                if self.proposals is not None:
+                    swept = sweep_proposals(
+                        self.proposals, self.watchlist.shard, self.metrics, self.dry_run
+                    )
+                    actions += [self._done(action) for action in swept]
         except Exception:  # the loop must outlive anything one tick meets
             log.exception("worker tick failed")
             self.metrics.add("errors")

@@ -4,6 +4,7 @@ five minutes, and only for the tenant who was offered them (SQLite and PostgreSQ
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from domain.store import EventStore
 from domain.trade_proposals import Confirmation, TradeProposals
 from infra.bootstrap import Services
 from infra.clock import ManualClock
+from tests.factories import long_plan
 from tests.fakes import groq as fake
 from tests.fakes.groq import FakeGroq
 from tests.integration.test_api_support import Tenant, new_tenant, running
@@ -37,6 +39,8 @@ from tests.integration.test_chat_support import (
     tool_results,
     use_fake_groq,
 )
+from workers.jobs import Job, Outcome
+from workers.worker import Worker
 
 A = TypeVar("A", bound=Aggregate)
 LONG_98000 = {"symbol": "BTCUSDC", "side": "LONG", "stop_price": "98000"}
@@ -288,6 +292,71 @@ def test_a_stale_proposal_is_cancelled_when_its_tenant_next_chats(
     caught_up(services)
     context = api.get("/api/chat/context/", headers=alice.headers).json()
     assert context["risk"]["open_risk"] == "0.00000000"
+
+
+def test_the_worker_expires_a_proposal_whose_tenant_never_comes_back(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant, clock: ManualClock
+) -> None:
+    intent_id = UUID(propose(api, groq, alice)["intent_id"])
+    bob = new_tenant(services)  # validated through the API: no proposal, nothing expires
+    validated = services.ledger.plan_position(bob.client_id, long_plan())
+    services.ledger.validate_position(bob.client_id, validated.id)
+    clock.advance(timedelta(minutes=4, seconds=59))
+    caught_up(services)
+    assert Worker.from_services(services, jobs=[Job.RECONCILE]).tick() == []
+
+    clock.advance(timedelta(seconds=2))
+    caught_up(services)
+    [would] = Worker.from_services(services, jobs=[Job.RECONCILE], dry_run=True).tick()
+    assert (would.outcome, would.position_id) == (Outcome.DRY_RUN, intent_id)
+    assert position(services, alice, str(intent_id)).status is Status.VALIDATED
+
+    worker = Worker.from_services(services, jobs=[Job.RECONCILE])
+    [done] = worker.tick()
+
+    assert (done.job, done.outcome, done.status) == (Job.RECONCILE, Outcome.DONE, "cancelled")
+    assert (done.position_id, done.client_id) == (intent_id, alice.client_id)
+    assert position(services, alice, str(intent_id)).status is Status.CANCELLED
+    assert services.ledger.policy(alice.client_id).open_risk == {}
+    assert worker.metrics.proposals_expired == 1
+    assert confirm(api, alice, str(intent_id)).json()["code"] == "proposal_expired"
+    assert services.ledger.position(bob.client_id, validated.id).status is Status.VALIDATED
+    caught_up(services)
+    assert worker.tick() == []  # expired once
+
+
+class CountingStore:
+    """The event store, counting the reads of each aggregate."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.loads: Counter[UUID] = Counter()
+
+    def load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        self.loads[aggregate_id] += 1
+        return self.store.load(aggregate_id, kind)
+
+    def save(self, *objs: Aggregate) -> object:
+        return self.store.save(*objs)
+
+
+def test_the_sweep_reads_once_that_a_position_waits_on_no_proposal(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant, clock: ManualClock
+) -> None:
+    intent_id = UUID(propose(api, groq, alice)["intent_id"])
+    bob = new_tenant(services)
+    validated = services.ledger.plan_position(bob.client_id, long_plan())
+    services.ledger.validate_position(bob.client_id, validated.id)
+    clock.advance(timedelta(minutes=6))
+    caught_up(services)
+    store = CountingStore(services.store)
+    proposals = TradeProposals(services.ledger, services.read_models, store)
+
+    sweeps = [proposals.abandoned() for _ in range(3)]
+
+    assert [[row.position_id for row in found] for found in sweeps] == [[intent_id]] * 3
+    assert store.loads[proposal_id_for(validated.id)] == 1
+    assert store.loads[proposal_id_for(intent_id)] == 3  # still pending: read each time
 
 
 def test_another_tenants_intent_is_not_found(

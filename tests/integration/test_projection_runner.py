@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from uuid import UUID
 import pytest
 
 from infra.bootstrap import Services
+from infra.clock import ManualClock
 from projections.catalog import (
     PROJECTION_NAMES,
     all_projections,
@@ -25,7 +27,7 @@ from projections.database import ProjectionDatabase
 from projections.read_models import Period
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
-from tests.factories import open_long, register
+from tests.factories import long_plan, open_long, register
 
 REPO = Path(__file__).resolve().parents[2]
 Dump = dict[str, list[tuple[Any, ...]]]
@@ -309,3 +311,26 @@ def test_workers_shard_open_positions_by_tenant(services: Services) -> None:
     for index, shard in enumerate(shards):
         assert all(p.client_id.int % 3 == index for p in shard)
     assert read_models.open_positions("ETHUSDC") == []
+
+
+def test_positions_left_validated_are_found_across_tenants_oldest_first(
+    services: Services, clock: ManualClock
+) -> None:
+    ledger, read_models = services.ledger, services.read_models
+    tenants = [register(ledger)[0] for _ in range(3)]
+    validated = []
+    for client_id in tenants:
+        planned = ledger.plan_position(client_id, long_plan())
+        validated.append(ledger.validate_position(client_id, planned.id))
+        clock.advance(timedelta(minutes=1))
+    open_long(ledger, tenants[0])  # executed: no longer waiting
+    ledger.plan_position(tenants[1], long_plan())  # planned only: nothing reserved
+    services.projections.run_once()
+
+    before_third = validated[2].modified_on
+    found = read_models.validated_before(before_third)
+
+    assert [p.position_id for p in found] == [p.id for p in validated[:2]]
+    assert read_models.validated_before(before_third, shard=(tenants[0].int % 2, 2)) == [
+        p for p in found if p.client_id.int % 2 == tenants[0].int % 2
+    ]

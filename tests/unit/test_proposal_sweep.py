@@ -1,0 +1,98 @@
+"""The reconcile job's sweep of abandoned chat proposals: one failure is reported and kept
+quiet about its message, the others are still expired."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+from domain.errors import ConcurrencyConflict
+from projections.read_models import PositionRow
+from workers.jobs import Job, Outcome
+from workers.metrics import WorkerMetrics
+from workers.proposal_sweep import EXPIRED, sweep_proposals
+from workers.watchlist import Shard
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def validated(client_id: UUID) -> PositionRow:
+    return PositionRow(
+        position_id=uuid4(),
+        client_id=client_id,
+        symbol="BTCUSDC",
+        side="LONG",
+        status="validated",
+        quantity=Decimal("0.005"),
+        open_quantity=Decimal(0),
+        entry_price=Decimal(100000),
+        initial_stop=Decimal(98000),
+        current_stop=Decimal(98000),
+        target_price=None,
+        realised_pnl=Decimal(0),
+        orders_in_flight=(),
+        margin=False,
+        planned_at=NOW,
+        updated_at=NOW,
+        updated_notification_id=1,
+    )
+
+
+class Proposals:
+    """Abandoned rows, and what expiring each one does: True, False, or an error."""
+
+    def __init__(self, outcomes: list[bool | Exception]) -> None:
+        self.rows = [validated(uuid4()) for _ in outcomes]
+        self.outcomes = {r.position_id: o for r, o in zip(self.rows, outcomes, strict=True)}
+        self.asked: list[UUID] = []
+        self.shards: list[Shard | None] = []
+
+    def abandoned(self, shard: Shard | None = None) -> list[PositionRow]:
+        self.shards.append(shard)
+        return self.rows
+
+    def expire(self, client_id: UUID, intent_id: UUID) -> bool:
+        self.asked.append(intent_id)
+        outcome = self.outcomes[intent_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def test_a_failure_is_reported_by_type_only_and_the_rest_are_still_expired() -> None:
+    proposals = Proposals([RuntimeError("dsn=postgres://robson:s3cret@db"), True, False])
+    failing, expiring, confirmed_meanwhile = proposals.rows
+    metrics = WorkerMetrics()
+
+    actions = sweep_proposals(proposals, (1, 4), metrics, dry_run=False)
+
+    assert proposals.shards == [(1, 4)]
+    assert proposals.asked == [r.position_id for r in proposals.rows]
+    assert [(a.position_id, a.outcome, a.detail) for a in actions] == [
+        (failing.position_id, Outcome.ERROR, "RuntimeError"),
+        (expiring.position_id, Outcome.DONE, EXPIRED),
+    ]
+    assert all(a.job is Job.RECONCILE for a in actions)
+    assert actions[1].client_id == expiring.client_id and actions[1].status == "cancelled"
+    assert confirmed_meanwhile.position_id not in [a.position_id for a in actions]
+    assert (metrics.errors, metrics.proposals_expired) == (1, 1)
+
+
+def test_a_domain_error_is_reported_in_its_own_words() -> None:
+    proposals = Proposals([ConcurrencyConflict("The trade proposal kept changing")])
+
+    [action] = sweep_proposals(proposals, None, WorkerMetrics(), dry_run=False)
+
+    assert (action.outcome, action.detail) == (Outcome.ERROR, "The trade proposal kept changing")
+
+
+def test_a_dry_run_lists_them_and_expires_nothing() -> None:
+    proposals = Proposals([True, True])
+    metrics = WorkerMetrics()
+
+    actions = sweep_proposals(proposals, None, metrics, dry_run=True)
+
+    assert [a.outcome for a in actions] == [Outcome.DRY_RUN, Outcome.DRY_RUN]
+    assert proposals.asked == []
+    assert metrics.proposals_expired == 0
