@@ -53,13 +53,16 @@ class PostgresTarget:
 
 
 def postgres_target(url: str) -> PostgresTarget:
+    """`postgresql://user:pass@host:port/db?schema=s`; `?host=/run/postgresql` (libpq's own
+    spelling) reaches a server on the same machine through its Unix socket directory."""
     parts = urlsplit(url)
     if not parts.path.strip("/"):
         raise ConfigurationError("ROBSON_DATABASE_URL must name a database")
-    schema = parse_qs(parts.query).get("schema", ["public"])[0]
+    query = parse_qs(parts.query)
+    schema = query.get("schema", ["public"])[0]
     return PostgresTarget(
         dbname=unquote(parts.path.strip("/")),
-        host=parts.hostname or "127.0.0.1",
+        host=query.get("host", [parts.hostname or "127.0.0.1"])[0],
         port=str(parts.port or 5432),
         user=unquote(parts.username or "postgres"),
         password=unquote(parts.password or ""),
