@@ -58,6 +58,9 @@ class Column:
     name: str
     kind: Kind
     nullable: bool = False
+    # Computed from the row's other columns each time the row is written, so handlers
+    # (and a rebuild's rows in memory) never carry it: only rows that reach a table pay.
+    derived: Callable[[Row], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +152,15 @@ class Codec:
         self._pick = itemgetter(*self.names)
         self._converted = tuple((i, out) for i, out in enumerate(self._out) if out is not _same)
         self._loaded = tuple((i, load) for i, load in enumerate(self._in) if load is not _same)
+        self._derived = tuple((c.name, c.derived) for c in table.columns if c.derived)
 
     def param(self, column: str, value: Any) -> Any:
         """One value as a statement parameter for `column`."""
         return None if value is None else self._out[self._positions[column]](value)
 
     def params(self, row: Row) -> tuple[Any, ...]:
+        if self._derived:
+            row = row | {name: derive(row) for name, derive in self._derived}
         values: tuple[Any, ...] = self._pick(row)
         if not self._converted:
             return values

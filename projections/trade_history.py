@@ -22,6 +22,36 @@ from projections.read_models import TradeRow, TradeSummary
 from projections.reply_format import cents, iso, money
 from projections.tables import Column, Kind, Row, Table
 
+
+def history_entry(trade: Row) -> str:
+    """The trade as the history reply lists it (compact JSON), from its row's columns."""
+    exit_price, pnl, percentage, hours = (
+        trade["exit_price"],
+        trade["pnl"],
+        trade["pnl_percentage"],
+        trade["duration_hours"],
+    )
+    document = {
+        "id": str(trade["position_id"]),
+        "exit_sequence": trade["exit_sequence"],
+        "symbol": trade["symbol"],
+        "side": "BUY" if trade["side"] == "LONG" else "SELL",
+        "position_side": trade["side"],
+        "quantity": money(trade["quantity"]),
+        "entry_price": money(trade["entry_price"]),
+        "exit_price": None if exit_price is None else money(exit_price),
+        "pnl": None if pnl is None else money(pnl),
+        "pnl_percentage": None if percentage is None else cents(percentage),
+        "is_winner": trade["is_winner"],
+        "is_closed": trade["is_closed"],
+        "duration_hours": None if hours is None else float(hours),
+        "fees": money(trade["fees"]),
+        "entry_time": iso(trade["entry_time"]),
+        "exit_time": iso(trade["exit_time"]),
+    }
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 TRADE_POSITIONS = Table(  # what the trade rows need to know about each live position
     name="robson_trade_positions",
     columns=(
@@ -58,7 +88,7 @@ TRADES = Table(
         Column("exit_time", Kind.TIME, nullable=True),
         Column("fees", Kind.MONEY),
         Column("activity_time", Kind.TIME),  # exit time, or entry time while open
-        Column("document", Kind.TEXT),  # JSON: the trade in the history reply
+        Column("document", Kind.TEXT, derived=history_entry),
     ),
     key=("position_id", "exit_sequence"),
     # Trade history reads one tenant's trades closed since a moment (exit_time) and those
@@ -151,27 +181,25 @@ class TradeHistoryProjection(Projection):
         position["entry_fees_remaining"] -= fees - e.fees_quote
         rows.put(
             TRADES,
-            with_document(
-                {
-                    "position_id": e.originator_id,
-                    "exit_sequence": position["exits"],
-                    "client_id": position["client_id"],
-                    "symbol": position["symbol"],
-                    "side": position["side"],
-                    "quantity": e.quantity,
-                    "entry_price": entry_price,
-                    "exit_price": e.price,
-                    "pnl": e.realised_pnl,
-                    "pnl_percentage": pnl_percentage(e.realised_pnl, entry_price, e.quantity),
-                    "is_winner": e.realised_pnl > 0,
-                    "is_closed": True,
-                    "duration_hours": duration_hours(position["entry_time"], e.timestamp),
-                    "entry_time": position["entry_time"],
-                    "exit_time": e.timestamp,
-                    "fees": fees,
-                    "activity_time": e.timestamp,
-                }
-            ),
+            {
+                "position_id": e.originator_id,
+                "exit_sequence": position["exits"],
+                "client_id": position["client_id"],
+                "symbol": position["symbol"],
+                "side": position["side"],
+                "quantity": e.quantity,
+                "entry_price": entry_price,
+                "exit_price": e.price,
+                "pnl": e.realised_pnl,
+                "pnl_percentage": pnl_percentage(e.realised_pnl, entry_price, e.quantity),
+                "is_winner": e.realised_pnl > 0,
+                "is_closed": True,
+                "duration_hours": duration_hours(position["entry_time"], e.timestamp),
+                "entry_time": position["entry_time"],
+                "exit_time": e.timestamp,
+                "fees": fees,
+                "activity_time": e.timestamp,
+            },
         )
         rows.put(TRADES, _open_row(position))
 
@@ -181,59 +209,25 @@ class TradeHistoryProjection(Projection):
 
 
 def _open_row(position: Row) -> Row:
-    return with_document(
-        {
-            "position_id": position["position_id"],
-            "exit_sequence": 0,
-            "client_id": position["client_id"],
-            "symbol": position["symbol"],
-            "side": position["side"],
-            "quantity": position["open_quantity"],
-            "entry_price": position["entry_price"],
-            "exit_price": None,
-            "pnl": None,
-            "pnl_percentage": None,
-            "is_winner": None,
-            "is_closed": False,
-            "duration_hours": None,
-            "entry_time": position["entry_time"],
-            "exit_time": None,
-            "fees": position["entry_fees_remaining"],
-            "activity_time": position["entry_time"],
-        }
-    )
-
-
-def with_document(trade: Row) -> Row:
-    """`trade`, a trades row, with its `document` set from its other columns."""
-    exit_price, pnl, percentage, hours = (
-        trade["exit_price"],
-        trade["pnl"],
-        trade["pnl_percentage"],
-        trade["duration_hours"],
-    )
-    document = {
-        "id": str(trade["position_id"]),
-        "exit_sequence": trade["exit_sequence"],
-        "symbol": trade["symbol"],
-        "side": "BUY" if trade["side"] == "LONG" else "SELL",
-        "position_side": trade["side"],
-        "quantity": money(trade["quantity"]),
-        "entry_price": money(trade["entry_price"]),
-        "exit_price": None if exit_price is None else money(exit_price),
-        "pnl": None if pnl is None else money(pnl),
-        "pnl_percentage": None if percentage is None else cents(percentage),
-        "is_winner": trade["is_winner"],
-        "is_closed": trade["is_closed"],
-        "duration_hours": None if hours is None else float(hours),
-        "fees": money(trade["fees"]),
-        "entry_time": iso(trade["entry_time"]),
-        "exit_time": iso(trade["exit_time"]),
+    return {
+        "position_id": position["position_id"],
+        "exit_sequence": 0,
+        "client_id": position["client_id"],
+        "symbol": position["symbol"],
+        "side": position["side"],
+        "quantity": position["open_quantity"],
+        "entry_price": position["entry_price"],
+        "exit_price": None,
+        "pnl": None,
+        "pnl_percentage": None,
+        "is_winner": None,
+        "is_closed": False,
+        "duration_hours": None,
+        "entry_time": position["entry_time"],
+        "exit_time": None,
+        "fees": position["entry_fees_remaining"],
+        "activity_time": position["entry_time"],
     }
-    trade["document"] = json.dumps(
-        document, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
-    return trade
 
 
 # A TradeRow is the table's leading columns, in order: a result tuple becomes one directly.

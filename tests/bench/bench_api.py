@@ -46,7 +46,8 @@ from domain.drawdown import month_of
 from infra.bootstrap import build_services, migrate
 from infra.settings import Settings
 from projections.pnl import PERIOD_TYPES, PNL_PERIODS, period_keys
-from projections.trade_history import TRADES, with_document
+from projections.tables import Codec, Dialect
+from projections.trade_history import TRADES
 from tests.conftest import POSTGRES_URL, TEST_KEY, drop_schema
 
 TRADES_TOTAL = int(os.environ.get("BENCH_TRADES", "100000"))
@@ -102,27 +103,25 @@ def _trades(clients: Sequence[UUID], now: datetime) -> Iterator[dict[str, Any]]:
             fees = (entry + exit_price) * quantity / 1000
             pnl = (exit_price - entry) * quantity - fees
             hours = Decimal((exit_time - entry_time).total_seconds()) / 3600
-            yield with_document(
-                {
-                    "position_id": uuid4(),
-                    "exit_sequence": 1,
-                    "client_id": client_id,
-                    "symbol": "BTCUSDC",
-                    "side": "LONG",
-                    "quantity": quantity,
-                    "entry_price": entry,
-                    "exit_price": exit_price,
-                    "pnl": pnl,
-                    "pnl_percentage": (pnl * 100 / (entry * quantity)).quantize(Decimal("0.01")),
-                    "is_winner": pnl > 0,
-                    "is_closed": True,
-                    "duration_hours": hours.quantize(Decimal("0.1")),
-                    "entry_time": entry_time,
-                    "exit_time": exit_time,
-                    "fees": fees,
-                    "activity_time": exit_time,
-                }
-            )
+            yield {
+                "position_id": uuid4(),
+                "exit_sequence": 1,
+                "client_id": client_id,
+                "symbol": "BTCUSDC",
+                "side": "LONG",
+                "quantity": quantity,
+                "entry_price": entry,
+                "exit_price": exit_price,
+                "pnl": pnl,
+                "pnl_percentage": (pnl * 100 / (entry * quantity)).quantize(Decimal("0.01")),
+                "is_winner": pnl > 0,
+                "is_closed": True,
+                "duration_hours": hours.quantize(Decimal("0.1")),
+                "entry_time": entry_time,
+                "exit_time": exit_time,
+                "fees": fees,
+                "activity_time": exit_time,
+            }
 
 
 def load_trades(settings: Settings, clients: Sequence[UUID], now: datetime) -> float:
@@ -133,7 +132,7 @@ def load_trades(settings: Settings, clients: Sequence[UUID], now: datetime) -> f
     periods: dict[tuple[UUID, str, str], list[Any]] = defaultdict(
         lambda: [Decimal(0), 0, 0, 0, Decimal(0)]
     )
-    trade_columns = TRADES.column_names
+    trades = Codec(TRADES, Dialect.POSTGRES)  # each row with its derived document
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for trade in _trades(clients, now):
@@ -144,11 +143,11 @@ def load_trades(settings: Settings, clients: Sequence[UUID], now: datetime) -> f
                 p[2] += 1 if trade["is_winner"] else 0
                 p[3] += 0 if trade["is_winner"] else 1
                 p[4] += trade["quantity"] * (trade["entry_price"] + trade["exit_price"])
-            yield tuple(trade[c] for c in trade_columns)
+            yield trades.params(trade)
 
     try:
         with database.transaction() as tx:
-            tx.copy_in(database.qualified(TRADES.name), trade_columns, rows())
+            tx.copy_in(database.qualified(TRADES.name), TRADES.column_names, rows())
             tx.copy_in(
                 database.qualified(PNL_PERIODS.name),
                 PNL_PERIODS.column_names,

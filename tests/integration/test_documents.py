@@ -21,7 +21,8 @@ from infra.bootstrap import Services
 from projections.pnl import PNL_PERIODS
 from projections.read_models import Period
 from projections.reply_format import money
-from projections.trade_history import TRADES, win_rate, with_document
+from projections.tables import Codec, Dialect
+from projections.trade_history import TRADES, win_rate
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -116,7 +117,7 @@ def trade_rows(client_id: UUID, count: int, rng: random.Random) -> list[tuple[An
         }
         if n == 0:  # a tiny loss: -0.00 % in Python's arithmetic
             row.update(pnl=Decimal("-0.00000001"), pnl_percentage=Decimal("-0.00"), is_winner=False)
-        rows.append(tuple(with_document(row)[c] for c in TRADES.column_names))
+        rows.append(Codec(TRADES, Dialect.POSTGRES).params(row))  # with its document
     return rows
 
 
