@@ -38,12 +38,14 @@ def open_long(
 
 from collections.abc import Sequence  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
+from typing import Any  # noqa: E402
 from uuid import uuid5  # noqa: E402
 
 from domain.client import Client  # noqa: E402
 from domain.market import BTCUSDC, SymbolRules  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from domain.position import ExitReason  # noqa: E402
+from projections.read_models import PositionRow  # noqa: E402
 
 UNIT_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 UNIT_CLIENT_ID = uuid5(UUID(int=0), "unit-test-client")
@@ -142,3 +144,27 @@ def registered_client(
 def event_names(events: Sequence[object]) -> list[str]:
     """Class names of domain events, e.g. of `collect_events()`: `["TradingPaused"]`."""
     return [type(e).__name__ for e in events]
+
+
+def position_row(**overrides: Any) -> PositionRow:
+    """A positions read-model row: an open 0.005 BTCUSDC long at 100000, stop 98000."""
+    fields: dict[str, Any] = {
+        "position_id": uuid4(),
+        "client_id": UNIT_CLIENT_ID,
+        "symbol": "BTCUSDC",
+        "side": "LONG",
+        "status": "open",
+        "quantity": Decimal("0.005"),
+        "open_quantity": Decimal("0.004995"),
+        "entry_price": Decimal(100000),
+        "initial_stop": Decimal(98000),
+        "current_stop": Decimal(98000),
+        "target_price": None,
+        "realised_pnl": Decimal(0),
+        "orders_in_flight": (),
+        "margin": False,
+        "planned_at": UNIT_NOW,
+        "updated_at": UNIT_NOW,
+        "updated_notification_id": 1,
+    }
+    return PositionRow(**(fields | overrides))

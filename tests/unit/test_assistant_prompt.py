@@ -28,30 +28,19 @@ from domain.conversation import Role, Turn
 from domain.intents import Topic
 from domain.ports import Balance
 from projections.read_models import PeriodPnl, PositionRow, TradeRow
-from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, configured_policy, later
+from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, configured_policy, later, position_row
 
 POSITION_ID = UUID("11111111-2222-3333-4444-555555555555")
 
 
 def row(side: str = "LONG", entry: str = "100000", stop: str | None = "98000") -> PositionRow:
-    return PositionRow(
+    price = None if stop is None else Decimal(stop)
+    return position_row(
         position_id=POSITION_ID,
-        client_id=UNIT_CLIENT_ID,
-        symbol="BTCUSDC",
         side=side,
-        status="open",
-        quantity=Decimal("0.005"),
-        open_quantity=Decimal("0.004995"),
         entry_price=Decimal(entry),
-        initial_stop=None if stop is None else Decimal(stop),
-        current_stop=None if stop is None else Decimal(stop),
-        target_price=None,
-        realised_pnl=Decimal(0),
-        orders_in_flight=(),
-        margin=False,
-        planned_at=UNIT_NOW,
-        updated_at=UNIT_NOW,
-        updated_notification_id=1,
+        initial_stop=price,
+        current_stop=price,
     )
 
 

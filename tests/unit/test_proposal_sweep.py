@@ -3,47 +3,22 @@ quiet about its message, the others are still expired."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from uuid import UUID, uuid4
 
 from domain.errors import ConcurrencyConflict
 from projections.read_models import PositionRow
+from tests.factories import position_row
 from workers.jobs import Job, Outcome
 from workers.metrics import WorkerMetrics
 from workers.proposal_sweep import EXPIRED, sweep_proposals
 from workers.watchlist import Shard
-
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def validated(client_id: UUID) -> PositionRow:
-    return PositionRow(
-        position_id=uuid4(),
-        client_id=client_id,
-        symbol="BTCUSDC",
-        side="LONG",
-        status="validated",
-        quantity=Decimal("0.005"),
-        open_quantity=Decimal(0),
-        entry_price=Decimal(100000),
-        initial_stop=Decimal(98000),
-        current_stop=Decimal(98000),
-        target_price=None,
-        realised_pnl=Decimal(0),
-        orders_in_flight=(),
-        margin=False,
-        planned_at=NOW,
-        updated_at=NOW,
-        updated_notification_id=1,
-    )
 
 
 class Proposals:
     """Abandoned rows, and what expiring each one does: True, False, or an error."""
 
     def __init__(self, outcomes: list[bool | Exception]) -> None:
-        self.rows = [validated(uuid4()) for _ in outcomes]
+        self.rows = [position_row(client_id=uuid4(), status="validated") for _ in outcomes]
         self.outcomes = {r.position_id: o for r, o in zip(self.rows, outcomes, strict=True)}
         self.asked: list[UUID] = []
         self.shards: list[Shard | None] = []
