@@ -5,6 +5,7 @@ their tenant never chats again. Part of the reconcile job."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from workers.watchlist import Shard
 log = logging.getLogger("robson.worker")
 
 EXPIRED = "Trade proposal expired unconfirmed; its reserved risk is released"
+SWEEP_EVERY = timedelta(seconds=10)  # proposals live five minutes: no need to look every tick
 
 
 class AbandonedProposals(Protocol):
@@ -27,32 +29,43 @@ class AbandonedProposals(Protocol):
     def expire(self, client_id: UUID, intent_id: UUID) -> bool: ...
 
 
-def sweep_proposals(
-    proposals: AbandonedProposals, shard: Shard | None, metrics: WorkerMetrics, dry_run: bool
-) -> list[Action]:
-    """Expire every abandoned proposal of the shard's tenants (in a dry run, only list them);
-    one that fails is reported and left for the next tick."""
-    actions = []
-    for row in proposals.abandoned(shard):
-        base: dict[str, Any] = {
-            "position_id": row.position_id,
-            "client_id": row.client_id,
-            "symbol": row.symbol,
-        }
-        if dry_run:
-            actions.append(Action(Job.RECONCILE, Outcome.DRY_RUN, detail=EXPIRED, **base))
-            continue
-        try:
-            expired = proposals.expire(row.client_id, row.position_id)
-        except Exception as error:
-            metrics.add("errors")
-            detail = error.message if isinstance(error, DomainError) else type(error).__name__
-            log.warning("expiring proposal %s failed: %s", row.position_id, detail)
-            actions.append(Action(Job.RECONCILE, Outcome.ERROR, detail=detail, **base))
-            continue
-        if expired:  # else confirmed or expired by its tenant meanwhile
-            metrics.add("proposals_expired")
-            actions.append(
-                Action(Job.RECONCILE, Outcome.DONE, status="cancelled", detail=EXPIRED, **base)
-            )
-    return actions
+class ProposalSweep:
+    """Expires every abandoned proposal of the shard's tenants, at most once per `every`."""
+
+    def __init__(self, proposals: AbandonedProposals, every: timedelta = SWEEP_EVERY) -> None:
+        self.proposals = proposals
+        self.every = every
+        self.swept_at: datetime | None = None
+
+    def __call__(
+        self, now: datetime, shard: Shard | None, metrics: WorkerMetrics, dry_run: bool
+    ) -> list[Action]:
+        """In a dry run, only list them; one that fails is reported and left for the next
+        sweep."""
+        if self.swept_at is not None and now - self.swept_at < self.every:
+            return []
+        self.swept_at = now
+        actions = []
+        for row in self.proposals.abandoned(shard):
+            base: dict[str, Any] = {
+                "position_id": row.position_id,
+                "client_id": row.client_id,
+                "symbol": row.symbol,
+            }
+            if dry_run:
+                actions.append(Action(Job.RECONCILE, Outcome.DRY_RUN, detail=EXPIRED, **base))
+                continue
+            try:
+                expired = self.proposals.expire(row.client_id, row.position_id)
+            except Exception as error:
+                metrics.add("errors")
+                detail = error.message if isinstance(error, DomainError) else type(error).__name__
+                log.warning("expiring proposal %s failed: %s", row.position_id, detail)
+                actions.append(Action(Job.RECONCILE, Outcome.ERROR, detail=detail, **base))
+                continue
+            if expired:  # else confirmed or expired by its tenant meanwhile
+                metrics.add("proposals_expired")
+                actions.append(
+                    Action(Job.RECONCILE, Outcome.DONE, status="cancelled", detail=EXPIRED, **base)
+                )
+        return actions

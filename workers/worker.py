@@ -30,7 +30,7 @@ from domain.position import ExitReason, Position
 from workers.index import PositionIndex, Watched
 from workers.jobs import ALL_JOBS, Action, Job, Outcome, Report, log_action
 from workers.metrics import WorkerMetrics
-from workers.proposal_sweep import AbandonedProposals, sweep_proposals
+from workers.proposal_sweep import AbandonedProposals, ProposalSweep
 from workers.watchlist import InFlight, OpenPositions, Shard, Watchlist
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class Worker:
         self.catch_up = catch_up
         self.report = report
         self.metrics = metrics or WorkerMetrics()
-        self.proposals = proposals
+        self.sweep = None if proposals is None else ProposalSweep(proposals)
         self.index = PositionIndex(ledger.config.fee_buffer)
         self.watchlist = Watchlist(positions, self.index, shard, full_refresh_every)
         self._backoff: dict[UUID, _Backoff] = {}
@@ -185,10 +185,9 @@ class Worker:
                     actions += self._exits(symbol, price)
             if Job.RECONCILE in self.jobs:
                 actions += self._reconcile()
-                if self.proposals is not None:
-                    swept = sweep_proposals(
-                        self.proposals, self.watchlist.shard, self.metrics, self.dry_run
-                    )
+                if self.sweep is not None:
+                    now, shard = self.clock.now(), self.watchlist.shard
+                    swept = self.sweep(now, shard, self.metrics, self.dry_run)
                     actions += [self._done(action) for action in swept]
         except Exception:  # the loop must outlive anything one tick meets
             log.exception("worker tick failed")

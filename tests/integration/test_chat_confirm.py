@@ -40,6 +40,7 @@ from tests.integration.test_chat_support import (
     use_fake_groq,
 )
 from workers.jobs import Job, Outcome
+from workers.proposal_sweep import SWEEP_EVERY
 from workers.worker import Worker
 
 A = TypeVar("A", bound=Aggregate)
@@ -321,6 +322,7 @@ def test_the_worker_expires_a_proposal_whose_tenant_never_comes_back(
     assert worker.metrics.proposals_expired == 1
     assert confirm(api, alice, str(intent_id)).json()["code"] == "proposal_expired"
     assert services.ledger.position(bob.client_id, validated.id).status is Status.VALIDATED
+    clock.advance(SWEEP_EVERY)
     caught_up(services)
     assert worker.tick() == []  # expired once
 

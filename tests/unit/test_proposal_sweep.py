@@ -3,14 +3,16 @@ quiet about its message, the others are still expired."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 from domain.errors import ConcurrencyConflict
 from projections.read_models import PositionRow
+from tests.factories import UNIT_NOW as NOW
 from tests.factories import position_row
 from workers.jobs import Job, Outcome
 from workers.metrics import WorkerMetrics
-from workers.proposal_sweep import EXPIRED, sweep_proposals
+from workers.proposal_sweep import EXPIRED, ProposalSweep
 from workers.watchlist import Shard
 
 
@@ -40,7 +42,7 @@ def test_a_failure_is_reported_by_type_only_and_the_rest_are_still_expired() -> 
     failing, expiring, confirmed_meanwhile = proposals.rows
     metrics = WorkerMetrics()
 
-    actions = sweep_proposals(proposals, (1, 4), metrics, dry_run=False)
+    actions = ProposalSweep(proposals)(NOW, (1, 4), metrics, dry_run=False)
 
     assert proposals.shards == [(1, 4)]
     assert proposals.asked == [r.position_id for r in proposals.rows]
@@ -57,7 +59,7 @@ def test_a_failure_is_reported_by_type_only_and_the_rest_are_still_expired() -> 
 def test_a_domain_error_is_reported_in_its_own_words() -> None:
     proposals = Proposals([ConcurrencyConflict("The trade proposal kept changing")])
 
-    [action] = sweep_proposals(proposals, None, WorkerMetrics(), dry_run=False)
+    [action] = ProposalSweep(proposals)(NOW, None, WorkerMetrics(), dry_run=False)
 
     assert (action.outcome, action.detail) == (Outcome.ERROR, "The trade proposal kept changing")
 
@@ -66,8 +68,18 @@ def test_a_dry_run_lists_them_and_expires_nothing() -> None:
     proposals = Proposals([True, True])
     metrics = WorkerMetrics()
 
-    actions = sweep_proposals(proposals, None, metrics, dry_run=True)
+    actions = ProposalSweep(proposals)(NOW, None, metrics, dry_run=True)
 
     assert [a.outcome for a in actions] == [Outcome.DRY_RUN, Outcome.DRY_RUN]
     assert proposals.asked == []
     assert metrics.proposals_expired == 0
+
+
+def test_it_looks_again_only_once_its_interval_has_passed() -> None:
+    proposals = Proposals([False])
+    sweep = ProposalSweep(proposals, every=timedelta(seconds=10))
+
+    for seconds in (0, 9, 10, 15, 21):
+        sweep(NOW + timedelta(seconds=seconds), None, WorkerMetrics(), dry_run=False)
+
+    assert len(proposals.shards) == 3  # at 0, 10 and 21 seconds
