@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+from domain.errors import DomainError
 from domain.position import ExitReason
 from workers.watchlist import Shard
 
@@ -98,3 +99,10 @@ Report = Callable[[Action], None]
 def log_action(action: Action) -> None:
     level = logging.WARNING if action.outcome is Outcome.ERROR else logging.INFO
     log.log(level, "%s", action.as_json())
+
+
+def describe(error: Exception) -> str:
+    """A domain error's own sentence; for anything else only its type (it may carry secrets)."""
+    if isinstance(error, DomainError):
+        return error.message
+    return type(error).__name__

@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.errors import DomainError
 from projections.read_models import PositionRow
-from workers.jobs import Action, Job, Outcome
+from workers.jobs import Action, Job, Outcome, describe
 from workers.metrics import WorkerMetrics
 from workers.watchlist import Shard
 
@@ -59,7 +58,7 @@ class ProposalSweep:
                 expired = self.proposals.expire(row.client_id, row.position_id)
             except Exception as error:
                 metrics.add("errors")
-                detail = error.message if isinstance(error, DomainError) else type(error).__name__
+                detail = describe(error)
                 log.warning("expiring proposal %s failed: %s", row.position_id, detail)
                 actions.append(Action(Job.RECONCILE, Outcome.ERROR, detail=detail, **base))
                 continue

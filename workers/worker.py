@@ -28,7 +28,7 @@ from domain.errors import (
 from domain.ledger import RECONCILE_GRACE, Ledger
 from domain.position import ExitReason, Position
 from workers.index import PositionIndex, Watched
-from workers.jobs import ALL_JOBS, Action, Job, Outcome, Report, log_action
+from workers.jobs import ALL_JOBS, Action, Job, Outcome, Report, describe, log_action
 from workers.metrics import WorkerMetrics
 from workers.proposal_sweep import AbandonedProposals, ProposalSweep
 from workers.watchlist import InFlight, OpenPositions, Shard, Watchlist
@@ -204,14 +204,14 @@ class Worker:
             self.watchlist.refresh()
         except Exception as error:  # keep working on what is already known
             self.metrics.add("errors")
-            log.warning("could not refresh the open positions: %s", _describe(error))
+            log.warning("could not refresh the open positions: %s", describe(error))
 
     def _price(self, symbol: str) -> Decimal | None:
         try:
             price = self.exchange.price(symbol)
         except Exception as error:
             self.metrics.add("errors")
-            log.warning("no price for %s this tick: %s", symbol, _describe(error))
+            log.warning("no price for %s this tick: %s", symbol, describe(error))
             return None
         self.metrics.add("prices_fetched")
         return price
@@ -224,7 +224,7 @@ class Worker:
                 self.index.set_rules(self.exchange.symbol_rules(symbol))
             except Exception as error:  # a stop must be rounded as the exchange wants
                 self.metrics.add("errors")
-                log.warning("no symbol rules for %s: %s", symbol, _describe(error))
+                log.warning("no symbol rules for %s: %s", symbol, describe(error))
                 return []
         actions: list[Action] = []
         for trail in self.index.trailing_due(symbol, price):
@@ -347,9 +347,9 @@ class Worker:
             except Exception as error:
                 self.metrics.add("errors")
                 flight.retry_at = now + self._delay(flight.position_id, error)
-                log.warning("reconcile %s failed: %s", flight.position_id, _describe(error))
+                log.warning("reconcile %s failed: %s", flight.position_id, describe(error))
                 actions.append(
-                    self._done(Action(outcome=Outcome.ERROR, detail=_describe(error), **base))
+                    self._done(Action(outcome=Outcome.ERROR, detail=describe(error), **base))
                 )
                 continue
             if position is None:
@@ -398,7 +398,7 @@ class Worker:
         else:
             log.error("%s %s failed", base["job"].value, p.position_id, exc_info=error)
         return self._done(
-            Action(outcome=Outcome.ERROR, reason=reason, detail=_describe(error), **base)
+            Action(outcome=Outcome.ERROR, reason=reason, detail=describe(error), **base)
         )
 
     def _delay(self, position_id: UUID, error: Exception) -> timedelta:
@@ -420,7 +420,7 @@ class Worker:
         try:
             self.watchlist.note(self.ledger.position(p.client_id, p.position_id))
         except Exception as error:
-            log.warning("could not reload position %s: %s", p.position_id, _describe(error))
+            log.warning("could not reload position %s: %s", p.position_id, describe(error))
 
 
 def _base(job: Job, p: Watched, price: Decimal) -> dict[str, Any]:
@@ -431,10 +431,3 @@ def _base(job: Job, p: Watched, price: Decimal) -> dict[str, Any]:
         "symbol": p.symbol,
         "price": price,
     }
-
-
-def _describe(error: Exception) -> str:
-    """A domain error's own sentence; for anything else only its type (it may carry secrets)."""
-    if isinstance(error, DomainError):
-        return error.message
-    return type(error).__name__
