@@ -15,6 +15,7 @@ from domain.errors import (
     ClientNotFound,
     CredentialsMissing,
     DomainError,
+    ExchangeError,
     ExchangeUnavailable,
     InsufficientBalance,
     OrderOutcomeUnknown,
@@ -31,6 +32,7 @@ from domain.ports import (
     Clock,
     Exchange,
     MarginEffect,
+    MarginLoan,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -213,24 +215,38 @@ class OrderDesk:
             raise TradingDisabled()
         current = self.position(client_id, position_id)
         price = trigger_price or self.exchange.price(current.symbol)
+        loan = self._loan(account, current)
         positions = FirstThenFresh(current, lambda: self.position(client_id, position_id))
 
         def trigger() -> tuple[Position, str]:
             pos = positions.get()
             pos.trigger_exit(reason, price, self.clock.now(), quantity)
-            order_id = pos.submit_exit(self.clock.now())
+            order_id = pos.submit_exit(self.clock.now(), loan)
             self.store.save(pos)
             return pos, order_id
 
         position, order_id = retry_on_conflict(trigger)
         return self._send_exit(account, position, order_id)
 
+    def _loan(self, account: TradingAccount, position: Position) -> MarginLoan | None:
+        """What a margin SHORT's isolated account owes in the base asset, when it can tell.
+
+        Without an answer the exit still goes out (a stop must not wait for a read); its
+        buy-back then covers the fee but not the interest.
+        """
+        if not position.repays_a_loan:
+            return None
+        try:
+            return self.exchange.margin_loan(account, position.symbol, position.base_asset)
+        except ExchangeError:
+            return None
+
     def _send_exit(self, account: TradingAccount, position: Position, order_id: str) -> Position:
         request = OrderRequest(
             symbol=position.symbol,
             side=position.side.exit_order_side,
             client_order_id=order_id,
-            quantity=position.exit_quantity,
+            quantity=position.exit_order_quantity,
             margin=MarginEffect.AUTO_REPAY if position.margin else None,
         )
         try:

@@ -37,6 +37,19 @@ class Balance:
         return self.free + self.locked
 
 
+@dataclass(frozen=True)
+class MarginLoan:
+    """What an isolated margin account owes in one asset: the principal and its interest."""
+
+    asset: str
+    borrowed: Decimal
+    interest: Decimal = Decimal(0)
+
+    @property
+    def owed(self) -> Decimal:
+        return self.borrowed + self.interest
+
+
 class MarginEffect(Enum):
     """Isolated-margin side effects, as Binance names them."""
 
@@ -107,6 +120,10 @@ class Exchange(Protocol):
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
+
+    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
+        """What the `symbol` isolated margin account owes in `asset` (zero when none)."""
+        ...
 
 
 class Cipher(Protocol):

@@ -17,6 +17,8 @@ from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
+from domain.ports import MarginLoan
+from domain.repayment import buy_back
 
 
 class Status(Enum):
@@ -34,6 +36,9 @@ class ExitReason(Enum):
     STOP_LOSS = "STOP_LOSS"
     TAKE_PROFIT = "TAKE_PROFIT"
     MANUAL = "MANUAL"
+
+
+EIGHT_PLACES = Decimal("1E-8")
 
 
 def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -108,6 +113,8 @@ class Position(LedgerAggregate):
         self.trigger_price: Decimal | None = None
         self.exit_order_id: str | None = None
         self.exit_quantity = Decimal(0)
+        self.exit_order_quantity = Decimal(0)  # more than exit_quantity when it repays a loan
+        self.exit_interest = Decimal(0)  # loan interest the exit order repays (borrowed asset)
         self.realised_pnl = Decimal(0)
         self.exit_fees_quote = Decimal(0)
         self.exits: list[dict[str, Any]] = []
@@ -320,9 +327,14 @@ class Position(LedgerAggregate):
     class ExitSubmitted(Aggregate.Event):
         client_order_id: str
         quantity: Decimal
+        # A margin SHORT's buy-back asks for more than it closes, to repay the fee and interest.
+        order_quantity: Decimal | None = None
+        interest: Decimal = Decimal(0)
 
         def apply(self, aggregate: Any) -> None:
             aggregate.exit_order_id = self.client_order_id
+            aggregate.exit_order_quantity = self.order_quantity or self.quantity
+            aggregate.exit_interest = self.interest
             aggregate.orders_sent += 1
 
     class ExitFilled(Aggregate.Event):
@@ -332,7 +344,8 @@ class Position(LedgerAggregate):
         quantity: Decimal
         fees: dict[str, Decimal]
         fees_quote: Decimal
-        realised_pnl: Decimal
+        realised_pnl: Decimal  # net of fees and of the loan interest repaid
+        interest_quote: Decimal = Decimal(0)
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open_quantity -= self.quantity
@@ -401,13 +414,25 @@ class Position(LedgerAggregate):
             quantity=qty,
         )
 
-    def submit_exit(self, now: datetime) -> str:
-        """Record the exit order's id BEFORE it is sent; returns that id."""
+    def submit_exit(self, now: datetime, loan: MarginLoan | None = None) -> str:
+        """Record the exit order's id BEFORE it is sent; returns that id.
+
+        A margin SHORT's buy-back is sized to repay its share of `loan` (the isolated
+        account's debt in the base asset) after the fee, see `domain.repayment`.
+        """
         if self.status is not Status.CLOSING or self.exit_order_id is not None:
             raise IllegalTransition("No exit is waiting to be submitted")
         order_id = client_order_id(self.id, self.orders_sent + 1)
+        repays: dict[str, Decimal] = {}
+        if self.repays_a_loan:
+            cover = buy_back(self.exit_quantity, loan, self.entry_fee_rate, self.lot_step)
+            repays = {"order_quantity": cover.order_quantity, "interest": cover.interest}
         self.trigger_event(
-            self.ExitSubmitted, timestamp=now, client_order_id=order_id, quantity=self.exit_quantity
+            self.ExitSubmitted,
+            timestamp=now,
+            client_order_id=order_id,
+            quantity=self.exit_quantity,
+            **repays,
         )
         return order_id
 
@@ -423,13 +448,25 @@ class Position(LedgerAggregate):
     ) -> None:
         if self.exit_order_id != order_id:
             raise IllegalTransition(f"No exit order {order_id} is awaiting a fill")
-        if quantity <= 0 or price <= 0 or quantity > self.open_quantity:
+        if (
+            quantity <= 0
+            or price <= 0
+            or quantity > max(self.open_quantity, self.exit_order_quantity)
+        ):
             raise InvalidInput(
-                "fill", "an exit fill needs a positive price and at most the open quantity"
+                "fill", "an exit fill needs a positive price and at most the quantity ordered"
             )
         assert self.average_entry_price is not None
         fees = _decimals(fees)
         fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
+        if self.repays_a_loan:
+            # A buy-back that repays a loan buys more than it closes (the rest pays the fee
+            # and interest); a partial fill closes, and repays, its share of both.
+            filled = min(Decimal(1), quantity / self.exit_order_quantity)
+            quantity = min(self.open_quantity, (self.exit_quantity * filled).quantize(EIGHT_PLACES))
+            interest_quote = self.exit_interest * filled * price
+        else:
+            interest_quote = Decimal(0)
         held = self.held_at_entry
         closing = self.open_quantity - quantity < self.min_quantity
         exited_before = held - self.open_quantity
@@ -437,8 +474,11 @@ class Position(LedgerAggregate):
         entry_share = self.entry_fees_quote * (
             (held - exited_before) / held if closing else quantity / held
         )
-        pnl = realised_pnl(
-            self.side, self.average_entry_price, price, quantity, entry_share, fee_quote
+        pnl = (
+            realised_pnl(
+                self.side, self.average_entry_price, price, quantity, entry_share, fee_quote
+            )
+            - interest_quote
         )
         self.trigger_event(
             self.ExitFilled,
@@ -450,6 +490,7 @@ class Position(LedgerAggregate):
             fees=fees,
             fees_quote=fee_quote,
             realised_pnl=pnl,
+            interest_quote=interest_quote,
         )
         if self.open_quantity < self.min_quantity:
             self.trigger_event(
@@ -474,6 +515,18 @@ class Position(LedgerAggregate):
     @property
     def sellable_quantity(self) -> Decimal:
         return floor_to_step(self.open_quantity, self.lot_step)
+
+    @property
+    def repays_a_loan(self) -> bool:
+        """A margin SHORT borrowed what it sold: its exits buy the loan back."""
+        return self.margin and self.side is Side.SHORT
+
+    @property
+    def entry_fee_rate(self) -> Decimal:
+        """The fee rate the entry paid, valued in the quote asset: the exit's rate too."""
+        if self.average_entry_price is None or not self.filled_quantity:
+            return Decimal(0)
+        return self.entry_fees_quote / (self.average_entry_price * self.filled_quantity)
 
     @property
     def held_at_entry(self) -> Decimal:

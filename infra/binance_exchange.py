@@ -42,6 +42,7 @@ from domain.ports import (
     ApiCredentials,
     Balance,
     Clock,
+    MarginLoan,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -285,6 +286,35 @@ class BinanceExchange:
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         self._borrow_repay(account, symbol, asset, amount, "REPAY")
+
+    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
+        self._refuse_margin_on_testnet("read an isolated margin loan")
+        credentials = self._credentials(account)
+        data = self._send(
+            self._slot(credentials),
+            _method("get_isolated_margin_account", symbols=symbol),
+            _Call(
+                f"read the {symbol} isolated margin account",
+                writes=False,
+                api_key=credentials.api_key,
+            ),
+        )
+        try:
+            for pair in _mapping(data)["assets"]:
+                if pair["symbol"] != symbol:
+                    continue
+                for side in (pair["baseAsset"], pair["quoteAsset"]):
+                    if side["asset"] == asset:
+                        return MarginLoan(
+                            asset,
+                            borrowed=Decimal(str(side["borrowed"])),
+                            interest=Decimal(str(side["interest"])),
+                        )
+        except (KeyError, InvalidOperation, TypeError) as exc:
+            raise ExchangeUnavailable(
+                f"Binance sent an unreadable {symbol} isolated margin account"
+            ) from exc
+        return MarginLoan(asset, Decimal(0))  # no isolated account for the symbol: nothing owed
 
     # ---- orders: amounts, lookups, margin loans
 

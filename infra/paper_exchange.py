@@ -15,7 +15,7 @@ from domain.errors import (
     InvalidInput,
 )
 from domain.market import SymbolRules
-from domain.ports import Balance, Clock, OrderRequest, OrderResult, TradingAccount
+from domain.ports import Balance, Clock, MarginLoan, OrderRequest, OrderResult, TradingAccount
 from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 from infra.paper_accounts import (
     SYMBOLS,
@@ -160,6 +160,10 @@ class PaperExchange:
             self.store.save(paper)
 
         retry_on_conflict(command)
+
+    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
+        """Paper loans charge no interest: what is owed is what was borrowed."""
+        return MarginLoan(asset, self._account(account.client_id).borrowed.get(asset, Decimal(0)))
 
     def borrowed(self, client_id: UUID) -> dict[str, Decimal]:
         return {a: v for a, v in self._account(client_id).borrowed.items() if v}

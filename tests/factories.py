@@ -66,6 +66,7 @@ def planned_position(
     rules: SymbolRules = BTCUSDC,
     position_id: UUID | None = None,
     now: datetime = UNIT_NOW,
+    margin: bool = False,
 ) -> Position:
     """A PLANNED position built in memory with `Position.plan`."""
     return Position.plan(
@@ -79,6 +80,8 @@ def planned_position(
         quantity=Decimal(quantity),
         capital_base=Decimal(capital),
         now=now,
+        margin=margin,
+        leverage=Decimal(2) if margin else Decimal(1),
     )
 
 
@@ -89,9 +92,10 @@ def opened_position(
     quantity: str = "0.1",
     fill_price: str | None = None,
     fees: dict[str, Decimal] | None = None,
+    margin: bool = False,
 ) -> Position:
     """PLAN → VALIDATE (no violations) → submit entry → entry fill, all in memory."""
-    position = planned_position(side=side, entry=entry, stop=stop, quantity=quantity)
+    position = planned_position(side=side, entry=entry, stop=stop, quantity=quantity, margin=margin)
     position.validate([], later(1))
     order_id = position.submit_entry(later(2))
     position.record_entry_fill(
@@ -124,7 +128,7 @@ def exit_fully_or_partly(
         order_id,
         f"ex-{order_id}",
         Decimal(price),
-        position.exit_quantity,
+        position.exit_order_quantity,
         fees if fees is not None else {},
         later(minute + 2),
     )

@@ -61,7 +61,7 @@ def exit_fill(
     order_id = position.submit_exit(at)
     fees = {"USDC": Decimal(fee)} if Decimal(fee) else {}
     position.record_exit_fill(
-        order_id, f"ex-{order_id}", Decimal(price), position.exit_quantity, fees, at
+        order_id, f"ex-{order_id}", Decimal(price), position.exit_order_quantity, fees, at
     )
 
 

@@ -24,7 +24,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.ledger import PlanRequest
 from domain.market import BTCUSDC, Side, SymbolRules
-from domain.ports import Balance, OrderRequest, OrderResult, OrderStatus, TradingAccount
+from domain.ports import Balance, MarginLoan, OrderRequest, OrderResult, OrderStatus, TradingAccount
 from infra.bootstrap import build_services, migrate, open_store, postgres_target
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, TEST_KEY, drop_schema
@@ -80,6 +80,9 @@ class InstantExchange:
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         pass
+
+    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
+        return MarginLoan(asset, Decimal(0))
 
 
 def ledger_rate(settings: Settings, instant: bool) -> float:

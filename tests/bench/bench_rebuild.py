@@ -155,14 +155,14 @@ class _Chunk:
                 "BTCUSDC",
                 side.exit_order_side,
                 order_id,
-                quantity=position.exit_quantity,
+                quantity=position.exit_order_quantity,
                 margin=repay,
             )
             exit_order = account.fill(
-                exit_request, BTCUSDC, position.exit_quantity, exit_price, now
+                exit_request, BTCUSDC, position.exit_order_quantity, exit_price, now
             )
             position.record_exit_fill(
-                order_id, "2", exit_price, position.exit_quantity, exit_order.fees, now
+                order_id, "2", exit_price, position.exit_order_quantity, exit_order.fees, now
             )
             self._keep(exit_order)
             month = month_of(now)

@@ -218,10 +218,18 @@ class RecordedRequest:
 
 @dataclass
 class MarginAsset:
-    """One side of an isolated margin pair: what is free and what is borrowed."""
+    """One side of an isolated margin pair: what is free, borrowed, and owed as interest."""
 
     free: Decimal = Decimal(0)
     borrowed: Decimal = Decimal(0)
+    interest: Decimal = Decimal(0)
+
+    def repay(self, amount: Decimal) -> None:
+        """Binance applies a repayment to the interest first, then to the principal."""
+        to_interest = min(amount, self.interest)
+        self.interest -= to_interest
+        self.borrowed -= amount - to_interest
+        self.free -= amount
 
 
 @dataclass
@@ -432,7 +440,12 @@ class FakeBinance:
     def isolated_account(self, api_key: str, symbol: str) -> dict[str, MarginAsset]:
         with self._lock:
             pair = self._accounts[api_key].isolated[symbol]
-            return {a: MarginAsset(m.free, m.borrowed) for a, m in pair.items()}
+            return {a: MarginAsset(m.free, m.borrowed, m.interest) for a, m in pair.items()}
+
+    def accrue_interest(self, api_key: str, symbol: str, asset: str, amount: Decimal) -> None:
+        """Charge interest on the isolated loan, as Binance does every hour."""
+        with self._lock:
+            self._accounts[api_key].isolated[symbol][asset].interest += amount
 
     def order(self, api_key: str, client_order_id: str) -> dict[str, Any] | None:
         """The stored (executed or expired) order, spot or margin, with its fills."""
@@ -873,9 +886,8 @@ class FakeBinance:
             wallet[asset].free -= fee
             fees.append((asset, fee))
         if effect in ("AUTO_REPAY", "AUTO_BORROW_REPAY"):
-            repay = min(wallet[received].free, wallet[received].borrowed)
-            wallet[received].free -= repay
-            wallet[received].borrowed -= repay
+            holding = wallet[received]
+            holding.repay(min(holding.free, holding.borrowed + holding.interest))
         return fees, borrowed
 
     def _commission(
@@ -1088,12 +1100,11 @@ class FakeBinance:
             holding.borrowed += amount
             holding.free += amount
         elif kind == "REPAY":
-            if amount > holding.borrowed:
+            if amount > holding.borrowed + holding.interest:
                 raise _Reject(-3015, "The repayment amount has exceeded the liability.")
             if amount > holding.free:
                 raise _Reject(-3041, "Balance is not enough")
-            holding.borrowed -= amount
-            holding.free -= amount
+            holding.repay(amount)
         else:
             raise _Reject(-1102, "Param 'type' must be BORROW or REPAY.")
         return _json_reply(200, {"tranId": next(self._ids)})
@@ -1108,9 +1119,9 @@ class FakeBinance:
                 "borrowEnabled": True,
                 "borrowed": _fmt(holding.borrowed),
                 "free": _fmt(holding.free),
-                "interest": _fmt(Decimal(0)),
+                "interest": _fmt(holding.interest),
                 "locked": _fmt(Decimal(0)),
-                "netAsset": _fmt(holding.free - holding.borrowed),
+                "netAsset": _fmt(holding.free - holding.borrowed - holding.interest),
                 "netAssetOfBtc": _fmt(Decimal(0)),
                 "repayEnabled": True,
                 "totalAsset": _fmt(holding.free),

@@ -29,6 +29,7 @@ from domain.ports import (
     Balance,
     Exchange,
     MarginEffect,
+    MarginLoan,
     OrderRequest,
     OrderStatus,
     TradingAccount,
@@ -49,6 +50,7 @@ KEY = "alice-api-key-0001"
 SECRET = "alice-secret-key-never-shown"
 ALICE = TradingAccount(uuid4(), ApiCredentials(KEY, SECRET))
 ORDER_PATH = "/api/v3/order"
+ISOLATED = "/sapi/v1/margin/isolated/account"
 
 
 @pytest.fixture
@@ -646,6 +648,8 @@ def test_testnet_refuses_margin_before_sending_anything(
         testnet.borrow(ALICE, "BTCUSDC", "USDC", Decimal("10"))
     with pytest.raises(MarginUnavailable):
         testnet.repay(ALICE, "BTCUSDC", "USDC", Decimal("10"))
+    with pytest.raises(MarginUnavailable):
+        testnet.margin_loan(ALICE, "BTCUSDC", "BTC")
 
     assert fake.request_count() == 0
 
@@ -719,6 +723,33 @@ def test_borrow_and_repay_move_the_isolated_liability(
     assert (after_borrow.free, after_borrow.borrowed) == (Decimal("150"), Decimal("50"))
     assert fake.requests("/sapi/v1/margin/borrow-repay")[0].params["amount"] == "50"
     assert fake.isolated_account(KEY, "BTCUSDC")["USDC"].borrowed == 0
+
+
+def test_the_margin_loan_is_the_isolated_accounts_principal_and_interest(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    assert exchange.margin_loan(ALICE, "BTCUSDC", "BTC") == MarginLoan("BTC", Decimal(0))
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("1000")})
+    exchange.place_order(ALICE, sell("short-1", "0.002", margin=MarginEffect.MARGIN_BUY))
+    fake.accrue_interest(KEY, "BTCUSDC", "BTC", Decimal("0.00000003"))
+
+    loan = exchange.margin_loan(ALICE, "BTCUSDC", "BTC")
+
+    assert loan == MarginLoan("BTC", Decimal("0.002"), Decimal("0.00000003"))
+    assert exchange.margin_loan(ALICE, "BTCUSDC", "USDC") == MarginLoan("USDC", Decimal(0))
+    assert fake.requests("/sapi/v1/margin/isolated/account")[-1].params["symbols"] == "BTCUSDC"
+
+
+def test_an_unreadable_isolated_account_is_an_unavailable_exchange(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    fake.inject(
+        RawResponse(200, '{"assets": [{"symbol": "BTCUSDC"}]}', content_type="application/json"),
+        path=ISOLATED,
+    )
+
+    with pytest.raises(ExchangeUnavailable, match="unreadable BTCUSDC isolated margin account"):
+        exchange.margin_loan(ALICE, "BTCUSDC", "BTC")
 
 
 def test_repaying_more_than_is_owed_is_rejected(

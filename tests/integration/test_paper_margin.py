@@ -8,9 +8,11 @@ from uuid import uuid4
 import pytest
 
 from domain.errors import InsufficientBalance, InvalidInput
-from domain.market import OrderSide
+from domain.market import OrderSide, Side
 from domain.ports import MarginEffect, OrderRequest, TradingAccount
+from domain.position import Status
 from infra.bootstrap import Services
+from tests.factories import long_plan, register
 
 
 def test_borrowing_is_capped_at_ten_times_leverage_and_repaid_in_full(services: Services) -> None:
@@ -45,7 +47,8 @@ def test_a_margin_sell_borrows_the_base_asset_and_the_buy_back_repays_it(
         "BTCUSDC", OrderSide.BUY, "S1-2", quantity=Decimal("0.1"), margin=MarginEffect.AUTO_REPAY
     )
     paper.place_order(account, cover)
-    # The buy-back's fee was taken in BTC, so 0.0001 BTC of the loan is still owed.
+    # The buy-back's fee was taken in BTC, so 0.0001 BTC of the loan is still owed: the
+    # ledger's buy-back is grossed up for it (below).
     assert paper.borrowed(account.client_id) == {"BTC": Decimal("0.0001")}
 
 
@@ -59,3 +62,23 @@ def test_a_margin_order_beyond_ten_times_the_collateral_is_refused(services: Ser
     with pytest.raises(InsufficientBalance, match="Insufficient margin"):
         paper.place_order(account, too_big)
     assert paper.borrowed(account.client_id) == {}
+
+
+def test_closing_a_margin_short_through_the_ledger_repays_the_whole_loan(
+    services: Services,
+) -> None:
+    paper = services.paper
+    assert paper is not None
+    client_id, _ = register(services.ledger, capital="1000")
+    short = long_plan("102000", side=Side.SHORT, margin=True, leverage=Decimal(2))
+    position = services.ledger.open_position(client_id, short)
+    assert paper.borrowed(client_id) == {"BTC": Decimal("0.005")}
+
+    closed = services.ledger.close_position(client_id, position.id)
+
+    assert closed.status is Status.CLOSED
+    assert paper.borrowed(client_id) == {}
+    # 0.005 / 0.999 rounded up to the lot step: 0.00501 bought, 0.00000501 BTC of fee
+    assert paper.balances(TradingAccount(client_id))["BTC"].free == Decimal("0.00000499")
+    # 10 USDC of loss would be the stop; here only the two fees (0.5 + 0.501) are lost
+    assert closed.realised_pnl == Decimal("-1.00100000")

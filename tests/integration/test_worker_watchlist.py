@@ -157,7 +157,7 @@ def test_a_closed_position_stays_gone_until_the_projection_agrees() -> None:
     watchlist.refresh()
     position.trigger_exit(ExitReason.STOP_LOSS, D(49000), later(5))
     order_id = position.submit_exit(later(6))
-    position.record_exit_fill(order_id, "x", D(49000), position.exit_quantity, {}, later(7))
+    position.record_exit_fill(order_id, "x", D(49000), position.exit_order_quantity, {}, later(7))
     watchlist.note(position)
     assert position.id not in watchlist.index
 

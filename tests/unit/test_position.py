@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id, position_of_order
 from domain.market import Side
+from domain.ports import MarginLoan
 from domain.position import ExitReason, Position, Status
 from tests.factories import (
     event_names,
@@ -323,6 +324,70 @@ def test_realised_pnl_of_a_closed_position_is_net_of_all_fees(
     assert position.closed_at == later(12)
 
 
+def margin_short_closing(loan: MarginLoan | None) -> tuple[Position, str]:
+    """A 0.1 BTC margin SHORT sold at 50000 (5 USDC fee: 0.1%), its buy-back submitted."""
+    position = opened_position(
+        Side.SHORT, "50000", "51000", "0.1", "50000", {"USDC": D(5)}, margin=True
+    )
+    position.trigger_exit(ExitReason.MANUAL, D(45000), later(10))
+    order_id = position.submit_exit(later(11), loan)
+    position.collect_events()
+    return position, order_id
+
+
+def test_a_margin_short_buys_back_its_loan_with_the_fee_and_interest() -> None:
+    position, order_id = margin_short_closing(MarginLoan("BTC", D("0.1"), D("0.00002")))
+    # (0.1 + 0.00002) / 0.999, rounded up to the 0.00001 lot step
+    assert position.exit_order_quantity == D("0.10013")
+
+    position.record_exit_fill(
+        order_id, "x", D(45000), D("0.10013"), {"BTC": D("0.00010013")}, later(12)
+    )
+
+    assert position.status is Status.CLOSED
+    assert position.exits[-1]["quantity"] == D("0.1")
+    # 500 gained − 5 entry fee − 4.50585 exit fee (0.00010013 BTC) − 0.9 interest (0.00002 BTC)
+    assert position.realised_pnl == D("489.59415")
+    filled = position.collect_events()[0]
+    assert isinstance(filled, Position.ExitFilled)
+    assert (filled.quantity, filled.interest_quote) == (D("0.1"), D("0.9"))
+
+
+def test_a_partly_filled_buy_back_closes_what_it_bought_and_that_part_of_the_interest() -> None:
+    position, order_id = margin_short_closing(MarginLoan("BTC", D("0.1"), D("0.00002")))
+
+    position.record_exit_fill(
+        order_id, "x", D(45000), D("0.050065"), {"BTC": D("0.00005007")}, later(12)
+    )
+
+    assert position.status is Status.OPEN
+    assert position.open_quantity == D("0.05")  # half the order closes half the position
+    filled = position.collect_events()[0]
+    assert isinstance(filled, Position.ExitFilled)
+    assert filled.interest_quote == D("0.45")  # half the order: half the 0.9 of interest
+
+
+def test_a_fill_beyond_the_quantity_ordered_is_refused() -> None:
+    position, order_id = margin_short_closing(None)
+    assert position.exit_order_quantity == D("0.10011")
+
+    with pytest.raises(InvalidInput, match="at most the quantity ordered"):
+        position.record_exit_fill(order_id, "x", D(45000), D("0.10012"), {}, later(12))
+
+
+@pytest.mark.parametrize(("side", "margin"), [(Side.LONG, True), (Side.SHORT, False)])
+def test_only_a_margin_short_buys_back_more_than_it_closes(side: Side, margin: bool) -> None:
+    stop = "49000" if side is Side.LONG else "51000"
+    position = opened_position(side, "50000", stop, "0.1", "50000", {"USDC": D(5)}, margin=margin)
+    position.trigger_exit(ExitReason.MANUAL, D(45000), later(10))
+    position.submit_exit(later(11), MarginLoan("BTC", D("0.1"), D("0.00002")))
+
+    submitted = position.collect_events()[-1]
+    assert isinstance(submitted, Position.ExitSubmitted)
+    assert (submitted.order_quantity, submitted.interest) == (None, D(0))
+    assert position.exit_order_quantity == position.exit_quantity == D("0.1")
+
+
 def test_partial_exits_attribute_entry_fees_pro_rata() -> None:
     position = opened_position(quantity="0.1", fill_price="50000", fees={"USDC": D(5)})
 
@@ -530,3 +595,14 @@ def test_ids_this_ledger_never_creates_map_to_no_position(order_id: str) -> None
     produced (another bot's order, a hand-made id) is None — never an exception, never a
     position."""
     assert position_of_order(order_id) is None
+
+
+def test_interest_owed_when_nothing_is_borrowed_is_still_charged_to_the_buy_back() -> None:
+    position, order_id = margin_short_closing(MarginLoan("BTC", D(0), D("0.00003")))
+    assert position.exit_order_quantity == D("0.1")  # 0.0999 received covers 0.00003
+
+    position.record_exit_fill(order_id, "x", D(45000), D("0.1"), {"BTC": D("0.0001")}, later(12))
+
+    assert position.status is Status.CLOSED
+    # 500 gained − 5 entry fee − 4.5 exit fee − 1.35 interest (0.00003 BTC)
+    assert position.realised_pnl == D("489.15")
