@@ -258,10 +258,15 @@ class Ledger(OrderDesk):
         credentials_ok = credentials is not None or not self.exchange.is_live
         rules = self.exchange.symbol_rules(position.symbol)
         asset = position.quote_asset  # spot buys spend it; margin posts it as collateral
+        where = f"the {position.symbol} isolated margin account" if position.margin else ""
         available = Decimal(0)
         if credentials_ok:
-            balances = self.exchange.balances(TradingAccount(client_id, credentials))
-            available = balances[asset].free if asset in balances else Decimal(0)
+            account = TradingAccount(client_id, credentials)
+            if position.margin:
+                available = self.exchange.isolated_margin(account, position.symbol)[asset].free
+            else:
+                balances = self.exchange.balances(account)
+                available = balances[asset].free if asset in balances else Decimal(0)
         required = position.quantity * position.entry_price / position.leverage
         positions = FirstThenFresh(position, lambda: self.position(client_id, position_id))
 
@@ -282,6 +287,7 @@ class Ledger(OrderDesk):
                 balance_asset=asset,
                 available_balance=available,
                 required_balance=required,
+                balance_account=where,
             )
             violations = check_plan(
                 PlanFacts(

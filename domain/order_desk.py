@@ -32,7 +32,7 @@ from domain.ports import (
     Clock,
     Exchange,
     MarginEffect,
-    MarginLoan,
+    MarginHolding,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -228,7 +228,7 @@ class OrderDesk:
         position, order_id = retry_on_conflict(trigger)
         return self._send_exit(account, position, order_id)
 
-    def _loan(self, account: TradingAccount, position: Position) -> MarginLoan | None:
+    def _loan(self, account: TradingAccount, position: Position) -> MarginHolding | None:
         """What a margin SHORT's isolated account owes in the base asset, when it can tell.
 
         Without an answer the exit still goes out (a stop must not wait for a read); its
@@ -237,9 +237,10 @@ class OrderDesk:
         if not position.repays_a_loan:
             return None
         try:
-            return self.exchange.margin_loan(account, position.symbol, position.base_asset)
+            holdings = self.exchange.isolated_margin(account, position.symbol)
         except ExchangeError:
             return None
+        return holdings.get(position.base_asset)
 
     def _send_exit(self, account: TradingAccount, position: Position, order_id: str) -> Position:
         request = OrderRequest(

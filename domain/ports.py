@@ -38,12 +38,14 @@ class Balance:
 
 
 @dataclass(frozen=True)
-class MarginLoan:
-    """What an isolated margin account owes in one asset: the principal and its interest."""
+class MarginHolding:
+    """One asset of an isolated margin account: what it owes (principal and interest) and
+    what is free (for the quote asset, the collateral)."""
 
     asset: str
-    borrowed: Decimal
+    borrowed: Decimal = Decimal(0)
     interest: Decimal = Decimal(0)
+    free: Decimal = Decimal(0)
 
     @property
     def owed(self) -> Decimal:
@@ -121,8 +123,8 @@ class Exchange(Protocol):
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
 
-    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
-        """What the `symbol` isolated margin account owes in `asset` (zero when none)."""
+    def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
+        """Both assets of the `symbol` isolated margin account (zeros when it has none)."""
         ...
 
 

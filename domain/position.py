@@ -17,7 +17,7 @@ from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
-from domain.ports import MarginLoan
+from domain.ports import MarginHolding
 from domain.repayment import buy_back
 
 
@@ -414,7 +414,7 @@ class Position(LedgerAggregate):
             quantity=qty,
         )
 
-    def submit_exit(self, now: datetime, loan: MarginLoan | None = None) -> str:
+    def submit_exit(self, now: datetime, loan: MarginHolding | None = None) -> str:
         """Record the exit order's id BEFORE it is sent; returns that id.
 
         A margin SHORT's buy-back is sized to repay its share of `loan` (the isolated

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
 from domain.market import ceil_to_step
-from domain.ports import MarginLoan
+from domain.ports import MarginHolding
 
 ASSET_PRECISION = Decimal("1E-8")  # exchanges keep asset amounts to 8 decimal places
 
@@ -24,7 +24,7 @@ class Repayment:
 
 
 def buy_back(
-    quantity: Decimal, loan: MarginLoan | None, fee_rate: Decimal, lot_step: Decimal
+    quantity: Decimal, loan: MarginHolding | None, fee_rate: Decimal, lot_step: Decimal
 ) -> Repayment:
     """The buy-back that closes `quantity` of a SHORT and repays its share of `loan`.
 

@@ -36,6 +36,11 @@ class RiskContext:
     balance_asset: str
     available_balance: Decimal
     required_balance: Decimal
+    balance_account: str = ""  # where the balance is, e.g. "the BTCUSDC isolated margin account"
+
+
+def _in(account: str) -> str:
+    return f" in {account}" if account else ""
 
 
 def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
@@ -104,13 +109,16 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
         pass  # without keys the balance cannot be read: the credentials reason says why
     elif ctx.available_balance <= 0:
         found.append(
-            Violation("insufficient_balance", f"No {ctx.balance_asset} available for trading")
+            Violation(
+                "insufficient_balance",
+                f"No {ctx.balance_asset} available for trading{_in(ctx.balance_account)}",
+            )
         )
     elif ctx.required_balance > ctx.available_balance:
         found.append(
             Violation(
                 "insufficient_balance",
-                f"Insufficient {ctx.balance_asset}: the order needs "
+                f"Insufficient {ctx.balance_asset}{_in(ctx.balance_account)}: the order needs "
                 f"{ctx.required_balance.normalize():f}, available "
                 f"{ctx.available_balance.normalize():f}",
             )

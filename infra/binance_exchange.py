@@ -42,7 +42,7 @@ from domain.ports import (
     ApiCredentials,
     Balance,
     Clock,
-    MarginLoan,
+    MarginHolding,
     OrderRequest,
     OrderResult,
     OrderStatus,
@@ -287,8 +287,9 @@ class BinanceExchange:
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         self._borrow_repay(account, symbol, asset, amount, "REPAY")
 
-    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
-        self._refuse_margin_on_testnet("read an isolated margin loan")
+    def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
+        self._refuse_margin_on_testnet("read an isolated margin account")
+        rules = self._symbol_info(symbol).rules
         credentials = self._credentials(account)
         data = self._send(
             self._slot(credentials),
@@ -299,22 +300,25 @@ class BinanceExchange:
                 api_key=credentials.api_key,
             ),
         )
+        # No isolated account for the symbol yet: nothing free, nothing owed.
+        holdings = {a: MarginHolding(a) for a in (rules.base_asset, rules.quote_asset)}
         try:
             for pair in _mapping(data)["assets"]:
                 if pair["symbol"] != symbol:
                     continue
                 for side in (pair["baseAsset"], pair["quoteAsset"]):
-                    if side["asset"] == asset:
-                        return MarginLoan(
-                            asset,
-                            borrowed=Decimal(str(side["borrowed"])),
-                            interest=Decimal(str(side["interest"])),
-                        )
+                    asset = str(side["asset"])
+                    holdings[asset] = MarginHolding(
+                        asset,
+                        borrowed=Decimal(str(side["borrowed"])),
+                        interest=Decimal(str(side["interest"])),
+                        free=Decimal(str(side["free"])),
+                    )
         except (KeyError, InvalidOperation, TypeError) as exc:
             raise ExchangeUnavailable(
                 f"Binance sent an unreadable {symbol} isolated margin account"
             ) from exc
-        return MarginLoan(asset, Decimal(0))  # no isolated account for the symbol: nothing owed
+        return holdings
 
     # ---- orders: amounts, lookups, margin loans
 

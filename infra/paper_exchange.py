@@ -15,7 +15,7 @@ from domain.errors import (
     InvalidInput,
 )
 from domain.market import SymbolRules
-from domain.ports import Balance, Clock, MarginLoan, OrderRequest, OrderResult, TradingAccount
+from domain.ports import Balance, Clock, MarginHolding, OrderRequest, OrderResult, TradingAccount
 from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 from infra.paper_accounts import (
     SYMBOLS,
@@ -161,9 +161,18 @@ class PaperExchange:
 
         retry_on_conflict(command)
 
-    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
-        """Paper loans charge no interest: what is owed is what was borrowed."""
-        return MarginLoan(asset, self._account(account.client_id).borrowed.get(asset, Decimal(0)))
+    def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
+        """A paper account is its own margin account, and paper loans charge no interest."""
+        rules = self.symbol_rules(symbol)
+        paper = self._account(account.client_id)
+        return {
+            asset: MarginHolding(
+                asset,
+                borrowed=paper.borrowed.get(asset, Decimal(0)),
+                free=paper.free.get(asset, Decimal(0)),
+            )
+            for asset in (rules.base_asset, rules.quote_asset)
+        }
 
     def borrowed(self, client_id: UUID) -> dict[str, Decimal]:
         return {a: v for a, v in self._account(client_id).borrowed.items() if v}

@@ -24,7 +24,14 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.ledger import PlanRequest
 from domain.market import BTCUSDC, Side, SymbolRules
-from domain.ports import Balance, MarginLoan, OrderRequest, OrderResult, OrderStatus, TradingAccount
+from domain.ports import (
+    Balance,
+    MarginHolding,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    TradingAccount,
+)
 from infra.bootstrap import build_services, migrate, open_store, postgres_target
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, TEST_KEY, drop_schema
@@ -81,8 +88,8 @@ class InstantExchange:
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         pass
 
-    def margin_loan(self, account: TradingAccount, symbol: str, asset: str) -> MarginLoan:
-        return MarginLoan(asset, Decimal(0))
+    def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
+        return {asset: MarginHolding(asset) for asset in ("BTC", "USDC")}
 
 
 def ledger_rate(settings: Settings, instant: bool) -> float:

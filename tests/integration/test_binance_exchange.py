@@ -29,7 +29,7 @@ from domain.ports import (
     Balance,
     Exchange,
     MarginEffect,
-    MarginLoan,
+    MarginHolding,
     OrderRequest,
     OrderStatus,
     TradingAccount,
@@ -649,7 +649,7 @@ def test_testnet_refuses_margin_before_sending_anything(
     with pytest.raises(MarginUnavailable):
         testnet.repay(ALICE, "BTCUSDC", "USDC", Decimal("10"))
     with pytest.raises(MarginUnavailable):
-        testnet.margin_loan(ALICE, "BTCUSDC", "BTC")
+        testnet.isolated_margin(ALICE, "BTCUSDC")
 
     assert fake.request_count() == 0
 
@@ -725,19 +725,24 @@ def test_borrow_and_repay_move_the_isolated_liability(
     assert fake.isolated_account(KEY, "BTCUSDC")["USDC"].borrowed == 0
 
 
-def test_the_margin_loan_is_the_isolated_accounts_principal_and_interest(
+def test_the_isolated_account_reads_as_collateral_principal_and_interest(
     exchange: BinanceExchange, fake: FakeBinance
 ) -> None:
-    assert exchange.margin_loan(ALICE, "BTCUSDC", "BTC") == MarginLoan("BTC", Decimal(0))
+    assert exchange.isolated_margin(ALICE, "BTCUSDC") == {
+        "BTC": MarginHolding("BTC"),
+        "USDC": MarginHolding("USDC"),
+    }
     fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("1000")})
     exchange.place_order(ALICE, sell("short-1", "0.002", margin=MarginEffect.MARGIN_BUY))
     fake.accrue_interest(KEY, "BTCUSDC", "BTC", Decimal("0.00000003"))
 
-    loan = exchange.margin_loan(ALICE, "BTCUSDC", "BTC")
+    holdings = exchange.isolated_margin(ALICE, "BTCUSDC")
 
-    assert loan == MarginLoan("BTC", Decimal("0.002"), Decimal("0.00000003"))
-    assert exchange.margin_loan(ALICE, "BTCUSDC", "USDC") == MarginLoan("USDC", Decimal(0))
-    assert fake.requests("/sapi/v1/margin/isolated/account")[-1].params["symbols"] == "BTCUSDC"
+    assert holdings == {
+        "BTC": MarginHolding("BTC", borrowed=Decimal("0.002"), interest=Decimal("0.00000003")),
+        "USDC": MarginHolding("USDC", free=Decimal("1199.8")),  # 1000 + 200 sold − 0.2 fee
+    }
+    assert fake.requests(ISOLATED)[-1].params["symbols"] == "BTCUSDC"
 
 
 def test_an_unreadable_isolated_account_is_an_unavailable_exchange(
@@ -749,7 +754,7 @@ def test_an_unreadable_isolated_account_is_an_unavailable_exchange(
     )
 
     with pytest.raises(ExchangeUnavailable, match="unreadable BTCUSDC isolated margin account"):
-        exchange.margin_loan(ALICE, "BTCUSDC", "BTC")
+        exchange.isolated_margin(ALICE, "BTCUSDC")
 
 
 def test_repaying_more_than_is_owed_is_rejected(

@@ -19,6 +19,7 @@ from tests.fakes.binance import FakeBinance, RawResponse
 
 KEY, SECRET = "margin-api-key-0000000000", "margin-secret-0000000000"
 ISOLATED_ACCOUNT = "/sapi/v1/margin/isolated/account"
+SHORT = long_plan("102000", side=Side.SHORT, margin=True, leverage=Decimal(2))
 ZERO = Decimal(0)
 INTEREST = Decimal("0.00001")  # BTC charged on the 0.005 BTC loan
 
@@ -28,14 +29,19 @@ class Desk:
     ledger: Ledger
     fake: FakeBinance
 
-    def short(self) -> tuple[UUID, Position]:
-        """A tenant with 1000 USDC of capital and collateral, short 0.005 BTC at 100000."""
+    def tenant(self, spot: str = "0", isolated: str | None = "1000") -> UUID:
+        """A tenant with 1000 USDC of capital, its keys and these USDC balances."""
         client_id, _ = register(self.ledger, capital="1000")
-        self.fake.fund(KEY, SECRET, {"USDC": Decimal(1000)})
-        self.fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal(1000)})
+        self.fake.fund(KEY, SECRET, {"USDC": Decimal(spot)})
+        if isolated is not None:
+            self.fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal(isolated)})
         self.ledger.set_credentials(self.ledger.client(client_id).email, KEY, SECRET)
-        plan = long_plan("102000", side=Side.SHORT, margin=True, leverage=Decimal(2))
-        return client_id, self.ledger.open_position(client_id, plan)
+        return client_id
+
+    def short(self) -> tuple[UUID, Position]:
+        """Short 0.005 BTC at 100000, the collateral in the isolated account only."""
+        client_id = self.tenant()
+        return client_id, self.ledger.open_position(client_id, SHORT)
 
     def btc(self) -> tuple[Decimal, Decimal, Decimal]:
         """The isolated account's BTC: free, borrowed, interest."""
@@ -51,6 +57,27 @@ def desk(services: Services) -> Iterator[Desk]:
         config = TradingConfig(trading_enabled=True)
         yield Desk(Ledger(services.store, exchange, services.vault, services.clock, config), fake)
         exchange.close()
+
+
+@pytest.mark.parametrize("isolated", [None, "0", "200"])
+def test_validation_reads_the_collateral_in_the_isolated_account_not_the_spot_wallet(
+    desk: Desk, isolated: str | None
+) -> None:
+    client_id = desk.tenant(spot="10000", isolated=isolated)
+
+    position = desk.ledger.plan_position(client_id, SHORT)
+    validated = desk.ledger.validate_position(client_id, position.id)
+
+    assert validated.status is Status.REJECTED
+    (violation,) = validated.violations
+    where = "in the BTCUSDC isolated margin account"
+    if isolated == "200":  # 0.005 BTC at 100000 with 2x leverage needs 250 of collateral
+        assert (
+            violation["reason"] == f"Insufficient USDC {where}: the order needs 250, available 200"
+        )
+    else:
+        assert violation["reason"] == f"No USDC available for trading {where}"
+    assert desk.fake.orders_received() == []
 
 
 def test_the_buy_back_repays_the_loan_its_fee_and_the_interest(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id, position_of_order
 from domain.market import Side
-from domain.ports import MarginLoan
+from domain.ports import MarginHolding
 from domain.position import ExitReason, Position, Status
 from tests.factories import (
     event_names,
@@ -324,7 +324,7 @@ def test_realised_pnl_of_a_closed_position_is_net_of_all_fees(
     assert position.closed_at == later(12)
 
 
-def margin_short_closing(loan: MarginLoan | None) -> tuple[Position, str]:
+def margin_short_closing(loan: MarginHolding | None) -> tuple[Position, str]:
     """A 0.1 BTC margin SHORT sold at 50000 (5 USDC fee: 0.1%), its buy-back submitted."""
     position = opened_position(
         Side.SHORT, "50000", "51000", "0.1", "50000", {"USDC": D(5)}, margin=True
@@ -336,7 +336,7 @@ def margin_short_closing(loan: MarginLoan | None) -> tuple[Position, str]:
 
 
 def test_a_margin_short_buys_back_its_loan_with_the_fee_and_interest() -> None:
-    position, order_id = margin_short_closing(MarginLoan("BTC", D("0.1"), D("0.00002")))
+    position, order_id = margin_short_closing(MarginHolding("BTC", D("0.1"), D("0.00002")))
     # (0.1 + 0.00002) / 0.999, rounded up to the 0.00001 lot step
     assert position.exit_order_quantity == D("0.10013")
 
@@ -354,7 +354,7 @@ def test_a_margin_short_buys_back_its_loan_with_the_fee_and_interest() -> None:
 
 
 def test_a_partly_filled_buy_back_closes_what_it_bought_and_that_part_of_the_interest() -> None:
-    position, order_id = margin_short_closing(MarginLoan("BTC", D("0.1"), D("0.00002")))
+    position, order_id = margin_short_closing(MarginHolding("BTC", D("0.1"), D("0.00002")))
 
     position.record_exit_fill(
         order_id, "x", D(45000), D("0.050065"), {"BTC": D("0.00005007")}, later(12)
@@ -380,7 +380,7 @@ def test_only_a_margin_short_buys_back_more_than_it_closes(side: Side, margin: b
     stop = "49000" if side is Side.LONG else "51000"
     position = opened_position(side, "50000", stop, "0.1", "50000", {"USDC": D(5)}, margin=margin)
     position.trigger_exit(ExitReason.MANUAL, D(45000), later(10))
-    position.submit_exit(later(11), MarginLoan("BTC", D("0.1"), D("0.00002")))
+    position.submit_exit(later(11), MarginHolding("BTC", D("0.1"), D("0.00002")))
 
     submitted = position.collect_events()[-1]
     assert isinstance(submitted, Position.ExitSubmitted)
@@ -598,7 +598,7 @@ def test_ids_this_ledger_never_creates_map_to_no_position(order_id: str) -> None
 
 
 def test_interest_owed_when_nothing_is_borrowed_is_still_charged_to_the_buy_back() -> None:
-    position, order_id = margin_short_closing(MarginLoan("BTC", D(0), D("0.00003")))
+    position, order_id = margin_short_closing(MarginHolding("BTC", D(0), D("0.00003")))
     assert position.exit_order_quantity == D("0.1")  # 0.0999 received covers 0.00003
 
     position.record_exit_fill(order_id, "x", D(45000), D("0.1"), {"BTC": D("0.0001")}, later(12))

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from domain.ports import MarginLoan
+from domain.ports import MarginHolding
 from domain.repayment import Repayment, buy_back
 
 D = Decimal
@@ -20,7 +20,7 @@ def test_without_a_loan_read_the_fee_alone_is_grossed_up_to_the_next_lot_step() 
 
 
 def test_the_interest_owed_is_bought_too_so_nothing_stays_borrowed() -> None:
-    loan = MarginLoan("BTC", borrowed=D("0.1"), interest=D("0.00002"))
+    loan = MarginHolding("BTC", borrowed=D("0.1"), interest=D("0.00002"))
 
     cover = buy_back(D("0.1"), loan, FEE, STEP)
 
@@ -29,7 +29,7 @@ def test_the_interest_owed_is_bought_too_so_nothing_stays_borrowed() -> None:
 
 
 def test_a_position_sharing_the_account_repays_its_own_share_of_the_interest() -> None:
-    loan = MarginLoan("BTC", borrowed=D("0.3"), interest=D("0.0003"))  # three positions of 0.1
+    loan = MarginHolding("BTC", borrowed=D("0.3"), interest=D("0.0003"))  # three positions of 0.1
 
     cover = buy_back(D("0.1"), loan, FEE, STEP)
 
@@ -39,26 +39,26 @@ def test_a_position_sharing_the_account_repays_its_own_share_of_the_interest() -
 
 def test_what_the_account_owes_caps_the_repayment_but_never_the_quantity_closed() -> None:
     # Half of the 0.1 sold came from the account's own coins: only 0.05 was borrowed.
-    loan = MarginLoan("BTC", borrowed=D("0.05"), interest=D(0))
+    loan = MarginHolding("BTC", borrowed=D("0.05"), interest=D(0))
 
     assert buy_back(D("0.1"), loan, FEE, STEP) == Repayment(D("0.1"), D(0))
 
 
 def test_nothing_borrowed_but_interest_left_repays_all_of_that_interest() -> None:
-    loan = MarginLoan("BTC", borrowed=D(0), interest=D("0.00003"))
+    loan = MarginHolding("BTC", borrowed=D(0), interest=D("0.00003"))
 
     # 0.1 bought receives 0.0999 BTC after the fee: far more than the 0.00003 owed.
     assert buy_back(D("0.1"), loan, FEE, STEP) == Repayment(D("0.1"), D("0.00003"))
 
 
 def test_an_interest_share_is_rounded_up_to_what_the_exchange_can_repay() -> None:
-    loan = MarginLoan("BTC", borrowed=D("0.3"), interest=D("0.00000001"))
+    loan = MarginHolding("BTC", borrowed=D("0.3"), interest=D("0.00000001"))
 
     assert buy_back(D("0.1"), loan, FEE, STEP).interest == D("0.00000001")
 
 
 def test_fees_paid_in_another_asset_need_no_gross_up() -> None:
-    loan = MarginLoan("BTC", borrowed=D("0.1"))
+    loan = MarginHolding("BTC", borrowed=D("0.1"))
 
     assert buy_back(D("0.1"), loan, D(0), STEP) == Repayment(D("0.1"), D(0))
 
