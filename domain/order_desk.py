@@ -229,18 +229,18 @@ class OrderDesk:
         return self._send_exit(account, position, order_id)
 
     def _loan(self, account: TradingAccount, position: Position) -> MarginHolding | None:
-        """What a margin SHORT's isolated account owes in the base asset, when it can tell.
+        """What a margin position's isolated account owes in its loan asset, when it can tell.
 
-        Without an answer the exit still goes out (a stop must not wait for a read); its
-        buy-back then covers the fee but not the interest.
+        Without an answer the exit still goes out (a stop must not wait for a read); a
+        SHORT's buy-back then covers the fee but not the interest.
         """
-        if not position.repays_a_loan:
+        if not position.margin:
             return None
         try:
             holdings = self.exchange.isolated_margin(account, position.symbol)
         except ExchangeError:
             return None
-        return holdings.get(position.base_asset)
+        return holdings.get(position.loan_asset)
 
     def _send_exit(self, account: TradingAccount, position: Position, order_id: str) -> Position:
         request = OrderRequest(

@@ -329,7 +329,7 @@ class Position(LedgerAggregate):
         quantity: Decimal
         # A margin SHORT's buy-back asks for more than it closes, to repay the fee and interest.
         order_quantity: Decimal | None = None
-        interest: Decimal = Decimal(0)
+        interest: Decimal = Decimal(0)  # a margin exit repays it first, in `loan_asset`
 
         def apply(self, aggregate: Any) -> None:
             aggregate.exit_order_id = self.client_order_id
@@ -417,16 +417,19 @@ class Position(LedgerAggregate):
     def submit_exit(self, now: datetime, loan: MarginHolding | None = None) -> str:
         """Record the exit order's id BEFORE it is sent; returns that id.
 
-        A margin SHORT's buy-back is sized to repay its share of `loan` (the isolated
-        account's debt in the base asset) after the fee, see `domain.repayment`.
+        A margin exit repays the interest of `loan` (the isolated account's debt in
+        `loan_asset`) first; a SHORT's buy-back is sized to repay the loan after the fee,
+        see `domain.repayment`.
         """
         if self.status is not Status.CLOSING or self.exit_order_id is not None:
             raise IllegalTransition("No exit is waiting to be submitted")
         order_id = client_order_id(self.id, self.orders_sent + 1)
         repays: dict[str, Decimal] = {}
-        if self.repays_a_loan:
+        if self.margin and self.side is Side.SHORT:
             cover = buy_back(self.exit_quantity, loan, self.entry_fee_rate, self.lot_step)
             repays = {"order_quantity": cover.order_quantity, "interest": cover.interest}
+        elif self.margin and loan is not None and loan.interest:
+            repays = {"interest": loan.interest}
         self.trigger_event(
             self.ExitSubmitted,
             timestamp=now,
@@ -459,14 +462,17 @@ class Position(LedgerAggregate):
         assert self.average_entry_price is not None
         fees = _decimals(fees)
         fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
-        if self.repays_a_loan:
-            # A buy-back that repays a loan buys more than it closes (the rest pays the fee
-            # and interest); a partial fill closes, and repays, its share of both.
+        interest_quote = Decimal(0)
+        if self.margin:
+            # A SHORT's buy-back buys more than it closes (the rest pays the fee and the
+            # interest); a partial fill closes, and repays, its share of both.
             filled = min(Decimal(1), quantity / self.exit_order_quantity)
-            quantity = min(self.open_quantity, (self.exit_quantity * filled).quantize(EIGHT_PLACES))
-            interest_quote = self.exit_interest * filled * price
-        else:
-            interest_quote = Decimal(0)
+            if self.side is Side.SHORT:
+                quantity = min(
+                    self.open_quantity, (self.exit_quantity * filled).quantize(EIGHT_PLACES)
+                )
+            interest_price = price if self.loan_asset == self.base_asset else Decimal(1)
+            interest_quote = self.exit_interest * filled * interest_price
         held = self.held_at_entry
         closing = self.open_quantity - quantity < self.min_quantity
         exited_before = held - self.open_quantity
@@ -517,9 +523,10 @@ class Position(LedgerAggregate):
         return floor_to_step(self.open_quantity, self.lot_step)
 
     @property
-    def repays_a_loan(self) -> bool:
-        """A margin SHORT borrowed what it sold: its exits buy the loan back."""
-        return self.margin and self.side is Side.SHORT
+    def loan_asset(self) -> str:
+        """What a margin position borrows: the base asset it sells short, or the quote
+        asset a LONG buys with."""
+        return self.base_asset if self.side is Side.SHORT else self.quote_asset
 
     @property
     def entry_fee_rate(self) -> Decimal:

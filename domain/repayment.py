@@ -1,37 +1,37 @@
-"""Closing a margin SHORT repays its loan: the buy-back is grossed up for the fee and interest.
+"""Closing a margin position repays its loan, and the interest repaid is part of its P&L.
 
-A buy-back pays its fee in the asset it buys, so buying back exactly the quantity sold
-leaves the fee's share of the loan (0.1% on Binance's default rate) and the interest
-borrowed, and interest keeps accruing on it. The closing buy therefore asks for
-`(quantity + interest share) / (1 − fee rate)`, rounded up to the lot step.
+Binance applies a repayment to the interest first, so whichever exit repays first pays all
+of the isolated account's interest: that exit is charged with it.
+
+A SHORT's buy-back pays its fee in the asset it buys, so buying back exactly the quantity
+sold would leave the fee's share of the loan (0.1% at Binance's default rate), and the
+interest, borrowed and accruing. The buy-back therefore asks for
+`(quantity + interest) / (1 − fee rate)`, rounded up to the lot step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
 from domain.market import ceil_to_step
 from domain.ports import MarginHolding
-
-ASSET_PRECISION = Decimal("1E-8")  # exchanges keep asset amounts to 8 decimal places
 
 
 @dataclass(frozen=True)
 class Repayment:
     order_quantity: Decimal  # what the buy-back asks for: at least the quantity it closes
-    interest: Decimal  # the loan interest this buy-back repays, in the borrowed asset
+    interest: Decimal  # the loan interest it repays, in the borrowed asset
 
 
 def buy_back(
     quantity: Decimal, loan: MarginHolding | None, fee_rate: Decimal, lot_step: Decimal
 ) -> Repayment:
-    """The buy-back that closes `quantity` of a SHORT and repays its share of `loan`.
+    """The buy-back that closes `quantity` of a SHORT and repays the interest of `loan`.
 
-    Its share of the interest is in proportion to the quantity it closes; with several
-    positions on one isolated account, each repays its own part. What the account owes
-    caps it, so a position sold partly from the account's own coins buys back no more.
-    Without a known loan (the exchange did not answer) the fee alone is grossed up.
+    What the account owes caps it, so a position sold partly from the account's own coins
+    buys back no more than it sold. Without a known loan (the exchange did not answer) the
+    fee alone is grossed up.
     """
     if quantity <= 0 or not 0 <= fee_rate < 1:
         raise ValueError("a buy-back needs a positive quantity and a fee rate in [0, 1)")
@@ -39,10 +39,6 @@ def buy_back(
     needed = quantity
     if loan is not None:
         interest = loan.interest
-        if quantity < loan.borrowed:
-            interest = (loan.interest * quantity / loan.borrowed).quantize(
-                ASSET_PRECISION, rounding=ROUND_UP
-            )
         needed = min(quantity + interest, loan.owed)
     gross = ceil_to_step(needed / (1 - fee_rate), lot_step)
     return Repayment(order_quantity=max(quantity, gross), interest=interest)

@@ -120,3 +120,28 @@ def test_without_an_answer_about_the_loan_the_stop_still_goes_out_and_repays_the
     # 0.00501 bought, 0.00500499 received: the interest is repaid first, so 0.00000501 of
     # the loan stays owed. Without the fee's gross-up it would be 0.00001501.
     assert (free, borrowed, interest) == (ZERO, Decimal("0.00000501"), ZERO)
+
+
+def test_a_margin_long_close_repays_the_quote_loan_and_charges_its_interest(
+    desk: Desk, services: Services
+) -> None:
+    client_id = desk.tenant(isolated="300")
+    long = long_plan("98000", margin=True, leverage=Decimal(2))
+    position = desk.ledger.open_position(client_id, long)  # 0.005 BTC for 500 USDC
+    usdc = desk.fake.isolated_account(KEY, "BTCUSDC")["USDC"]
+    assert (usdc.free, usdc.borrowed) == (ZERO, Decimal(200))
+    desk.fake.accrue_interest(KEY, "BTCUSDC", "USDC", Decimal("0.05"))
+    desk.fake.set_price("BTCUSDC", Decimal("110000"))
+
+    closed = desk.ledger.close_position(client_id, position.id)
+
+    usdc = desk.fake.isolated_account(KEY, "BTCUSDC")["USDC"]
+    assert (usdc.borrowed, usdc.interest) == (ZERO, ZERO)
+    assert closed.status is Status.CLOSED
+    # 0.00499 sold (0.000005 BTC went to the entry fee): +49.9 on price, − 0.5 entry fee,
+    # − 0.5489 exit fee, − 0.05 interest
+    assert closed.realised_pnl == Decimal("48.8011")
+    (filled,) = [
+        e for e in services.store.events.get(position.id) if isinstance(e, Position.ExitFilled)
+    ]
+    assert filled.interest_quote == Decimal("0.05")

@@ -375,12 +375,27 @@ def test_a_fill_beyond_the_quantity_ordered_is_refused() -> None:
         position.record_exit_fill(order_id, "x", D(45000), D("0.10012"), {}, later(12))
 
 
-@pytest.mark.parametrize(("side", "margin"), [(Side.LONG, True), (Side.SHORT, False)])
-def test_only_a_margin_short_buys_back_more_than_it_closes(side: Side, margin: bool) -> None:
-    stop = "49000" if side is Side.LONG else "51000"
-    position = opened_position(side, "50000", stop, "0.1", "50000", {"USDC": D(5)}, margin=margin)
+def test_a_margin_long_sells_what_it_holds_and_charges_the_quote_interest() -> None:
+    position = opened_position(
+        Side.LONG, "50000", "49000", "0.1", "50000", {"USDC": D(5)}, margin=True
+    )
     position.trigger_exit(ExitReason.MANUAL, D(45000), later(10))
-    position.submit_exit(later(11), MarginHolding("BTC", D("0.1"), D("0.00002")))
+    order_id = position.submit_exit(later(11), MarginHolding("USDC", D(2500), D("1.5")))
+    submitted = position.collect_events()[-1]
+
+    position.record_exit_fill(order_id, "x", D(45000), D("0.1"), {"USDC": D("4.5")}, later(12))
+
+    assert isinstance(submitted, Position.ExitSubmitted)
+    assert (submitted.order_quantity, submitted.interest) == (None, D("1.5"))
+    assert position.exit_order_quantity == D("0.1")
+    # −500 on price − 5 entry fee − 4.5 exit fee − 1.5 USDC of interest
+    assert position.realised_pnl == D("-511")
+
+
+def test_a_spot_exit_neither_buys_more_nor_charges_interest() -> None:
+    position = opened_position(Side.LONG, "50000", "49000", "0.1", "50000", {"USDC": D(5)})
+    position.trigger_exit(ExitReason.MANUAL, D(45000), later(10))
+    position.submit_exit(later(11), MarginHolding("USDC", D(2500), D("1.5")))
 
     submitted = position.collect_events()[-1]
     assert isinstance(submitted, Position.ExitSubmitted)

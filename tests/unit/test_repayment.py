@@ -1,4 +1,4 @@
-"""A margin SHORT's buy-back repays its loan: grossed up for the fee and its share of interest."""
+"""A margin SHORT's buy-back repays its loan: grossed up for the fee and the interest."""
 
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ def test_the_interest_owed_is_bought_too_so_nothing_stays_borrowed() -> None:
     assert cover.order_quantity * (1 - FEE) >= loan.owed
 
 
-def test_a_position_sharing_the_account_repays_its_own_share_of_the_interest() -> None:
-    loan = MarginHolding("BTC", borrowed=D("0.3"), interest=D("0.0003"))  # three positions of 0.1
+def test_the_first_buy_back_on_a_shared_account_repays_all_of_its_interest() -> None:
+    # Three positions of 0.1: the exchange takes the interest out of the first repayment.
+    loan = MarginHolding("BTC", borrowed=D("0.3"), interest=D("0.0003"))
 
     cover = buy_back(D("0.1"), loan, FEE, STEP)
 
-    assert cover.interest == D("0.0001")
-    assert cover.order_quantity == D("0.10021")  # 0.1001 / 0.999, rounded up
+    assert cover.interest == D("0.0003")
+    assert cover.order_quantity == D("0.10041")  # 0.1003 / 0.999, rounded up
 
 
 def test_what_the_account_owes_caps_the_repayment_but_never_the_quantity_closed() -> None:
@@ -49,12 +50,6 @@ def test_nothing_borrowed_but_interest_left_repays_all_of_that_interest() -> Non
 
     # 0.1 bought receives 0.0999 BTC after the fee: far more than the 0.00003 owed.
     assert buy_back(D("0.1"), loan, FEE, STEP) == Repayment(D("0.1"), D("0.00003"))
-
-
-def test_an_interest_share_is_rounded_up_to_what_the_exchange_can_repay() -> None:
-    loan = MarginHolding("BTC", borrowed=D("0.3"), interest=D("0.00000001"))
-
-    assert buy_back(D("0.1"), loan, FEE, STEP).interest == D("0.00000001")
 
 
 def test_fees_paid_in_another_asset_need_no_gross_up() -> None:
