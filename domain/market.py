@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
 
+ASSET_PRECISION = Decimal("0.00000001")  # exchanges keep asset amounts to 8 decimal places
+
 
 class Side(Enum):
     LONG = "LONG"

@@ -15,7 +15,7 @@ from domain.aggregate import LedgerAggregate
 from domain.drawdown import month_of
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
-from domain.market import Side, SymbolRules, floor_to_step
+from domain.market import ASSET_PRECISION, Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
 from domain.ports import MarginHolding
 from domain.repayment import buy_back
@@ -36,9 +36,6 @@ class ExitReason(Enum):
     STOP_LOSS = "STOP_LOSS"
     TAKE_PROFIT = "TAKE_PROFIT"
     MANUAL = "MANUAL"
-
-
-EIGHT_PLACES = Decimal("1E-8")
 
 
 def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -469,10 +466,10 @@ class Position(LedgerAggregate):
             filled = min(Decimal(1), quantity / self.exit_order_quantity)
             if self.side is Side.SHORT:
                 quantity = min(
-                    self.open_quantity, (self.exit_quantity * filled).quantize(EIGHT_PLACES)
+                    self.open_quantity, (self.exit_quantity * filled).quantize(ASSET_PRECISION)
                 )
-            interest_price = price if self.loan_asset == self.base_asset else Decimal(1)
-            interest_quote = self.exit_interest * filled * interest_price
+            interest = {self.loan_asset: self.exit_interest * filled}
+            interest_quote = fees_in_quote(interest, self.base_asset, self.quote_asset, price)
         held = self.held_at_entry
         closing = self.open_quantity - quantity < self.min_quantity
         exited_before = held - self.open_quantity

@@ -37,7 +37,7 @@ from domain.errors import (
     OrderRejected,
     RateLimited,
 )
-from domain.market import OrderSide, SymbolRules
+from domain.market import ASSET_PRECISION, OrderSide, SymbolRules
 from domain.ports import (
     ApiCredentials,
     Balance,
@@ -52,7 +52,6 @@ from infra.clock import SystemClock
 
 log = logging.getLogger(__name__)
 
-EIGHT_PLACES = Decimal("0.00000001")
 DEFAULT_WEIGHT_LIMIT = 1200  # Binance's REQUEST_WEIGHT per minute for /api
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # Binance signs raw values but requests percent-encodes the body: keep ids to safe characters.
@@ -755,7 +754,7 @@ def _order_result(order: Mapping[str, Any], *, fees: dict[str, Decimal] | None) 
         exchange_order_id=str(order["orderId"]),
         status=status,
         executed_quantity=executed,
-        average_price=average.quantize(EIGHT_PLACES, rounding=ROUND_HALF_EVEN),
+        average_price=average.quantize(ASSET_PRECISION, rounding=ROUND_HALF_EVEN),
         quote_quantity=quote,
         fees=fees,
         executed_at=datetime.fromtimestamp(int(millis) / 1000, tz=UTC),
