@@ -11,11 +11,17 @@ from typing import Any, Self
 
 from eventsourcing.domain import Aggregate
 
+CONTAINERS = (list, dict, set)
+
 
 class LedgerAggregate(Aggregate):
     def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         clone = object.__new__(type(self))
-        clone.__dict__.update({name: _copied(value) for name, value in self.__dict__.items()})
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            if type(value) in CONTAINERS:
+                state[name] = _copied(value)
+        clone.__dict__ = state
         return clone
 
 

@@ -33,7 +33,7 @@ from domain.ports import (
 from domain.position import Position, Status
 from domain.risk import PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
-from domain.store import FirstThenFresh, retry_on_conflict
+from domain.store import cached_then_fresh, retry_on_conflict
 
 __all__ = ["RECONCILE_GRACE", "Ledger", "PlanRequest", "Registration", "TradingConfig", "new_token"]
 
@@ -198,28 +198,33 @@ class Ledger(OrderDesk):
     # --- PLAN ---
 
     def plan_position(self, client_id: UUID, request: PlanRequest) -> Position:
-        policy = self.policy(client_id)  # a client always has a policy
+        self.policy(client_id, cached=True)  # an unknown client is refused first
         rules = self.exchange.symbol_rules(request.symbol)
         entry = request.entry_price or self.exchange.price(request.symbol)
-        month = month_of(self.clock.now())
-        capital = policy.capital_base(month)
-        quantity = self._quantity(request, rules, entry, capital, policy.risk_percent)
-        position = Position.plan(
-            position_id=uuid4(),
-            client_id=client_id,
-            rules=rules,
-            side=request.side,
-            entry_price=entry,
-            stop_price=request.stop_price,
-            target_price=request.target_price,
-            quantity=quantity,
-            capital_base=capital,
-            now=self.clock.now(),
-            margin=request.margin or request.side is Side.SHORT,
-            leverage=request.leverage,
-        )
-        self.store.save(position)
-        return position
+
+        def command(cached: bool) -> Position:
+            policy = self.policy(client_id, cached)  # sizes the position: checked unchanged
+            month = month_of(self.clock.now())
+            capital = policy.capital_base(month)
+            quantity = self._quantity(request, rules, entry, capital, policy.risk_percent)
+            position = Position.plan(
+                position_id=uuid4(),
+                client_id=client_id,
+                rules=rules,
+                side=request.side,
+                entry_price=entry,
+                stop_price=request.stop_price,
+                target_price=request.target_price,
+                quantity=quantity,
+                capital_base=capital,
+                now=self.clock.now(),
+                margin=request.margin or request.side is Side.SHORT,
+                leverage=request.leverage,
+            )
+            self.store.save(position, unchanged=[policy])
+            return position
+
+        return cached_then_fresh(command)
 
     def _quantity(
         self,
@@ -249,7 +254,7 @@ class Ledger(OrderDesk):
 
     def validate_position(self, client_id: UUID, position_id: UUID) -> Position:
         """Check every risk rule; a pass reserves the position's risk in the month's budget."""
-        position = self.position(client_id, position_id)
+        position = self.position(client_id, position_id, cached=True)  # never back to PLANNED
         if position.status is not Status.PLANNED:
             raise IllegalTransition(f"Cannot validate a position that is {position.status.value}")
         credentials = None
@@ -268,12 +273,11 @@ class Ledger(OrderDesk):
                 balances = self.exchange.balances(account)
                 available = balances[asset].free if asset in balances else Decimal(0)
         required = position.quantity * position.entry_price / position.leverage
-        positions = FirstThenFresh(position, lambda: self.position(client_id, position_id))
 
-        def command() -> Position:
+        def command(cached: bool) -> Position:
             now = self.clock.now()
-            pos = positions.get()
-            policy = self.policy(client_id)
+            pos = self.position(client_id, position_id, cached)
+            policy = self.policy(client_id, cached)
             month = month_of(now)
             policy.start_month(month, now)
             context = RiskContext(
@@ -301,7 +305,7 @@ class Ledger(OrderDesk):
             self.store.save(pos, policy)
             return pos
 
-        return retry_on_conflict(command)
+        return cached_then_fresh(command)
 
     def open_position(self, client_id: UUID, request: PlanRequest) -> Position:
         """PLAN → VALIDATE → EXECUTE in one call; a rejection raises with every reason."""

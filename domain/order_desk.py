@@ -40,7 +40,7 @@ from domain.ports import (
 )
 from domain.position import ExitReason, Position, Status
 from domain.risk import PAUSED
-from domain.store import EventStore, FirstThenFresh, retry_on_conflict
+from domain.store import EventStore, FirstThenFresh, cached_then_fresh, retry_on_conflict
 
 # How long an order may be in flight before reconciliation treats its sender as gone.
 RECONCILE_GRACE = timedelta(seconds=30)
@@ -101,14 +101,16 @@ class OrderDesk:
             raise CredentialsMissing()
         return TradingAccount(client.id, credentials)
 
-    def policy(self, client_id: UUID) -> Policy:
-        policy = self.store.load(policy_id_for(client_id), Policy)
+    def policy(self, client_id: UUID, cached: bool = False) -> Policy:
+        """`cached=True` only in a command that saves the policy or checks it unchanged."""
+        policy = self.store.load(policy_id_for(client_id), Policy, cached=cached)
         if policy is None:
             raise ClientNotFound(f"Client {client_id} not found")
         return policy
 
-    def position(self, client_id: UUID, position_id: UUID) -> Position:
-        position = self.store.load(position_id, Position)
+    def position(self, client_id: UUID, position_id: UUID, cached: bool = False) -> Position:
+        """`cached=True` only in a command that saves the position (see `EventStore.load`)."""
+        position = self.store.load(position_id, Position, cached=cached)
         if position is None or position.client_id != client_id:
             raise PositionNotFound(f"Position {position_id} not found")
         return position
@@ -121,16 +123,20 @@ class OrderDesk:
             raise TradingDisabled()
         account = self.trading_account(client_id)
 
-        def submit() -> tuple[Position, str]:
-            pos = self.position(client_id, position_id)
-            if pos.status is Status.VALIDATED and self.policy(client_id).paused:
-                # A pause recorded after VALIDATE still stops the entry.
-                raise RiskRuleViolated([PAUSED])
+        def submit(cached: bool) -> tuple[Position, str]:
+            pos = self.position(client_id, position_id, cached)
+            read = []
+            if pos.status is Status.VALIDATED:
+                # A pause recorded after VALIDATE still stops the entry, up to the save.
+                policy = self.policy(client_id, cached)
+                if policy.paused:
+                    raise RiskRuleViolated([PAUSED])
+                read.append(policy)
             order_id = pos.submit_entry(self.clock.now())
-            self.store.save(pos)
+            self.store.save(pos, unchanged=read)
             return pos, order_id
 
-        position, order_id = retry_on_conflict(submit)
+        position, order_id = cached_then_fresh(submit)
         request = OrderRequest(
             symbol=position.symbol,
             side=position.side.entry_order_side,
@@ -213,19 +219,18 @@ class OrderDesk:
         account = self.trading_account(client_id)
         if reason is ExitReason.MANUAL and not self.config.trading_enabled:
             raise TradingDisabled()
-        current = self.position(client_id, position_id)
+        current = self.position(client_id, position_id, cached=True)  # its symbol and side
         price = trigger_price or self.exchange.price(current.symbol)
         loan = self._loan(account, current)
-        positions = FirstThenFresh(current, lambda: self.position(client_id, position_id))
 
-        def trigger() -> tuple[Position, str]:
-            pos = positions.get()
+        def trigger(cached: bool) -> tuple[Position, str]:
+            pos = self.position(client_id, position_id, cached)
             pos.trigger_exit(reason, price, self.clock.now(), quantity)
             order_id = pos.submit_exit(self.clock.now(), loan)
             self.store.save(pos)
             return pos, order_id
 
-        position, order_id = retry_on_conflict(trigger)
+        position, order_id = cached_then_fresh(trigger)
         return self._send_exit(account, position, order_id)
 
     def _loan(self, account: TradingAccount, position: Position) -> MarginHolding | None:
@@ -276,11 +281,11 @@ class OrderDesk:
             return self._exit_failed(client_id, position_id, order_id, "Order was not executed")
         positions, fee_prices = self._fill_context(client_id, position_id, result, loaded)
 
-        def command() -> Position:
+        def command(cached: bool) -> Position:
             pos = positions.get()
             if pos.exit_order_id != order_id:
-                return pos  # already settled: idempotent
-            policy = self.policy(client_id)
+                return pos  # already settled: idempotent (the position is this call's own)
+            policy = self.policy(client_id, cached)
             pos.record_exit_fill(
                 order_id,
                 result.exchange_order_id,
@@ -303,7 +308,7 @@ class OrderDesk:
             self.store.save(pos, policy)
             return pos
 
-        return retry_on_conflict(command)
+        return cached_then_fresh(command)
 
     def _fill_context(
         self, client_id: UUID, position_id: UUID, result: OrderResult, loaded: Position | None

@@ -72,12 +72,7 @@ def postgres_target(url: str) -> PostgresTarget:
 
 def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
     """The event store library's configuration (never its DB functions: they lose events)."""
-    env = {
-        "CREATE_TABLE": "y" if create_tables else "n",
-        # Cached aggregates are fast-forwarded from the store on every read, so a cache is
-        # safe across processes and spares replaying long per-tenant streams.
-        "AGGREGATE_CACHE_MAXSIZE": "10000",
-    }
+    env = {"CREATE_TABLE": "y" if create_tables else "n"}  # the store caches on its own
     if settings.is_postgres:
         assert settings.database_url is not None
         target = postgres_target(settings.database_url)
@@ -103,6 +98,7 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(path),
             SQLITE_LOCK_TIMEOUT="10",
+            APPLICATION_RECORDER_TOPIC="infra.sqlite_recorder:CheckedSQLiteRecorder",
         )
     return env
 

@@ -9,6 +9,9 @@ mode:
   in the order they are issued and no reader passes over a gap), NOTIFY on the library's
   channel, `INSERT … RETURNING notification_id`, COMMIT;
 - a read of one aggregate's events is one prepared statement with binary results.
+A write may name aggregates the command read but does not save (`unchanged`, id → version
+read): its INSERT then inserts nothing if any of them has moved on, checked under the lock,
+and the write fails with the library's `IntegrityError`, as a version conflict does.
 Tables, lock, channel and errors are the library's own (a duplicate version is its
 `IntegrityError`, a lost connection its `OperationalError`, retried as it retries), so its
 notification readers, its subscriptions and a stock writer all work beside this one.
@@ -19,13 +22,18 @@ from __future__ import annotations
 
 import select
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import pq
@@ -127,6 +135,8 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
     """`PostgresApplicationRecorder` writing in one batch and reading one aggregate in one
     statement; everything else is the library's."""
 
+    checks_unchanged = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._table = f"{quoted(self.datastore.schema)}.{quoted(self.events_table_name)}"
@@ -147,26 +157,41 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
         order = " ORDER BY originator_version ASC"
         self._select_all = (select_sql + order).encode()
         self._select_after = (select_sql + " AND originator_version > $2::bigint" + order).encode()
-        self._insert_sqls = {size: self._insert_sql(size) for size in range(1, PREPARED_SIZES + 1)}
+        self._insert_sqls: dict[tuple[int, int], bytes] = {}  # (events, unchanged) -> SQL
         # The statement names each connection has prepared; forgotten with the connection.
         self._prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def _insert_sql(self, size: int) -> bytes:
+    def _insert_sql(self, size: int, unchanged: int) -> bytes:
+        """Insert `size` events: four parameters each, then an id and the version read of
+        each unchanged aggregate (each checked by a range scan of the primary key)."""
         rows = ", ".join(
             f"(${4 * i + 1}::{self._id_type}, ${4 * i + 2}::bigint, ${4 * i + 3}::text,"
             f" ${4 * i + 4}::bytea)"
             for i in range(size)
         )
+        values = f"VALUES {rows}"
+        if unchanged:
+            first = 4 * size + 1
+            values = f"SELECT * FROM ({values}) AS new WHERE " + " AND ".join(
+                f"NOT EXISTS (SELECT 1 FROM {self._table} WHERE originator_id ="
+                f" ${first + 2 * i}::{self._id_type} AND originator_version >"
+                f" ${first + 2 * i + 1}::bigint)"
+                for i in range(unchanged)
+            )
         return (
             f"INSERT INTO {self._table} (originator_id, originator_version, topic, state)"
-            f" VALUES {rows} RETURNING notification_id"
+            f" {values} RETURNING notification_id"
         ).encode()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        unchanged: Mapping[UUID, int] | None = None,
+        **kwargs: Any,
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
@@ -179,14 +204,26 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
                 event.topic.encode(),
                 event.state,
             )
-        name = b"robson_insert_%d" % size if size <= PREPARED_SIZES else UNNAMED
+        unchanged = unchanged or {}
+        for aggregate_id, version in unchanged.items():
+            params += (str(aggregate_id).encode(), b"%d" % version)
+        shape = (size, len(unchanged))
+        if size <= PREPARED_SIZES:
+            name = b"robson_insert_%d_%d" % shape
+            sql = self._insert_sqls.get(shape) or self._insert_sqls.setdefault(
+                shape, self._insert_sql(*shape)
+            )
+        else:
+            name, sql = UNNAMED, self._insert_sql(*shape)
+        formats = (TEXT, TEXT, TEXT, BINARY) * size + (TEXT, TEXT) * len(unchanged)
         with self._batch() as batch:
-            for statement, sql in self._opening:
-                batch.run(statement, sql)
-            sql = self._insert_sqls.get(size) or self._insert_sql(size)
-            insert = batch.run(name, sql, params, (TEXT, TEXT, TEXT, BINARY) * size)
+            for statement, opening in self._opening:
+                batch.run(statement, opening)
+            insert = batch.run(name, sql, params, formats)
             batch.run(b"robson_commit", b"COMMIT")
             inserted = batch.results()[insert]
+        if inserted.ntuples != size:  # nothing inserted: an unchanged aggregate had moved on
+            raise IntegrityError("An aggregate the command read has changed since")
         return [int(inserted.get_value(row, 0) or b"") for row in range(inserted.ntuples)]
 
     def select_events(
