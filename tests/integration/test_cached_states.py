@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.errors import RiskRuleViolated
 from domain.identity import policy_id_for
+from domain.ledger import Ledger
 from domain.market import BTCUSDC, Side
 from domain.policy import Policy
 from domain.position import Position, Status
@@ -45,6 +46,14 @@ def planned(client_id: UUID) -> Position:
         capital_base=Decimal("1000"),
         now=UNIT_NOW,
     )
+
+
+def validated(ledger: Ledger) -> tuple[UUID, Position]:
+    """A new client's position, VALIDATED: this process has seen it and the policy."""
+    client_id, _ = register(ledger)
+    position = ledger.plan_position(client_id, long_plan())
+    assert ledger.validate_position(client_id, position.id).status is Status.VALIDATED
+    return client_id, position
 
 
 def test_a_cached_load_is_what_this_process_saw_and_a_plain_load_catches_up(
@@ -125,9 +134,7 @@ def test_a_pause_recorded_by_another_process_stops_the_entry(
     services: Services, other: Services
 ) -> None:
     ledger = services.ledger
-    client_id, _ = register(ledger)
-    position = ledger.plan_position(client_id, long_plan())
-    assert ledger.validate_position(client_id, position.id).status is Status.VALIDATED
+    client_id, position = validated(ledger)
 
     other.ledger.observe_drawdown(client_id, "2026-11", Decimal(4))  # e.g. a stop's loss
 
@@ -141,9 +148,7 @@ def test_a_stale_copy_never_answers_with_a_false_refusal(
     services: Services, other: Services
 ) -> None:
     ledger = services.ledger
-    client_id, _ = register(ledger)
-    position = ledger.plan_position(client_id, long_plan())
-    ledger.validate_position(client_id, position.id)  # this process saw it VALIDATED
+    client_id, position = validated(ledger)
 
     other.ledger.execute_position(client_id, position.id)  # now OPEN
     closed = ledger.close_position(client_id, position.id)  # VALIDATED could not be closed
