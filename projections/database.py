@@ -219,7 +219,10 @@ class ProjectionDatabase:
         with self.transaction() as tx:
             for table in (TRACKING, *tables):
                 self.create_table(tx, table, table.name)
-                self.create_indexes(tx, table, table.name)
+                # A table of an older shape gets its indexes with its rebuilt copy.
+                if self._columns(tx, table.name) == table.column_names:
+                    self.create_indexes(tx, table, table.name)
+                    self.drop_undeclared_indexes(tx, table)
             now = datetime.now(UTC)
             for name in names:
                 tx.execute(
@@ -231,6 +234,10 @@ class ProjectionDatabase:
 
     def columns(self, physical: str) -> tuple[str, ...]:
         """The table's columns as the database has them, in order (none: no such table)."""
+        with self.session() as s:
+            return self._columns(s, physical)
+
+    def _columns(self, s: Session, physical: str) -> tuple[str, ...]:
         if self.dialect is Dialect.POSTGRES:
             statement = (
                 "SELECT column_name FROM information_schema.columns "
@@ -239,19 +246,40 @@ class ProjectionDatabase:
             params: tuple[Any, ...] = (self.schema, physical)
         else:
             statement, params = "SELECT name FROM pragma_table_info(%s) ORDER BY cid", (physical,)
-        with self.session() as s:
-            return tuple(str(name) for (name,) in s.execute(statement, params))
+        return tuple(str(name) for (name,) in s.execute(statement, params))
 
     def create_table(self, tx: Session, table: Table, physical: str) -> None:
         tx.execute(create_table_sql(table, self.qualified(physical), self.dialect))
+        if table.postgres_options and self.dialect is Dialect.POSTGRES:  # new, or older
+            tx.execute(f"ALTER TABLE {self.qualified(physical)} SET ({table.postgres_options})")
 
     def create_indexes(self, tx: Session, table: Table, physical: str) -> None:
-        for columns in table.indexes:
-            cols = ", ".join(quote(c) for c in columns)
+        for index in table.indexes:
+            cols = ", ".join(quote(c) for c in index.columns)
+            include = ""
+            if index.include and self.dialect is Dialect.POSTGRES:
+                include = f" INCLUDE ({', '.join(quote(c) for c in index.include)})"
             tx.execute(
-                f"CREATE INDEX IF NOT EXISTS {quote(table.index_name(physical, columns))} "
-                f"ON {self.qualified(physical)} ({cols})"
+                f"CREATE INDEX IF NOT EXISTS {quote(index.name(physical))} "
+                f"ON {self.qualified(physical)} ({cols}){include}"
             )
+
+    def drop_undeclared_indexes(self, tx: Session, table: Table) -> None:
+        """Drop the table's secondary indexes this release no longer declares (a covering
+        index that replaced a plain one on the same key, say): each costs every write."""
+        if self.dialect is Dialect.POSTGRES:
+            assert self.schema is not None
+            statement = "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
+            params: tuple[Any, ...] = (self.schema, table.name)
+            schema = f"{quote(self.schema)}."
+        else:
+            statement = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s"
+            params, schema = (table.name,), ""
+        declared = {index.name(table.name) for index in table.indexes}
+        for (name,) in tx.execute(statement, params):
+            ours = name.startswith(f"{table.name}__") and name.endswith("__idx")
+            if ours and name not in declared:
+                tx.execute(f"DROP INDEX IF EXISTS {schema}{quote(name)}")
 
     def drop_table(self, tx: Session, physical: str) -> None:
         tx.execute(f"DROP TABLE IF EXISTS {self.qualified(physical)}")
@@ -266,14 +294,14 @@ class ProjectionDatabase:
                 f"ALTER INDEX {quote(self.schema)}.{quote(fresh + '_pkey')} "
                 f"RENAME TO {quote(table.name + '_pkey')}"
             )
-            for columns in table.indexes:
+            for index in table.indexes:
                 tx.execute(
-                    f"ALTER INDEX {quote(self.schema)}.{quote(table.index_name(fresh, columns))}"
-                    f" RENAME TO {quote(table.index_name(table.name, columns))}"
+                    f"ALTER INDEX {quote(self.schema)}.{quote(index.name(fresh))}"
+                    f" RENAME TO {quote(index.name(table.name))}"
                 )
         else:  # SQLite cannot rename an index: build it under its own name
-            for columns in table.indexes:
-                tx.execute(f"DROP INDEX IF EXISTS {quote(table.index_name(fresh, columns))}")
+            for index in table.indexes:
+                tx.execute(f"DROP INDEX IF EXISTS {quote(index.name(fresh))}")
             self.create_indexes(tx, table, table.name)
 
     def dump(self, table: Table) -> list[tuple[Any, ...]]:

@@ -17,7 +17,7 @@ from infra.paper_accounts import PaperMarket
 from projections.positions import unrealised_pnl
 from projections.projection import On, Projection, Rows
 from projections.read_models import DrawdownRow
-from projections.tables import Column, Kind, Row, Table
+from projections.tables import Column, Index, Kind, Row, Table
 
 POLICIES = Table(
     name="robson_policies",
@@ -33,7 +33,7 @@ POLICIES = Table(
         Column("updated_at", Kind.TIME),
     ),
     key=("policy_id",),
-    indexes=(("client_id",),),
+    indexes=(Index(("client_id",)),),
 )
 
 DRAWDOWN_MONTHS = Table(
@@ -58,7 +58,7 @@ PRICES = Table(
         Column("updated_at", Kind.TIME),
     ),
     key=("market_id",),
-    indexes=(("symbol",),),
+    indexes=(Index(("symbol",)),),
 )
 
 ZERO = Decimal(0)

@@ -10,7 +10,7 @@ from uuid import UUID
 from domain.position import Position, Status
 from projections.projection import Handler, On, Projection, Rows
 from projections.read_models import PositionRow
-from projections.tables import Column, Kind, Row, Table
+from projections.tables import Column, Index, Kind, Row, Table
 
 POSITIONS = Table(
     name="robson_positions",
@@ -40,7 +40,11 @@ POSITIONS = Table(
         Column("updated_notification_id", Kind.INT),
     ),
     key=("position_id",),
-    indexes=(("client_id", "planned_at"), ("status", "symbol"), ("updated_notification_id",)),
+    indexes=(
+        Index(("client_id", "planned_at")),
+        Index(("status", "symbol")),
+        Index(("updated_notification_id",)),
+    ),
 )
 
 OPEN_STATUSES = (Status.OPEN.value, Status.CLOSING.value)

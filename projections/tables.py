@@ -64,13 +64,40 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Index:
+    """A secondary index on `columns`. On PostgreSQL it also carries the `include` columns,
+    so a read of nothing else never visits the table (an index-only scan); SQLite has no such
+    clause and indexes the key alone."""
+
+    columns: tuple[str, ...]
+    include: tuple[str, ...] = ()
+
+    def name(self, physical: str) -> str:
+        covering = "__covering" if self.include else ""
+        return f"{physical}__{'_'.join(self.columns)}{covering}__idx"
+
+
+@dataclass(frozen=True)
 class Table:
     """A table's logical name, columns, primary key and secondary indexes."""
 
     name: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]
-    indexes: tuple[tuple[str, ...], ...] = ()
+    indexes: tuple[Index, ...] = ()
+    # PostgreSQL: vacuum after this many inserted rows (the default waits for the table to
+    # grow by a fifth), so the visibility map that index-only scans need covers recent rows.
+    vacuum_after_inserts: int | None = None
+
+    @property
+    def postgres_options(self) -> str:
+        """The table's storage parameters, as `ALTER TABLE … SET (…)` takes them."""
+        if self.vacuum_after_inserts is None:
+            return ""
+        return (
+            f"autovacuum_vacuum_insert_threshold = {self.vacuum_after_inserts}, "
+            "autovacuum_vacuum_insert_scale_factor = 0"
+        )
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -80,9 +107,6 @@ class Table:
         if len(self.key) == 1:
             return (row[self.key[0]],)
         return tuple(row[name] for name in self.key)
-
-    def index_name(self, physical: str, columns: Sequence[str]) -> str:
-        return f"{physical}__{'_'.join(columns)}__idx"
 
 
 def quote(identifier: str) -> str:
