@@ -29,7 +29,7 @@ from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
 
-POOL_SIZE = 4
+POOL_SIZE = 4  # connections for each statement
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_MS = 10_000
 APPLICATION_NAME = "robson-documents"
@@ -244,6 +244,10 @@ class PostgresDocuments:
     These statements read one tenant's index ranges whatever the parameters, so their
     connections keep one generic plan per statement: planning each execution anew cost the
     database more than running it.
+
+    Each statement has connections of its own: a server process that has once built a P&L
+    document builds every later history document at about 1.7 times the cost (measured on
+    PostgreSQL 15: the same plan and buffers, slower string aggregation).
     """
 
     def __init__(self, database: ProjectionDatabase, pool_size: int = POOL_SIZE) -> None:
@@ -253,21 +257,24 @@ class PostgresDocuments:
             f" -c statement_timeout={STATEMENT_TIMEOUT_MS}"
         )
         kwargs["application_name"] = APPLICATION_NAME
-        self.reads = PreparedReads(
-            kwargs,
-            {
-                "history": history_sql(database.qualified(TRADES.name)),
-                "pnl": pnl_sql(database.qualified(PNL_PERIODS.name)),
-            },
-            size=pool_size,
-            acquire_timeout=ACQUIRE_TIMEOUT_SECONDS,
-        )
+        statements = {
+            "history": history_sql(database.qualified(TRADES.name)),
+            "pnl": pnl_sql(database.qualified(PNL_PERIODS.name)),
+        }
+        self.reads = {
+            name: PreparedReads(
+                kwargs, {name: sql}, size=pool_size, acquire_timeout=ACQUIRE_TIMEOUT_SECONDS
+            )
+            for name, sql in statements.items()
+        }
 
     async def open(self) -> None:
-        await self.reads.open()
+        for reads in self.reads.values():
+            await reads.open()
 
     async def close(self) -> None:
-        await self.reads.close()
+        for reads in self.reads.values():
+            await reads.close()
 
     async def trade_history(self, client_id: UUID, since: datetime, limit: int) -> bytes:
         return await self._document("history", str(client_id), since.isoformat(), str(limit))
@@ -276,6 +283,6 @@ class PostgresDocuments:
         return await self._document("pnl", str(client_id), period.value, str(limit))
 
     async def _document(self, statement: str, *params: str) -> bytes:
-        found = await self.reads.first_value(statement, params)
+        found = await self.reads[statement].first_value(statement, params)
         assert found is not None  # one aggregate row, always
         return found

@@ -16,7 +16,13 @@ from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.documents import PostgresDocuments, ReadModelDocuments, sql_money, sql_win_rate
+from api.documents import (
+    APPLICATION_NAME,
+    PostgresDocuments,
+    ReadModelDocuments,
+    sql_money,
+    sql_win_rate,
+)
 from infra.bootstrap import Services
 from projections.pnl import PNL_PERIODS
 from projections.read_models import Period
@@ -211,3 +217,29 @@ def test_pnl_documents_are_the_same(services: Services) -> None:
     assert [p["period"] for p in monthly["periods"]][-1] == "2026-02"
     assert len(monthly["periods"]) == 12
     assert built[-1]["overall"]["total_trades"] == 0
+
+
+def test_history_and_pnl_documents_are_built_over_connections_of_their_own(
+    services: Services,
+) -> None:
+    """A server process that has built a P&L document builds history ones far slower."""
+    database = services.read_models.database
+    client_id = uuid4()
+
+    async def read(documents: Any) -> list[tuple[str, str]]:
+        if not isinstance(documents, PostgresDocuments):
+            return []
+        for _ in range(2):
+            await documents.trade_history(client_id, NOW - timedelta(days=30), 100)
+            await documents.pnl(client_id, Period.MONTHLY, 12)
+        with database.session() as s:
+            rows = s.execute(
+                "SELECT query FROM pg_stat_activity WHERE application_name = %s AND query LIKE %s",
+                [APPLICATION_NAME, f"%{database.schema}%"],
+            )
+        return sorted(
+            ("pnl" if PNL_PERIODS.name in query else "history", query) for (query,) in rows
+        )
+
+    lasts, _ = both(services, read)
+    assert [kind for kind, _ in lasts] == ["history", "pnl"]  # one connection each
