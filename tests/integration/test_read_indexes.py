@@ -5,9 +5,8 @@ after `migrate`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+import random
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,37 +16,13 @@ from api.documents import history_sql
 from infra.bootstrap import Services, migrate
 from infra.settings import Settings
 from projections.database import ProjectionDatabase
-from projections.tables import Codec, Dialect, Index
+from projections.tables import Dialect, Index
 from projections.trade_history import TRADES
+from tests.integration.test_documents import NOW, trade_rows
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 postgres_only = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-
-
-def closed_trades(client_id: UUID, count: int) -> Iterator[dict[str, Any]]:
-    for n in range(count):
-        exit_time = NOW - timedelta(hours=n)
-        yield {
-            "position_id": uuid4(),
-            "exit_sequence": 1,
-            "client_id": client_id,
-            "symbol": "BTCUSDC",
-            "side": "LONG",
-            "quantity": Decimal("0.001"),
-            "entry_price": Decimal("100000"),
-            "exit_price": Decimal("101000"),
-            "pnl": Decimal("0.8"),
-            "pnl_percentage": Decimal("0.8"),
-            "is_winner": True,
-            "is_closed": True,
-            "duration_hours": Decimal("1.0"),
-            "entry_time": exit_time - timedelta(hours=1),
-            "exit_time": exit_time,
-            "fees": Decimal("0.2"),
-            "activity_time": exit_time,
-        }
 
 
 def history_plan(database: ProjectionDatabase, client_id: UUID) -> str:
@@ -71,9 +46,8 @@ def test_the_history_reply_reads_a_tenants_closed_trades_from_the_covering_index
 ) -> None:
     database = services.read_models.database
     client_id = uuid4()
-    codec = Codec(TRADES, Dialect.POSTGRES)
     with database.transaction() as tx:
-        rows = (codec.params(t) for t in closed_trades(client_id, 200))
+        rows = trade_rows(client_id, 300, random.Random(5))
         tx.copy_in(database.qualified(TRADES.name), TRADES.column_names, rows)
     with database.session() as s:
         s.execute(f"VACUUM ANALYZE {database.qualified(TRADES.name)}")
