@@ -32,9 +32,10 @@ from api.errors import EXCEPTION_HANDLERS
 from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
-from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders, SqlCounter
+from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
 from infra.bootstrap import Services
+from infra.rate_counts import SqlCounter
 
 log = logging.getLogger("robson.api")
 

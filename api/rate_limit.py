@@ -1,40 +1,36 @@
 """Per-token request limits in fixed windows, counted in memory and shared through the
-database.
+database (`infra.rate_counts`).
 
-Each replica counts hits in memory and adds them to a row per token with one atomic
-UPSERT ... RETURNING (the same table and statement shape on SQLite and PostgreSQL), at
-least every `interval` seconds. A token's first request in a window, and every request
-once it nears its limit, goes to the database at once, so the limit holds exactly where it
-matters; far from it, replicas see each other's hits within `interval`. Counters survive
-restarts (the lifespan flushes on shutdown); a crash forgets at most `interval` of hits.
+Each replica counts hits in memory. A background flush adds every token's new hits to the
+shared counts in one statement, twice every `interval` seconds, and takes each token's
+total back, so a busy token's requests are counted in memory alone and replicas see each
+other's hits within `interval`. A token's first request in a window, its first after being
+idle for `interval`, and every request once it nears its limit, go to the database at once,
+so the limit holds exactly where it matters. Counters survive restarts (the lifespan
+flushes on shutdown); a crash forgets at most `interval` of hits.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import re
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from eventsourcing.postgres import PostgresDatastore, PostgresRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooManyRequests
 from domain.ports import Clock
-from domain.store import EventStore
-from infra.settings import ConfigurationError, Settings
+from infra.rate_counts import Hits
+from infra.settings import ConfigurationError
 
 log = logging.getLogger("robson.rate_limit")
 
 RATE_KEY = "robson.rate_limit"
-TABLE = "api_rate_limits"
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
@@ -80,151 +76,11 @@ class Verdict:
 
 
 class Counter(Protocol):
-    def add(self, bucket: str, window_start: int, hits: int) -> int:
-        """Add `hits` to `bucket`'s window starting at `window_start`; returns its count (of
-        the newer window, when the stored one is newer: late hits of a past window are
-        dropped)."""
+    def add(self, hits: Sequence[Hits]) -> list[int]:
+        """Add each (bucket, window start, hits) to the shared counts in one exchange;
+        returns each bucket's count (of the newer window, when the stored one is newer:
+        late hits of a past window are dropped)."""
         ...
-
-
-_SQLITE_UPSERT = f"""
-INSERT INTO {TABLE} (bucket, window_start, hits) VALUES (?, ?, ?)
-ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE WHEN {TABLE}.window_start = excluded.window_start
-                THEN {TABLE}.hits + excluded.hits
-                WHEN {TABLE}.window_start > excluded.window_start
-                THEN {TABLE}.hits ELSE excluded.hits END,
-    window_start = MAX({TABLE}.window_start, excluded.window_start)
-RETURNING hits
-"""
-
-_POSTGRES_UPSERT = """
-INSERT INTO {table} AS t (bucket, window_start, hits) VALUES (%s, %s, %s)
-ON CONFLICT (bucket) DO UPDATE SET
-    hits = CASE WHEN t.window_start = excluded.window_start THEN t.hits + excluded.hits
-                WHEN t.window_start > excluded.window_start THEN t.hits
-                ELSE excluded.hits END,
-    window_start = GREATEST(t.window_start, excluded.window_start)
-RETURNING hits
-"""
-
-_CREATE = """
-CREATE TABLE IF NOT EXISTS {table} (
-    bucket TEXT PRIMARY KEY,
-    window_start BIGINT NOT NULL,
-    hits BIGINT NOT NULL
-)
-"""
-
-
-def _datastore(store: EventStore) -> SQLiteDatastore | PostgresDatastore:
-    recorder: Any = store.recorder
-    if isinstance(recorder, SQLiteRecorder | PostgresRecorder):
-        return recorder.datastore
-    raise ConfigurationError(f"rate limits need SQLite or PostgreSQL, not {type(recorder)}")
-
-
-def _postgres_table(datastore: PostgresDatastore) -> str:
-    schema = datastore.schema.replace('"', '""')
-    return f'"{schema}".{TABLE}'
-
-
-def create_rate_limit_table(store: EventStore) -> None:
-    """Part of `robson migrate`; idempotent."""
-    datastore = _datastore(store)
-    if isinstance(datastore, PostgresDatastore):
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(_CREATE.format(table=_postgres_table(datastore)).encode())
-    else:
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(_CREATE.format(table=TABLE))
-
-
-class SqlCounter:
-    """Counters in the events' database, over connections of its own that commit without
-    waiting for the disk (`synchronous_commit=off`, SQLite `synchronous=NORMAL`): a crash
-    may forget the last few hits, never corrupt a count, and no request waits for an fsync.
-    """
-
-    def __init__(self, settings: Settings, pool_size: int = 4) -> None:
-        self.settings = settings
-        self.pool_size = pool_size
-        self._pg: Any = None
-        self._lite: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._lock = threading.Lock()
-        self._closed = False
-        if settings.is_postgres:
-            from infra.bootstrap import postgres_target
-
-            assert settings.database_url is not None
-            target = postgres_target(settings.database_url)
-            schema = target.schema.replace('"', '""')
-            self.statement = _POSTGRES_UPSERT.format(table=f'"{schema}".{TABLE}')
-            self._pg_kwargs = {
-                "dbname": target.dbname,
-                "host": target.host,
-                "port": target.port,
-                "user": target.user,
-                "password": target.password,
-                "autocommit": True,
-                "options": "-c synchronous_commit=off",
-            }
-        else:
-            self.statement = _SQLITE_UPSERT
-
-    def add(self, bucket: str, window_start: int, hits: int) -> int:
-        """One statement in autocommit mode: a single round trip, atomic on its own."""
-        params = (bucket, window_start, hits)
-        if self.settings.is_postgres:
-            with self._postgres().connection() as pg:
-                row = pg.execute(self.statement.encode(), params).fetchone()
-            return int(row[0])
-        connection = self._sqlite()
-        try:
-            # fetchall: SQLite commits an UPSERT ... RETURNING only once it is fully stepped
-            rows = connection.execute(self.statement, params).fetchall()
-        finally:
-            self._lite.put(connection)
-        return int(rows[0][0])
-
-    def _postgres(self) -> Any:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the rate-limit counter is closed")
-            if self._pg is None:
-                from psycopg_pool import ConnectionPool
-
-                self._pg = ConnectionPool(
-                    kwargs=self._pg_kwargs, min_size=1, max_size=self.pool_size, open=False
-                )
-                self._pg.open(wait=True, timeout=30.0)
-            return self._pg
-
-    def _sqlite(self) -> sqlite3.Connection:
-        try:
-            return self._lite.get_nowait()
-        except queue.Empty:
-            connection = sqlite3.connect(
-                self.settings.sqlite_path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=30.0,
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            return connection
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            pool, self._pg = self._pg, None
-        if pool is not None:
-            pool.close()
-        while True:
-            try:
-                self._lite.get_nowait().close()
-            except queue.Empty:
-                break
 
 
 @dataclass
@@ -274,7 +130,8 @@ class RateLimiter:
         count = self._count(bucket)
         if count.delta is None:
             return self._verdict(count, count.hits)
-        return self._verdict(count, self._exchange(bucket, count.tally, count.delta))
+        (hits,) = self._exchange([(bucket, count.tally, count.delta)])
+        return self._verdict(count, hits)
 
     async def hit_on_loop(self, bucket: str) -> Verdict:
         """Count one hit from the event loop: in memory, or in a worker thread when it goes
@@ -282,7 +139,7 @@ class RateLimiter:
         count = self._count(bucket)
         if count.delta is None:
             return self._verdict(count, count.hits)
-        hits = await run_in_threadpool(self._exchange, bucket, count.tally, count.delta)
+        (hits,) = await run_in_threadpool(self._exchange, [(bucket, count.tally, count.delta)])
         return self._verdict(count, hits)
 
     def _verdict(self, count: _Count, hits: int) -> Verdict:
@@ -313,22 +170,28 @@ class RateLimiter:
             tally.sending += delta
             return _Count(now, tally, hits, delta)
 
-    def _exchange(self, bucket: str, tally: _Tally, delta: int) -> int:
-        """Add `delta` hits to the database; returns this hit's count: the database's answer
-        (a concurrent exchange's larger answer counts hits after this one, and hits still on
-        their way were counted after it) plus what is pending here."""
+    def _exchange(self, batch: Sequence[tuple[str, _Tally, int]]) -> list[int]:
+        """Add each tally's `delta` hits to the database in one exchange; returns each one's
+        count: the database's answer (a concurrent exchange's larger answer counts hits
+        after this one, and hits still on their way were counted after it) plus what is
+        pending here."""
         try:
-            total = self.counter.add(bucket, tally.window, delta)
+            totals = self.counter.add([(bucket, t.window, delta) for bucket, t, delta in batch])
         except BaseException:
             with self._lock:
-                tally.sending -= delta
-                tally.pending += delta  # counted next time
+                for _, tally, delta in batch:
+                    tally.sending -= delta
+                    tally.pending += delta  # counted next time
             raise
         with self._lock:
-            tally.sending -= delta
-            tally.shared = max(tally.shared, total)  # concurrent exchanges may return late
-            tally.synced = self.monotonic()
-            return total + tally.pending
+            synced = self.monotonic()
+            counts = []
+            for (_, tally, delta), total in zip(batch, totals, strict=True):
+                tally.sending -= delta
+                tally.shared = max(tally.shared, total)  # concurrent exchanges may return late
+                tally.synced = synced
+                counts.append(total + tally.pending)
+            return counts
 
     def admit(self, scope: Scope, bucket: str) -> None:
         """Count the request against its token (blocking); refuse it over the limit.
@@ -358,16 +221,17 @@ class RateLimiter:
             for _, tally, delta in batch:
                 tally.pending = 0
                 tally.sending += delta
-        for bucket, tally, delta in batch:
-            self._exchange(bucket, tally, delta)
+        if batch:
+            self._exchange(batch)
 
     def start(self) -> None:
-        """Flush every `interval` in a background thread until `close`."""
+        """Flush twice every `interval` in a background thread until `close`: a busy
+        token's count is never an interval old, so its hits stay in memory."""
         self._flusher = threading.Thread(target=self._flush_until_stopped, daemon=True)
         self._flusher.start()
 
     def _flush_until_stopped(self) -> None:
-        while not self._stopping.wait(self.interval):
+        while not self._stopping.wait(self.interval / 2):
             try:
                 self.flush()
             except Exception:  # the next flush or hit adds them; the service keeps serving

@@ -12,6 +12,7 @@ from domain.store import EventStore
 from infra.clock import SystemClock
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
+from infra.rate_counts import create_rate_limit_table
 from infra.settings import ConfigurationError, Settings
 from infra.vault import FernetVault, vault_from
 from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
@@ -123,8 +124,6 @@ def migrate(settings: Settings) -> RebuildReport | None:
         _create_schema(postgres_target(settings.database_url))
     store = open_store(settings, create_tables=True)
     try:
-        from api.rate_limit import create_rate_limit_table
-
         create_rate_limit_table(store)  # the API's per-token counters, shared by replicas
         return _migrate_projections(settings, store)
     finally:

@@ -1,15 +1,17 @@
 """The rate limiter counts in memory and shares through the database (SQLite and
-PostgreSQL): exact near the limit, shared between replicas within one flush interval."""
+PostgreSQL): exact near the limit, shared between replicas within one flush interval, and
+every token's hits handed over in one round trip."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
 
-from api.rate_limit import RateLimit, RateLimiter, SqlCounter
+from api.rate_limit import RateLimit, RateLimiter
 from infra.clock import ManualClock
+from infra.rate_counts import SQLITE_ROWS_PER_STATEMENT, Hits, SqlCounter
 from infra.settings import Settings
 
 
@@ -30,9 +32,9 @@ class CountingCounter:
         self.counter = counter
         self.calls = 0
 
-    def add(self, bucket: str, window_start: int, hits: int) -> int:
+    def add(self, hits: Sequence[Hits]) -> list[int]:
         self.calls += 1
-        return self.counter.add(bucket, window_start, hits)
+        return self.counter.add(hits)
 
 
 @pytest.fixture
@@ -73,6 +75,38 @@ def test_a_flush_hands_pending_hits_to_the_database(
     first.flush()
     restarted = limiter(counter, clock, Ticks(), 1000)
     assert restarted.hit("alice").remaining == 1000 - 8
+
+
+def test_a_flush_hands_every_tokens_hits_over_in_one_round_trip(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    replica = limiter(counter, clock, Ticks(), 1000)
+    tokens = [f"token-{n}" for n in range(25)]
+    for n, token in enumerate(tokens):
+        for _ in range(n + 1):
+            replica.hit(token)
+    calls = counter.calls
+    replica.flush()
+    assert counter.calls == calls + 1
+    restarted = limiter(counter, clock, Ticks(), 1000)
+    for n, token in enumerate(tokens):
+        assert restarted.hit(token).remaining == 1000 - (n + 1) - 1
+
+
+def test_a_busy_tokens_hits_stay_in_memory_between_flushes(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    ticks = Ticks()
+    replica = limiter(counter, clock, ticks, 1000)
+    replica.hit("alice")  # the window's first hit asks the database
+    calls = counter.calls
+    for _ in range(6):  # three intervals, flushed twice in each, as the flusher does
+        for _ in range(10):
+            replica.hit("alice")
+        ticks.now += 0.5
+        replica.flush()
+    assert counter.calls == calls + 6  # the flushes alone
+    assert replica.hit("alice").remaining == 1000 - 62
 
 
 def test_replicas_see_each_others_hits_after_an_interval(
@@ -123,5 +157,16 @@ def test_late_hits_of_a_past_window_do_not_count_in_the_next(
     counter: CountingCounter, clock: ManualClock
 ) -> None:
     start = int(clock.now().timestamp()) // 3600 * 3600
-    assert counter.add("alice", start + 3600, 5) == 5
-    assert counter.add("alice", start, 40) == 5
+    assert counter.add([("alice", start + 3600, 5)]) == [5]
+    assert counter.add([("alice", start, 40)]) == [5]
+
+
+def test_many_tokens_are_counted_in_one_call_each_in_order(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    start = int(clock.now().timestamp()) // 3600 * 3600
+    buckets = [f"token-{n}" for n in range(SQLITE_ROWS_PER_STATEMENT + 50)]
+    assert counter.add([(b, start, n) for n, b in enumerate(buckets)]) == list(range(len(buckets)))
+    again = counter.add([(b, start, 1) for b in reversed(buckets)])
+    assert again == [n + 1 for n in reversed(range(len(buckets)))]
+    assert counter.add([]) == []
