@@ -29,7 +29,7 @@ from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
 
-POOL_SIZE = 4  # connections for each statement
+POOL_SIZE = 2  # connections for each statement; reads waiting for one are sent together
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_MS = 10_000
 APPLICATION_NAME = "robson-documents"

@@ -8,20 +8,30 @@ checkout). Here each connection ("lane") keeps one reader on the loop for its wh
 its statements are prepared once when it connects, and a read is: send, wait for the
 socket, take the result.
 
+Under load, the reads waiting for a lane go to the next free one together, in libpq's
+pipeline mode: one write sends them all with one sync point, the server runs them back to
+back, and each caller is answered as its own result arrives. Waking a server process and
+the event loop once for several reads, instead of once for each, is most of a read's cost
+on a busy machine. A statement's error is its caller's alone: the statements after it in
+the batch, which the server skips, are sent again.
+
 Failures, so that a lane never hands a caller another caller's result:
 - a statement's own error (bad input, a timeout) leaves the lane usable and is raised as
   psycopg's error for its SQLSTATE;
-- a lost connection, found before or during a statement: the statement is sent once more on
-  a new connection (these reads are safe to repeat); when that fails too,
-  `psycopg.OperationalError` is raised;
+- a lost connection, found before or during a statement: the statements not yet answered
+  are sent once more on a new connection (these reads are safe to repeat); when that fails
+  too, `psycopg.OperationalError` is raised;
 - a caller cancelled while its statement runs: the lane is closed, the next caller gets a
-  new one, and the database abandons the statement when it finds the socket closed.
+  new one, and the database abandons the statement when it finds the socket closed (the
+  other statements sent with it are read again on a new connection).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -29,13 +39,31 @@ from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGresult
 
+MAX_BATCH = 16  # reads sent together on one lane
+
 
 class NoLaneFree(psycopg.OperationalError):
     """Every connection stayed busy for the whole acquire timeout."""
 
 
+@dataclass(eq=False)
+class Read:
+    """One caller's statement: waiting for a lane, then on one until answered."""
+
+    name: bytes
+    params: list[bytes | None]
+    answer: asyncio.Future[bytes | None]
+    deadline: float  # the loop's time when waiting for a lane ends in NoLaneFree
+    lane: Lane | None = None  # while its statement is on a connection
+
+    def fail(self, error: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(error)
+
+
 class Lane:
-    """One connection with the statements prepared: one statement in flight at a time."""
+    """One connection with the statements prepared, in pipeline mode: one batch of reads in
+    flight at a time."""
 
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection = connection  # held: psycopg warns when an open one is dropped
@@ -55,7 +83,8 @@ class Lane:
             for name, sql in statements.items():
                 lane.in_flight = True
                 lane.pgconn.send_prepare(name.encode(), sql.encode())
-                _raise_for(await lane.results(), pq.ExecStatus.COMMAND_OK)
+                _raise_for(await lane._results(), pq.ExecStatus.COMMAND_OK)
+            lane.pgconn.enter_pipeline_mode()
         except BaseException:
             lane.close()
             raise
@@ -63,31 +92,60 @@ class Lane:
 
     @property
     def ready(self) -> bool:
-        """Connected, and nothing of an earlier statement is still to come."""
+        """Connected, and nothing of an earlier batch is still to come."""
         connected = self.pgconn.status == pq.ConnStatus.OK
         return connected and self.failure is None and not self.in_flight
 
-    async def run(self, name: str, params: Sequence[str | None]) -> PGresult:
-        """The statement's one result (its error raised as psycopg's error)."""
+    async def run(self, reads: Sequence[Read]) -> list[Read]:
+        """Send every read's statement and one sync point in one write; answer each read
+        (its first value, or its statement's error) as its result arrives. Returns the
+        reads an earlier statement's error aborted, to be sent again."""
         self.in_flight = True
-        self.pgconn.send_query_prepared(
-            name.encode(), [None if p is None else p.encode() for p in params]
-        )
-        return _raise_for(await self.results(), pq.ExecStatus.TUPLES_OK)
-
-    async def results(self) -> list[PGresult]:
-        """Everything the command sent last returned, once the server is ready for the next."""
+        for read in reads:
+            read.lane = self
+            self.pgconn.send_query_prepared(read.name, read.params)
+        self.pgconn.pipeline_sync()  # flushes
         await self._flushed()
-        found: list[PGresult] = []
-        while True:
-            if self.pgconn.is_busy():
-                await self._readable_again()
+        aborted: list[Read] = []
+        failed: list[tuple[Read, psycopg.Error]] = []
+        for read in reads:
+            results = await self._results()
+            if read.answer.done():  # its caller was cancelled
                 continue
-            result = self.pgconn.get_result()
-            if result is None:
-                self.in_flight = False
-                return found
+            if results and results[0].status == pq.ExecStatus.PIPELINE_ABORTED:
+                aborted.append(read)
+                continue
+            try:
+                result = _raise_for(results, pq.ExecStatus.TUPLES_OK)
+            except psycopg.Error as statement_error:
+                # its caller's, once the connection has proved alive
+                failed.append((read, statement_error))
+            else:
+                read.answer.set_result(result.get_value(0, 0) if result.ntuples else None)
+        synced = await self._next()
+        if synced is None or synced.status != pq.ExecStatus.PIPELINE_SYNC:
+            raise psycopg.InterfaceError("the pipeline's sync point did not come back")
+        self.in_flight = False
+        for read, error in failed:
+            read.fail(error)
+        for read in reads:
+            read.lane = None
+        return aborted
+
+    async def _results(self) -> list[PGresult]:
+        """Everything one command returned (the next in the pipeline, in pipeline mode)."""
+        found = []
+        while (result := await self._next()) is not None:
             found.append(result)
+        if self.pgconn.pipeline_status == pq.PipelineStatus.OFF:
+            self.in_flight = False
+        return found
+
+    async def _next(self) -> PGresult | None:
+        await self._flushed()
+        while self.pgconn.is_busy():
+            await self._readable_again()
+        return self.pgconn.get_result()
 
     async def _flushed(self) -> None:
         while self.pgconn.flush():  # the socket's buffer is full: wait until it drains
@@ -165,37 +223,96 @@ class PreparedReads:
         self.statements = statements
         self.size = size
         self.acquire_timeout = acquire_timeout
-        self.free: asyncio.Queue[Lane | None] = asyncio.Queue()
+        self.waiting: deque[Read] = deque()
+        self.free: list[Lane | None] = []  # None: a lane to connect on first use
         self.lanes: set[Lane] = set()
+        self.batches: set[asyncio.Task[None]] = set()
+        self.sweep: asyncio.TimerHandle | None = None  # at the oldest waiting read's deadline
 
     async def open(self) -> None:
         """Make room for the lanes; each connects on first use, so the API starts while the
         database is away and answers 503 until it is back."""
-        for _ in range(self.size):
-            self.free.put_nowait(None)
+        self.loop = asyncio.get_running_loop()
+        self.free = [None] * self.size
 
     async def close(self) -> None:
+        if self.sweep is not None:
+            self.sweep.cancel()
+        for batch in list(self.batches):
+            batch.cancel()
+        await asyncio.gather(*self.batches, return_exceptions=True)
         for lane in self.lanes:
             lane.close()
         self.lanes.clear()
+        while self.waiting:
+            self.waiting.popleft().fail(psycopg.OperationalError("the reads were closed"))
 
     async def first_value(self, name: str, params: Sequence[str | None]) -> bytes | None:
-        lane = await self._acquire()
+        read = Read(
+            name.encode(),
+            [None if p is None else p.encode() for p in params],
+            self.loop.create_future(),
+            self.loop.time() + self.acquire_timeout,
+        )
+        self.waiting.append(read)
+        if self.free:
+            self._dispatch()
+        elif self.sweep is None:
+            self.sweep = self.loop.call_at(read.deadline, self._expire_overdue)
+        try:
+            return await read.answer
+        except asyncio.CancelledError:
+            if read.lane is not None:
+                read.lane.close()  # its reply must reach no one; the server ends the statement
+            raise
+
+    def _expire_overdue(self) -> None:
+        """Fail the reads that waited for a lane past their deadline (the oldest come first)."""
+        self.sweep = None
+        now = self.loop.time()
+        while self.waiting and (self.waiting[0].answer.done() or self.waiting[0].deadline <= now):
+            self.waiting.popleft().fail(
+                NoLaneFree(f"no database connection free within {self.acquire_timeout:g} s")
+            )
+        if self.waiting:
+            self.sweep = self.loop.call_at(self.waiting[0].deadline, self._expire_overdue)
+
+    def _dispatch(self) -> None:
+        """Hand the waiting reads, in order, to the free lanes."""
+        while self.waiting and self.free:
+            batch: list[Read] = []
+            while self.waiting and len(batch) < MAX_BATCH:
+                read = self.waiting.popleft()
+                if not read.answer.done():  # expired or cancelled while waiting
+                    batch.append(read)
+            if batch:
+                task = self.loop.create_task(self._serve(self.free.pop(), batch))
+                self.batches.add(task)
+                task.add_done_callback(self.batches.discard)
+
+    async def _serve(self, lane: Lane | None, batch: list[Read]) -> None:
         try:
             lane = await self._ready(lane)
             try:
-                return await self._first_value(lane, name, params)
+                aborted = await lane.run(batch)
             except psycopg.OperationalError:
-                if lane.ready:
-                    raise  # the statement's own failure (its timeout, say)
-            # The connection was lost, before or during the statement: once more, on a new one.
-            lane = await self._ready(lane)
-            return await self._first_value(lane, name, params)
+                # The connection was lost, before or during the batch (statements' own errors
+                # are their callers'): once more, on a new one.
+                unanswered = [read for read in batch if not read.answer.done()]
+                lane = await self._ready(lane)
+                aborted = await lane.run(unanswered) if unanswered else []
+            self.waiting.extendleft(reversed(aborted))  # first in line, in their order
+        except BaseException as error:
+            for read in batch:
+                read.fail(error)
+            if not isinstance(error, Exception):
+                raise
         finally:
             if lane is not None and not lane.ready:
-                self._discard(lane)  # e.g. cancelled mid-statement: its reply must reach no one
+                self._discard(lane)
                 lane = None
-            self.free.put_nowait(lane)
+            self.free.append(lane)
+            self._dispatch()
 
     async def _ready(self, lane: Lane | None) -> Lane:
         if lane is not None and lane.ready:
@@ -204,24 +321,6 @@ class PreparedReads:
         lane = await Lane.connect(self.kwargs, self.statements)
         self.lanes.add(lane)
         return lane
-
-    @staticmethod
-    async def _first_value(lane: Lane, name: str, params: Sequence[str | None]) -> bytes | None:
-        result = await lane.run(name, params)
-        return result.get_value(0, 0) if result.ntuples else None
-
-    async def _acquire(self) -> Lane | None:
-        try:
-            return self.free.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        try:
-            async with asyncio.timeout(self.acquire_timeout):
-                return await self.free.get()
-        except TimeoutError:
-            raise NoLaneFree(
-                f"no database connection free within {self.acquire_timeout:g} s"
-            ) from None
 
     def _discard(self, lane: Lane | None) -> None:
         if lane is not None:

@@ -26,6 +26,7 @@ STATEMENTS = {
     "hundred_over": "SELECT (100 / $1::int)::text",
     "slow_echo": "SELECT $1::text FROM pg_sleep($2::float8)",
     "backend": "SELECT pg_backend_pid()::text",
+    "transaction": "SELECT $1::text || '@' || transaction_timestamp()::text",
 }
 
 
@@ -111,6 +112,68 @@ def test_concurrent_reads_each_get_their_own_answer(db: Database) -> None:
             )
 
     assert run(main) == [f"{n}/x".encode() for n in range(60)]
+
+
+async def busy(reads: PreparedReads, db: Database, seconds: str = "0.2") -> asyncio.Task[Any]:
+    """A slow read holding a lane; returns once the server runs it."""
+    slow = asyncio.create_task(reads.first_value("slow_echo", ["busy", seconds]))
+    await db.until(lambda found: len(found) == 1, doing="pg_sleep")
+    return slow
+
+
+def test_reads_waiting_for_a_lane_go_to_the_server_together(db: Database) -> None:
+    async def main() -> list[bytes | None]:
+        async with db.reads(size=1) as reads:
+            slow = await busy(reads, db)
+            answers = await asyncio.gather(
+                *(reads.first_value("transaction", [str(n)]) for n in range(5))
+            )
+            await slow
+            return answers
+
+    answers = run(main)
+    assert [a.split(b"@")[0] for a in answers if a] == [b"0", b"1", b"2", b"3", b"4"]
+    assert len({a.split(b"@")[1] for a in answers if a}) == 1  # one round trip, one sync
+
+
+def test_an_error_in_a_batch_is_its_own_statements_alone(db: Database) -> None:
+    async def main() -> tuple[list[Any], int, int]:
+        async with db.reads(size=1) as reads:
+            before = await backend_of(reads)
+            slow = await busy(reads, db)
+            answers = await asyncio.gather(
+                reads.first_value("echo", ["a", None]),
+                reads.first_value("hundred_over", ["0"]),
+                reads.first_value("echo", ["b", None]),
+                reads.first_value("hundred_over", ["5"]),
+                return_exceptions=True,
+            )
+            await slow
+            return list(answers), before, await backend_of(reads)
+
+    answers, before, after = run(main)
+    assert answers[0] == b"a/null"
+    assert isinstance(answers[1], psycopg.errors.DivisionByZero)
+    assert answers[2:] == [b"b/null", b"20"]  # skipped by the server after the error: sent again
+    assert after == before
+
+
+def test_a_read_cancelled_in_a_batch_leaves_the_others_answered(db: Database) -> None:
+    async def main() -> tuple[int, bytes | None, int]:
+        async with db.reads(size=1) as reads:
+            slow = await busy(reads, db, "0.1")
+            stale = asyncio.create_task(reads.first_value("slow_echo", ["stale", "0.5"]))
+            other = asyncio.create_task(reads.first_value("echo", ["other", None]))
+            await slow
+            [before] = await db.until(lambda found: len(found) == 1, doing="pg_sleep")
+            stale.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stale
+            return before, await other, await backend_of(reads)
+
+    before, answer, after = run(main)
+    assert answer == b"other/null"  # read again on a new connection
+    assert after != before
 
 
 def test_a_statement_error_is_raised_and_the_connection_kept(db: Database) -> None:
