@@ -149,6 +149,16 @@ def read_query(request: Request, model: type[Q]) -> Q:
         raise _invalid(error, model, prefix="query.") from None
 
 
+def query_reader(model: type[Q]) -> Callable[[Request], Q]:
+    """`read_query` for one model; an empty query string gets the defaults, validated once
+    (query models are frozen), when every parameter has one."""
+    try:
+        defaults = model.model_validate({})
+    except ValidationError:
+        return lambda request: read_query(request, model)
+    return lambda request: read_query(request, model) if request.scope["query_string"] else defaults
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What every endpoint of one app shares."""
@@ -164,6 +174,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
     """The Starlette endpoint for one operation: parse, check access, run the handler."""
 
     bodiless = operation.method == "GET" and operation.body is Empty
+    query = query_reader(operation.query)
     on_loop = inspect.iscoroutinefunction(operation.handler)
     if on_loop and operation.command:
         raise ValueError(f"{operation.operation_id}: commands block on the ledger, not on the loop")
@@ -179,7 +190,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
             metrics=runtime.metrics,
             documents=runtime.documents,
             body=NO_BODY if bodiless else await read_body(request, operation.body),
-            query=NO_QUERY if operation.query is NoQuery else read_query(request, operation.query),
+            query=NO_QUERY if operation.query is NoQuery else query(request),
             path=request.path_params,
         )
         if on_loop:
