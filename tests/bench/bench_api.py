@@ -9,9 +9,11 @@ time, so a slow reply delays no later measurement). Goals: p99 < 25 ms at 200 re
 and at least 40% of the bare endpoint's throughput.
 
 The machine's speed drifts by a factor of two within minutes, so both servers stay up and
-the endpoints are measured in turn, `ROUNDS` times: each round's throughput is compared
-with the bare endpoint's of the same round, and the median of those shares is reported
-beside every round's share and the worst p99.
+the endpoints are measured in turn, `ROUNDS` times. In each round the closed-loop runs come
+first, back to back, with the bare endpoint measured before, between and after the others
+(about a second apart): each endpoint's throughput is compared with the mean of the bare
+runs just before and just after it. The open-loop runs follow. The median of the rounds'
+shares is reported beside every round's share and the worst p99.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ CALLERS = 100  # requests cycle over this many tenants' tokens (each stays in th
 CLOSED_LOOP_REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 RATE = float(os.environ.get("BENCH_RATE", "200"))
-RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "10"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+RATE_SECONDS = float(os.environ.get("BENCH_RATE_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 WARMUP = 300
 P99_GOAL_MS = 25.0
 THROUGHPUT_GOAL = 0.40
@@ -327,14 +329,52 @@ async def open_loop(pool: Pool, requests: list[bytes]) -> Run:
     return Run(total, time.perf_counter() - began, latencies, errors)
 
 
-async def measure(url: str, requests: list[bytes]) -> tuple[Run, Run]:
-    pool = Pool(url)
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    requests: list[bytes]
+
+
+@dataclass(frozen=True)
+class Measured:
+    closed: Run
+    opened: Run
+    bare_rate: float  # the mean of the bare endpoint's closed-loop runs around `closed`
+
+    @property
+    def share(self) -> float:
+        return self.closed.rate / self.bare_rate
+
+
+async def measure(bare: Target, targets: Sequence[Target]) -> dict[str, list[Measured]]:
+    """`ROUNDS` rounds of each target's closed loop between two of the bare endpoint's,
+    then every open loop; each round printed as it ends."""
+    pools = {t.name: Pool(t.url) for t in (bare, *targets)}
+    measured: dict[str, list[Measured]] = defaultdict(list)
     try:
-        for i in range(WARMUP):
-            assert await pool.get(requests[i % len(requests)]) == 200
-        return await closed_loop(pool, requests), await open_loop(pool, requests)
+        for t in (bare, *targets):
+            for i in range(WARMUP):
+                assert await pools[t.name].get(t.requests[i % len(t.requests)]) == 200
+        for round_ in range(1, ROUNDS + 1):
+            before = first = await closed_loop(pools[bare.name], bare.requests)
+            closed = []
+            for t in targets:
+                run = await closed_loop(pools[t.name], t.requests)
+                after = await closed_loop(pools[bare.name], bare.requests)
+                closed.append((run, (before.rate + after.rate) / 2))
+                before = after
+            print(f"round {round_} of {ROUNDS}:", flush=True)
+            opened = await open_loop(pools[bare.name], bare.requests)
+            print("  " + describe(bare.name, first, opened), flush=True)
+            for t, (run, bare_rate) in zip(targets, closed, strict=True):
+                m = Measured(run, await open_loop(pools[t.name], t.requests), bare_rate)
+                measured[t.name].append(m)
+                print(f"  {describe(t.name, m.closed, m.opened)} | {m.share:.1%}", flush=True)
+        return measured
     finally:
-        pool.close()
+        for pool in pools.values():
+            pool.close()
 
 
 def describe(name: str, closed: Run, opened: Run) -> str:
@@ -399,27 +439,16 @@ def run_bench(home: str, tenants: int) -> None:
         auth = [{"Authorization": f"Bearer {t}"} for t in list(tokens.values())[:CALLERS]]
         api_argv = [sys.executable, "-m", "infra.cli", "serve", "--port", "0", "--no-workers"]
         bare_argv = [sys.executable, "-c", "from tests.bench.bench_api import serve_bare as s; s()"]
-        bare_name = "bare JSON endpoint"
-        runs: dict[str, list[tuple[Run, Run]]] = defaultdict(list)
         with server(bare_argv, env) as bare_url, server(api_argv, env) as api_url:
+            bare = Target("bare JSON endpoint", bare_url, [prepared("/bare", {})])
             targets = [
-                (bare_name, bare_url, [prepared("/bare", {})]),
-                *(
-                    (f"GET {path.partition('?')[0]}", api_url, [prepared(path, h) for h in auth])
-                    for path in ["/api/trade/history/", "/api/trade/pnl/?period=monthly&months=12"]
-                ),
+                Target(f"GET {path.partition('?')[0]}", api_url, [prepared(path, h) for h in auth])
+                for path in ["/api/trade/history/", "/api/trade/pnl/?period=monthly&months=12"]
             ]
-            for round_ in range(1, ROUNDS + 1):
-                print(f"round {round_} of {ROUNDS}:", flush=True)
-                for name, url, requests in targets:
-                    runs[name].append(asyncio.run(measure(url, requests)))
-                    print("  " + describe(name, *runs[name][-1]), flush=True)
-        bare_rates = [closed.rate for closed, _ in runs[bare_name]]
-        for name, measured in runs.items():
-            if name != bare_name:
-                shares = [c.rate / bare for (c, _), bare in zip(measured, bare_rates, strict=True)]
-                worst_p99 = max(opened.percentile(99) for _, opened in measured)
-                print(verdict(name, shares, worst_p99), flush=True)
+            measured = asyncio.run(measure(bare, targets))
+        for name, rounds in measured.items():
+            worst_p99 = max(m.opened.percentile(99) for m in rounds)
+            print(verdict(name, [m.share for m in rounds], worst_p99), flush=True)
     finally:
         drop_schema(settings)
 
