@@ -39,7 +39,7 @@ from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGresult
 
-MAX_BATCH = 16  # reads sent together on one lane
+MAX_BATCH = 8  # reads sent together on one lane: a slow one delays the others in its batch
 
 
 class NoLaneFree(psycopg.OperationalError):
