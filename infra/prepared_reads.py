@@ -98,8 +98,10 @@ class Lane:
 
     async def run(self, reads: Sequence[Read]) -> list[Read]:
         """Send every read's statement and one sync point in one write; answer each read
-        (its first value, or its statement's error) as its result arrives. Returns the
-        reads an earlier statement's error aborted, to be sent again."""
+        with its first value as its result arrives, or with its statement's error once the
+        sync point shows the connection alive (a server shutting down sends an error before
+        it closes). Returns the reads an earlier statement's error aborted, to be sent
+        again."""
         self.in_flight = True
         for read in reads:
             read.lane = self
@@ -118,7 +120,6 @@ class Lane:
             try:
                 result = _raise_for(results, pq.ExecStatus.TUPLES_OK)
             except psycopg.Error as statement_error:
-                # its caller's, once the connection has proved alive
                 failed.append((read, statement_error))
             else:
                 read.answer.set_result(result.get_value(0, 0) if result.ntuples else None)
@@ -236,16 +237,17 @@ class PreparedReads:
         self.free = [None] * self.size
 
     async def close(self) -> None:
+        """Fail the reads still waiting or in flight, and close every lane."""
         if self.sweep is not None:
             self.sweep.cancel()
+        while self.waiting:
+            self.waiting.popleft().fail(psycopg.OperationalError("the reads were closed"))
         for batch in list(self.batches):
             batch.cancel()
         await asyncio.gather(*self.batches, return_exceptions=True)
         for lane in self.lanes:
             lane.close()
         self.lanes.clear()
-        while self.waiting:
-            self.waiting.popleft().fail(psycopg.OperationalError("the reads were closed"))
 
     async def first_value(self, name: str, params: Sequence[str | None]) -> bytes | None:
         read = Read(
@@ -302,11 +304,13 @@ class PreparedReads:
                 lane = await self._ready(lane)
                 aborted = await lane.run(unanswered) if unanswered else []
             self.waiting.extendleft(reversed(aborted))  # first in line, in their order
-        except BaseException as error:
+        except Exception as error:
             for read in batch:
                 read.fail(error)
-            if not isinstance(error, Exception):
-                raise
+        except BaseException:  # cancelled by `close`
+            for read in batch:
+                read.fail(psycopg.OperationalError("the reads were closed"))
+            raise
         finally:
             if lane is not None and not lane.ready:
                 self._discard(lane)

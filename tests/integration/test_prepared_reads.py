@@ -288,3 +288,19 @@ def test_the_lanes_connect_on_first_use_and_close_with_the_reads(db: Database) -
     assert opened == []
     assert len(both) == 2
     assert closed == []
+
+
+def test_closing_fails_the_reads_in_flight_and_waiting(db: Database) -> None:
+    async def main() -> tuple[list[Any], list[int]]:
+        async with db.reads(size=1) as reads:
+            slow = await busy(reads, db, "1")
+            waiting = asyncio.create_task(reads.first_value("echo", ["waiting", None]))
+            await asyncio.sleep(0)  # queued behind the slow one
+            await reads.close()
+            answers = await asyncio.gather(slow, waiting, return_exceptions=True)
+        return list(answers), await db.until(lambda found: not found)
+
+    answers, backends = run(main)
+    assert [str(a) for a in answers] == ["the reads were closed"] * 2
+    assert all(isinstance(a, psycopg.OperationalError) for a in answers)
+    assert backends == []
