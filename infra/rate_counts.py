@@ -117,7 +117,9 @@ class SqlCounter:
         if not hits:
             return []
         if self.settings.is_postgres:
-            columns = [list(column) for column in zip(*hits, strict=True)]
+            # In bucket order: replicas flushing at once lock the rows they share in the same
+            # order, so neither waits for the other in a deadlock.
+            columns = [list(column) for column in zip(*sorted(hits), strict=True)]
             with self._postgres().connection() as pg:
                 rows = pg.execute(self.statement.encode(), columns).fetchall()
         else:

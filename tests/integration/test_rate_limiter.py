@@ -5,6 +5,7 @@ every token's hits handed over in one round trip."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,20 @@ def test_many_tokens_are_counted_in_one_call_each_in_order(
     again = counter.add([(b, start, 1) for b in reversed(buckets)])
     assert again == [n + 1 for n in reversed(range(len(buckets)))]
     assert counter.add([]) == []
+
+
+def test_replicas_flushing_the_same_tokens_at_once_count_every_hit(
+    counter: CountingCounter, clock: ManualClock
+) -> None:
+    start = int(clock.now().timestamp()) // 3600 * 3600
+    buckets = [f"token-{n}" for n in range(200)]
+    rounds = 30
+
+    def replica(order: list[str]) -> None:
+        for _ in range(rounds):
+            counter.add([(b, start, 1) for b in order])
+
+    with ThreadPoolExecutor(2) as pool:  # one replica lists the tokens the other way round
+        for done in [pool.submit(replica, buckets), pool.submit(replica, buckets[::-1])]:
+            done.result()
+    assert counter.add([(b, start, 0) for b in buckets]) == [2 * rounds] * len(buckets)
