@@ -34,7 +34,7 @@ from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
-from infra.bootstrap import Services
+from infra.bootstrap import Services, projection_database
 from infra.rate_counts import SqlCounter
 
 log = logging.getLogger("robson.api")
@@ -82,7 +82,7 @@ def create_app(
     """The API over `services`. `owns_services`: close them when the app shuts down."""
     metrics = Metrics()
     tokens = TokenCache(services.ledger, token_ttl)
-    counter = SqlCounter(services.settings)
+    counter = SqlCounter(projection_database(services.settings, durable=False))
     limiter = RateLimiter(
         rate_limit or RateLimit.parse(services.settings.rate_limit), counter, services.clock
     )

@@ -140,7 +140,7 @@ def _migrate_projections(settings: Settings, store: EventStore) -> RebuildReport
         database.close()
 
 
-def projection_database(settings: Settings) -> ProjectionDatabase:
+def projection_database(settings: Settings, *, durable: bool = True) -> ProjectionDatabase:
     """The read models live in the events' own database (same file, same schema)."""
     if settings.is_postgres:
         assert settings.database_url is not None
@@ -148,8 +148,8 @@ def projection_database(settings: Settings) -> ProjectionDatabase:
         params = PostgresParams(
             target.dbname, target.host, target.port, target.user, target.password, target.schema
         )
-        return ProjectionDatabase(Dialect.POSTGRES, postgres=params)
-    return ProjectionDatabase(Dialect.SQLITE, sqlite_path=settings.sqlite_path)
+        return ProjectionDatabase(Dialect.POSTGRES, postgres=params, durable=durable)
+    return ProjectionDatabase(Dialect.SQLITE, sqlite_path=settings.sqlite_path, durable=durable)
 
 
 def _create_schema(target: PostgresTarget) -> None:

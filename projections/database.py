@@ -89,7 +89,11 @@ class Session:
 
 
 class ProjectionDatabase:
-    """Connections to the database holding the events, shared by the runner and the queries."""
+    """Connections to the database holding the events, shared by the runner and the queries.
+
+    `durable=False`: commits do not wait for the disk (PostgreSQL `synchronous_commit=off`,
+    SQLite `synchronous=NORMAL`), for data a crash may set back a little but never corrupt.
+    """
 
     def __init__(
         self,
@@ -98,8 +102,10 @@ class ProjectionDatabase:
         sqlite_path: Path | None = None,
         postgres: PostgresParams | None = None,
         pool_size: int = 4,
+        durable: bool = True,
     ) -> None:
         self.dialect = dialect
+        self.durable = durable
         self.sqlite_path = sqlite_path
         self.postgres = postgres
         self.schema = postgres.schema if postgres else None
@@ -129,6 +135,8 @@ class ProjectionDatabase:
             timeout=SQLITE_BUSY_SECONDS,
         )
         conn.execute("PRAGMA journal_mode=WAL")
+        if not self.durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     def _postgres_pool(self) -> Any:
@@ -158,7 +166,7 @@ class ProjectionDatabase:
             "user": params.user,
             "password": params.password,
             "autocommit": True,
-            "options": "-c timezone=UTC",
+            "options": "-c timezone=UTC" + ("" if self.durable else " -c synchronous_commit=off"),
         }
 
     @contextmanager

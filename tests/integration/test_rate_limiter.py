@@ -11,9 +11,12 @@ from datetime import timedelta
 import pytest
 
 from api.rate_limit import RateLimit, RateLimiter
+from infra.bootstrap import projection_database
 from infra.clock import ManualClock
 from infra.rate_counts import SQLITE_ROWS_PER_STATEMENT, Hits, SqlCounter
 from infra.settings import Settings
+from projections.database import ProjectionDatabase
+from projections.tables import Dialect
 
 
 class Ticks:
@@ -40,7 +43,7 @@ class CountingCounter:
 
 @pytest.fixture
 def counter(settings: Settings) -> Iterator[CountingCounter]:
-    real = SqlCounter(settings)
+    real = SqlCounter(projection_database(settings, durable=False))
     yield CountingCounter(real)
     real.close()
 
@@ -188,3 +191,20 @@ def test_replicas_flushing_the_same_tokens_at_once_count_every_hit(
         for done in [pool.submit(replica, buckets), pool.submit(replica, buckets[::-1])]:
             done.result()
     assert counter.add([(b, start, 0) for b in buckets]) == [2 * rounds] * len(buckets)
+
+
+def test_counts_commit_without_waiting_for_the_disk_and_read_models_do(
+    counter: CountingCounter, settings: Settings
+) -> None:
+    def commit_mode(database: ProjectionDatabase) -> str:
+        with database.session() as session:
+            if database.dialect is Dialect.POSTGRES:
+                return str(session.execute("SHOW synchronous_commit")[0][0])
+            return {1: "normal", 2: "full"}[session.execute("PRAGMA synchronous")[0][0]]
+
+    durable = projection_database(settings)
+    try:
+        assert commit_mode(counter.counter.database) in ("off", "normal")
+        assert commit_mode(durable) in ("on", "full")
+    finally:
+        durable.close()
