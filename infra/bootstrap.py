@@ -124,7 +124,6 @@ def migrate(settings: Settings) -> RebuildReport | None:
         _create_schema(postgres_target(settings.database_url))
     store = open_store(settings, create_tables=True)
     try:
-        create_rate_limit_table(store)  # the API's per-token counters, shared by replicas
         return _migrate_projections(settings, store)
     finally:
         store.close()
@@ -133,6 +132,7 @@ def migrate(settings: Settings) -> RebuildReport | None:
 def _migrate_projections(settings: Settings, store: EventStore) -> RebuildReport | None:
     database = projection_database(settings)
     try:
+        create_rate_limit_table(database)  # the API's per-token counters, shared by replicas
         database.create_tables(all_tables(), PROJECTION_NAMES)
         outdated = reshaped(database, all_projections())
         return rebuild(database, store, outdated) if outdated else None

@@ -8,11 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.postgres import PostgresDatastore, PostgresRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteRecorder
-
-from domain.store import EventStore
-from infra.settings import ConfigurationError
 from projections.database import ProjectionDatabase
 from projections.tables import Dialect
 
@@ -54,27 +49,10 @@ CREATE TABLE IF NOT EXISTS {table} (
 """
 
 
-def _datastore(store: EventStore) -> SQLiteDatastore | PostgresDatastore:
-    recorder: Any = store.recorder
-    if isinstance(recorder, SQLiteRecorder | PostgresRecorder):
-        return recorder.datastore
-    raise ConfigurationError(f"rate limits need SQLite or PostgreSQL, not {type(recorder)}")
-
-
-def _postgres_table(datastore: PostgresDatastore) -> str:
-    schema = datastore.schema.replace('"', '""')
-    return f'"{schema}".{TABLE}'
-
-
-def create_rate_limit_table(store: EventStore) -> None:
+def create_rate_limit_table(database: ProjectionDatabase) -> None:
     """Part of `robson migrate`; idempotent."""
-    datastore = _datastore(store)
-    if isinstance(datastore, PostgresDatastore):
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(_CREATE.format(table=_postgres_table(datastore)).encode())
-    else:
-        with datastore.transaction(commit=True) as cursor:
-            cursor.execute(_CREATE.format(table=TABLE))
+    with database.session() as session:
+        session.execute(_CREATE.format(table=database.qualified(TABLE)))
 
 
 class SqlCounter:
