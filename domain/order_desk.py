@@ -344,14 +344,22 @@ class OrderDesk:
         return retry_on_conflict(command)
 
     def adjust_stop(self, client_id: UUID, position_id: UUID, new_stop: Decimal, span: int) -> bool:
+        """Tighten an open position's stop; the month's budget gets back what the position
+        can no longer lose (all of it once the stop is past the entry)."""
+
         def command() -> bool:
             pos = self.position(client_id, position_id)
             if pos.status is not Status.OPEN:
                 return False
-            moved = pos.adjust_stop(new_stop, span, self.clock.now())
-            if moved:
+            now = self.clock.now()
+            if not pos.adjust_stop(new_stop, span, now):
+                return False
+            policy = self.policy(client_id)
+            if policy.lower_risk(pos.id, pos.open_risk, now):
+                self.store.save(pos, policy)
+            else:
                 self.store.save(pos)
-            return moved
+            return True
 
         return retry_on_conflict(command)
 

@@ -145,6 +145,18 @@ class Policy(LedgerAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.open_risk.pop(str(self.position_id), None)
 
+    class RiskLowered(Aggregate.Event):
+        """A tightened stop lowered what the position can still lose (0: nothing)."""
+
+        position_id: UUID
+        amount: Decimal
+
+        def apply(self, aggregate: Any) -> None:
+            if self.amount > 0:
+                aggregate.open_risk[str(self.position_id)] = self.amount
+            else:
+                aggregate.open_risk.pop(str(self.position_id), None)
+
     def realised_pnl(self, month: str) -> Decimal:
         return self.realised.get(month, Decimal(0))
 
@@ -166,6 +178,16 @@ class Policy(LedgerAggregate):
     def release_risk(self, position_id: UUID, now: datetime) -> None:
         if str(position_id) in self.open_risk:
             self.trigger_event(self.RiskReleased, timestamp=now, position_id=position_id)
+
+    def lower_risk(self, position_id: UUID, still_at_risk: Decimal, now: datetime) -> bool:
+        """Shrink a position's reservation to what it can still lose at its tightened stop
+        (never grown, never below 0); True when that recorded anything."""
+        reserved = self.open_risk.get(str(position_id))
+        amount = max(still_at_risk, Decimal(0))
+        if reserved is None or amount >= reserved:
+            return False
+        self.trigger_event(self.RiskLowered, timestamp=now, position_id=position_id, amount=amount)
+        return True
 
     def realise(
         self, position_id: UUID, month: str, pnl: Decimal, risk_still_open: Decimal, now: datetime

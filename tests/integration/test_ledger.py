@@ -118,6 +118,31 @@ def test_risk_above_the_months_remaining_budget_is_rejected(services: Services) 
     assert "remaining loss budget (0)" in rejected.violations[0]["reason"]
 
 
+def test_a_stop_tightened_to_the_entry_gives_the_month_its_budget_back(
+    services: Services,
+) -> None:
+    ledger = services.ledger
+    client_id, _ = register(ledger, capital="1000")
+    # Four positions risking 10 each (entry 100000, stop 98000) fill the 40 of the month's 4%.
+    opened = [open_long(ledger, client_id) for _ in range(4)]
+    entry = opened[0].average_entry_price
+    assert entry is not None
+
+    def fifth_validates() -> bool:
+        fifth = ledger.plan_position(client_id, long_plan())
+        return ledger.validate_position(client_id, fifth.id).status is Status.VALIDATED
+
+    # Halfway to the entry, half of one position's risk is freed: not enough for a 1% trade.
+    assert ledger.adjust_stop(client_id, opened[0].id, entry - 1000, span=1)
+    assert ledger.policy(client_id).open_risk[str(opened[0].id)] == opened[0].open_quantity * 1000
+    assert not fifth_validates()
+
+    # At the entry the position can lose nothing more, and the fifth trade fits.
+    assert ledger.adjust_stop(client_id, opened[0].id, entry, span=2)
+    assert str(opened[0].id) not in ledger.policy(client_id).open_risk
+    assert fifth_validates()
+
+
 def test_realised_losses_shrink_the_budget_and_slippage_past_four_percent_pauses(
     services: Services,
 ) -> None:

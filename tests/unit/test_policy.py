@@ -309,6 +309,26 @@ def test_reserving_again_replaces_the_amount() -> None:
     assert policy.open_risk == {str(position): D(7)}
 
 
+def test_a_tightened_stop_lowers_the_reservation_and_never_raises_it() -> None:
+    policy = fresh_policy()
+    position = uuid4()
+    policy.reserve_risk(position, D(10), later(1))
+    policy.collect_events()
+
+    assert policy.lower_risk(position, D(4), later(2)) is True
+    assert policy.open_risk == {str(position): D(4)}
+    assert policy.lower_risk(position, D(6), later(3)) is False  # a reservation never grows
+    assert policy.lower_risk(position, D(4), later(4)) is False
+    assert policy.open_risk == {str(position): D(4)}
+
+    # the stop passes the entry: nothing is at risk any more
+    assert policy.lower_risk(position, D(-3), later(5)) is True
+    assert policy.open_risk == {}
+    assert policy.lower_risk(position, D(0), later(6)) is False
+    assert policy.lower_risk(uuid4(), D(0), later(7)) is False  # nothing reserved for it
+    assert event_names(policy.collect_events()) == ["RiskLowered", "RiskLowered"]
+
+
 @pytest.mark.parametrize(
     ("realised", "other_open_risk", "budget"),
     [
