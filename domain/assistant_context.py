@@ -20,15 +20,11 @@ from domain.policy import Policy
 from domain.ports import Balance
 from domain.sizing import Sizing
 from projections.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
+from projections.reply_format import money
 
-EIGHT = Decimal("0.00000001")
 CENT = Decimal("0.01")
 NO_POSITION = UUID(int=0)
 LIVE_STATUSES = ("open", "closing")
-
-
-def money(value: Decimal) -> str:
-    return f"{value.quantize(EIGHT):f}"
 
 
 def maybe_money(value: Decimal | None) -> str | None:

@@ -16,12 +16,12 @@ from domain.assistant_context import (
     TradingContext,
     iso,
     maybe_money,
-    money,
     percent,
 )
 from domain.conversation import Role, Turn
 from domain.intents import Topic
 from domain.proposal import PROPOSAL_TTL
+from projections.reply_format import money
 
 TTL_MINUTES = int(PROPOSAL_TTL.total_seconds() // 60)
 

@@ -17,7 +17,6 @@ from domain.assistant_context import (
     TradingContext,
     balance_document,
     guard_document,
-    money,
     pnl_document,
     position_document,
     risk_document,
@@ -47,6 +46,7 @@ from domain.ledger import Ledger, PlanRequest
 from domain.sizing import position_size
 from domain.trade_proposals import TradeProposals, proposal_document
 from projections.read_models import ReadModels
+from projections.reply_format import money
 
 GUARD_LOOKBACK = timedelta(days=30)
 

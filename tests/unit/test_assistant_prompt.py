@@ -13,6 +13,7 @@ from domain.assistant_context import (
     TradingContext,
     context_document,
     open_position,
+    pnl_document,
     risk_metrics,
     trade_records,
 )
@@ -27,7 +28,8 @@ from domain.assistant_prompt import (
 from domain.conversation import Role, Turn
 from domain.intents import Topic
 from domain.ports import Balance
-from projections.read_models import PeriodPnl, PositionRow, TradeRow
+from projections.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
+from projections.reply_format import money
 from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, configured_policy, later, position_row
 
 POSITION_ID = UUID("11111111-2222-3333-4444-555555555555")
@@ -160,6 +162,14 @@ def test_the_context_document_has_money_as_eight_decimal_strings() -> None:
     assert document["prices"] == {"BTCUSDC": "101000.00000000"}
     assert document["risk"]["remaining_budget"] == "40.00000000"
     assert document["as_of"] == "2026-03-10T12:00:00Z"
+
+
+def test_money_is_written_as_the_api_writes_it_never_as_a_negative_zero() -> None:
+    overall = PnlOverall(
+        total_pnl=Decimal("-0.000000004"), total_trades=1, winners=0, losers=1, win_rate="0.0%"
+    )
+    document = pnl_document([], overall)
+    assert document["overall"]["total_pnl"] == "0.00000000" == money(overall.total_pnl)
 
 
 # --- the prompt ---
