@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 from api.errors import error_body
 from api.operations import Call, Operation, Reply
 from api.schemas import Input, Output
-from domain.assistant import ChatReply
-from domain.conversation import MAX_MESSAGE_CHARS, MessageInvalid
+from domain.assistant.chat import ChatReply
+from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
 
 IntentName = Literal["buy", "sell", "analyze", "balance", "positions", "risk", "general"]
 

@@ -20,10 +20,10 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
+from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
 from infra.prepared_reads import PreparedReads
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
-from projections.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
 from projections.reply_format import money
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect

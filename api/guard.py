@@ -10,9 +10,9 @@ from pydantic import Field
 
 from api.operations import Call, Operation, Reply
 from api.schemas import Input, Output, Price, Quantity, Symbol
-from domain.assistant_context import guard_document
-from domain.conversation import MAX_MESSAGE_CHARS, checked_message
-from domain.guard import IntendedTrade
+from domain.assistant.context import guard_document
+from domain.assistant.conversation import MAX_MESSAGE_CHARS, checked_message
+from domain.assistant.guard import IntendedTrade
 
 Leverage = Annotated[Decimal, Field(gt=0, le=125, allow_inf_nan=False, decimal_places=2)]
 RiskPercent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False, decimal_places=4)]

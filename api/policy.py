@@ -14,8 +14,8 @@ from api.schemas import Input, MoneyOut, Note, Output, maybe_money
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
 from domain.market import Side
+from domain.read_models import PositionRow
 from projections.drawdown import POLICIES
-from projections.read_models import PositionRow
 from projections.reply_format import money
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Codec, Row, quote

@@ -12,9 +12,9 @@ from api.operations import Call, Operation, Reply
 from api.schemas import Input, MoneyOut, Output, Quantity, Query, maybe_money
 from domain.errors import PositionNotFound
 from domain.position import Position, Status
+from domain.read_models import PositionRow
 from domain.store import EventStore
 from projections.audit import redacted_payload
-from projections.read_models import PositionRow
 from projections.reply_format import iso, money
 
 PositionStatus = Literal[

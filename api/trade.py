@@ -27,9 +27,9 @@ from domain.errors import InsufficientBalance, InvalidInput
 from domain.ledger import PlanRequest
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.position import Position, Status
+from domain.read_models import Period, PositionRow
 from domain.sizing import position_size
 from domain.store import EventStore
-from projections.read_models import Period, PositionRow
 from projections.reply_format import iso, money
 
 SYMBOL = "BTCUSDC"

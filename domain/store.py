@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
+from enum import Enum
 from threading import Lock
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -32,13 +33,18 @@ class EventStore(Application[UUID]):
 
     name = "robson"
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str] | None = None, stored_enums: Iterable[type[Enum]] = ()
+    ) -> None:
+        """`stored_enums`: the enums other parts of the domain record in their events (the
+        chat's), stored by value like the ledger's own."""
+        self._stored_enums = (*DOMAIN_TRANSCODINGS, *stored_enums)
         super().__init__(env)
         self.latest = LatestStates(CACHED_AGGREGATES)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
-        for enum_type in DOMAIN_TRANSCODINGS:
+        for enum_type in self._stored_enums:
             transcoder.register(enum_transcoding(enum_type))
 
     def save(

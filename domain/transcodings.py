@@ -7,8 +7,6 @@ from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
-from domain.conversation import Role
-from domain.intents import Intent
 from domain.market import OrderSide, Side
 from domain.position import ExitReason
 
@@ -27,4 +25,4 @@ def enum_transcoding(enum_type: type[Enum]) -> Transcoding:
     return EnumAsValue()
 
 
-DOMAIN_TRANSCODINGS: tuple[type[Enum], ...] = (Side, OrderSide, ExitReason, Role, Intent)
+DOMAIN_TRANSCODINGS: tuple[type[Enum], ...] = (Side, OrderSide, ExitReason)

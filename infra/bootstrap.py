@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from domain.assistant import Assistant, StatusReportingModel
+from domain.assistant import CHAT_ENUMS
+from domain.assistant.chat import Assistant, StatusReportingModel
 from domain.ledger import Ledger, TradingConfig
 from domain.ports import ApiCredentials, Clock, Exchange
 from domain.store import EventStore
@@ -105,7 +106,7 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
 
 
 def open_store(settings: Settings, create_tables: bool = False) -> EventStore:
-    store = EventStore(env=store_env(settings, create_tables))
+    store = EventStore(env=store_env(settings, create_tables), stored_enums=CHAT_ENUMS)
     kind = type(store.factory).__module__
     expected = "eventsourcing.postgres" if settings.is_postgres else "eventsourcing.sqlite"
     if kind != expected:  # never let events go silently to memory

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 import groq
 import httpx
 
-from domain.assistant_ports import ModelReply, ModelUnavailable, ToolCall, UnavailableKind
+from domain.assistant.ports import ModelReply, ModelUnavailable, ToolCall, UnavailableKind
 
 if TYPE_CHECKING:
     from types import TracebackType

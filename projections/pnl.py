@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from domain.position import Position
+from domain.read_models import Period, PeriodPnl, PnlOverall
 from projections.projection import On, Projection, Rows
-from projections.read_models import Period, PeriodPnl, PnlOverall
 from projections.tables import Column, Kind, Table
 from projections.trade_history import win_rate
 

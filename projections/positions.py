@@ -8,8 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.position import Position, Status
+from domain.read_models import PositionRow
 from projections.projection import Handler, On, Projection, Rows
-from projections.read_models import PositionRow
 from projections.tables import Column, Index, Kind, Row, Table
 
 POSITIONS = Table(

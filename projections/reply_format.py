@@ -7,11 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from domain.money import money
 
-def money(value: Decimal) -> str:
-    """Money and quantities in replies: a string with exactly 8 decimals, like the spec."""
-    text = f"{value:.8f}"
-    return "0.00000000" if text == "-0.00000000" else text
+__all__ = ["cents", "iso", "money"]
 
 
 def cents(value: Decimal) -> str:

@@ -11,6 +11,16 @@ from typing import Any
 from uuid import UUID
 
 from domain.position import Status
+from domain.read_models import (
+    DrawdownRow,
+    Period,
+    PeriodPnl,
+    PnlOverall,
+    PositionRow,
+    ProjectionStatus,
+    TradeRow,
+    TradeSummary,
+)
 from domain.store import EventStore
 from projections.catalog import all_projections
 from projections.database import ProjectionDatabase
@@ -25,16 +35,6 @@ from projections.positions import (
     position_row,
 )
 from projections.projection import Projection
-from projections.read_models import (
-    DrawdownRow,
-    Period,
-    PeriodPnl,
-    PnlOverall,
-    PositionRow,
-    ProjectionStatus,
-    TradeRow,
-    TradeSummary,
-)
 from projections.tables import Codec, Dialect, Row, Table, quote
 from projections.trade_history import TRADES, summarise, trade_row_of
 

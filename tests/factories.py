@@ -45,7 +45,7 @@ from domain.client import Client  # noqa: E402
 from domain.market import BTCUSDC, SymbolRules  # noqa: E402
 from domain.policy import Policy  # noqa: E402
 from domain.position import ExitReason  # noqa: E402
-from projections.read_models import PositionRow  # noqa: E402
+from domain.read_models import PositionRow  # noqa: E402
 
 UNIT_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 UNIT_CLIENT_ID = uuid5(UUID(int=0), "unit-test-client")

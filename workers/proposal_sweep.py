@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from projections.read_models import PositionRow
+from domain.read_models import PositionRow
 from workers.jobs import Action, Job, Outcome, describe
 from workers.metrics import WorkerMetrics
 from workers.watchlist import Shard
@@ -21,7 +21,7 @@ SWEEP_EVERY = timedelta(seconds=10)  # proposals live five minutes: no need to l
 
 
 class AbandonedProposals(Protocol):
-    """What the sweep needs of `domain.trade_proposals.TradeProposals`."""
+    """What the sweep needs of `domain.assistant.proposals.TradeProposals`."""
 
     def abandoned(self, shard: Shard | None = None) -> list[PositionRow]: ...
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from domain.market import Side
 from domain.position import Position, Status
-from projections.read_models import PositionRow
+from domain.read_models import PositionRow
 from workers.index import PositionIndex, Watched
 
 Shard = tuple[int, int]  # (i, n): tenants whose client id's integer % n == i

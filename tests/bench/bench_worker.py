@@ -31,10 +31,10 @@ from domain.ledger import Ledger, PlanRequest, TradingConfig
 from domain.market import BTCUSDC, OrderSide, Side, SymbolRules
 from domain.ports import OrderRequest, OrderResult, TradingAccount
 from domain.position import ExitReason, Position, Status
+from domain.read_models import PositionRow
 from infra.bootstrap import Services, build_services, migrate
 from infra.paper_exchange import PaperExchange
 from infra.settings import Settings
-from projections.read_models import PositionRow
 from tests.conftest import TEST_KEY
 from workers.watchlist import Shard, watched_from_row
 from workers.worker import Worker

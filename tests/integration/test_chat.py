@@ -13,9 +13,9 @@ from uuid import UUID, uuid4
 import pytest
 from starlette.testclient import TestClient
 
-from domain.assistant_prompt import ROUNDS_NOTE, UNAVAILABLE_NOTE
-from domain.conversation import Conversation, Role
-from domain.intents import Intent
+from domain.assistant.conversation import Conversation, Role
+from domain.assistant.keywords import Intent
+from domain.assistant.prompt import ROUNDS_NOTE, UNAVAILABLE_NOTE
 from infra.bootstrap import Services
 from tests.fakes import groq as fake
 from tests.fakes.groq import FakeGroq, Reply

@@ -16,16 +16,16 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 from starlette.testclient import TestClient
 
-from domain.errors import InsufficientBalance
-from domain.position import Position, Status
-from domain.proposal import (
+from domain.assistant.proposal import (
     ProposalAlreadyConfirmed,
     ProposalStatus,
     TradeProposal,
     proposal_id_for,
 )
+from domain.assistant.proposals import Confirmation, TradeProposals
+from domain.errors import InsufficientBalance
+from domain.position import Position, Status
 from domain.store import EventStore
-from domain.trade_proposals import Confirmation, TradeProposals
 from infra.bootstrap import Services
 from infra.clock import ManualClock
 from tests.factories import long_plan

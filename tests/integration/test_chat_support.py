@@ -9,7 +9,7 @@ from uuid import UUID
 
 from starlette.testclient import TestClient
 
-from domain.assistant import Assistant
+from domain.assistant.chat import Assistant
 from infra.bootstrap import Services
 from infra.groq_model import GroqChatModel
 from tests.fakes.groq import FakeGroq, JsonObject

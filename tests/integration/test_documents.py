@@ -23,9 +23,9 @@ from api.documents import (
     sql_money,
     sql_win_rate,
 )
+from domain.read_models import Period
 from infra.bootstrap import Services
 from projections.pnl import PNL_PERIODS
-from projections.read_models import Period
 from projections.reply_format import money
 from projections.tables import Codec, Dialect
 from projections.trade_history import TRADES, win_rate

@@ -1,4 +1,5 @@
-"""Events recorded before a field was added still decode and replay to the same state."""
+"""Events recorded before a field was added, or under the module their aggregate first lived
+in, still decode and replay to the same state."""
 
 from __future__ import annotations
 
@@ -6,10 +7,24 @@ import json
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
+from eventsourcing.persistence import StoredEvent
+
+from domain.assistant.conversation import Conversation, Role
+from domain.assistant.keywords import Intent
+from domain.assistant.proposal import ProposalStatus, TradeProposal
+from domain.market import Side
 from domain.position import Position, Status
+from domain.store import EventStore
 from infra.bootstrap import Services
-from tests.factories import exit_fully_or_partly, opened_position
+from tests.factories import (
+    UNIT_CLIENT_ID,
+    UNIT_NOW,
+    exit_fully_or_partly,
+    later,
+    opened_position,
+)
 
 
 def test_exit_events_without_the_buy_back_fields_replay_as_plain_exits(
@@ -39,3 +54,77 @@ def test_exit_events_without_the_buy_back_fields_replay_as_plain_exits(
     assert replayed.status is Status.CLOSED
     assert replayed.exit_order_quantity == Decimal("0.1")
     assert replayed.realised_pnl == position.realised_pnl == Decimal("489.5")
+
+
+FIRST_MODULES = {
+    "domain.assistant.conversation": "domain.conversation",
+    "domain.assistant.proposal": "domain.proposal",
+}
+
+
+def stored_as_first_written(store: EventStore, events: list[Any]) -> list[StoredEvent]:
+    """The events as a release that kept the chat's modules directly in `domain` stored them."""
+    stored = [store.mapper.to_stored_event(event) for event in events]
+    for new, old in FIRST_MODULES.items():
+        stored = [
+            replace(
+                s,
+                topic=s.topic.replace(f"{new}:", f"{old}:"),
+                state=s.state.replace(f"{new}:".encode(), f"{old}:".encode()),
+            )
+            for s in stored
+        ]
+    return stored
+
+
+def replayed(store: EventStore, stored: list[StoredEvent]) -> Any:
+    aggregate: Any = None
+    for record in stored:
+        event: Any = store.mapper.to_domain_event(record)
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+def test_a_conversation_stored_under_its_first_topics_replays_with_its_turns(
+    services: Services,
+) -> None:
+    store = services.store
+    conversation = Conversation.start(uuid4(), UNIT_CLIENT_ID, UNIT_NOW)
+    conversation.record(Role.USER, "buy BTC", later(1), intent=Intent.BUY)
+    stored = stored_as_first_written(store, list(conversation.collect_events()))
+    assert [s.topic for s in stored] == [
+        "domain.conversation:Conversation.Started",
+        "domain.conversation:Conversation.TurnRecorded",
+    ]
+
+    restored = replayed(store, stored)
+
+    assert isinstance(restored, Conversation)
+    [turn] = restored.history()
+    assert (turn.role, turn.content, turn.intent) == (Role.USER, "buy BTC", Intent.BUY)
+
+
+def test_a_proposal_stored_under_its_first_topics_replays_with_its_status(
+    services: Services,
+) -> None:
+    store = services.store
+    proposal = TradeProposal.propose(
+        client_id=UNIT_CLIENT_ID,
+        conversation_id=uuid4(),
+        position_id=uuid4(),
+        symbol="BTCUSDC",
+        side=Side.LONG,
+        entry_price=Decimal(100000),
+        stop_price=Decimal(98000),
+        target_price=None,
+        quantity=Decimal("0.005"),
+        risk_amount=Decimal(10),
+        now=UNIT_NOW,
+    )
+    stored = stored_as_first_written(store, list(proposal.collect_events()))
+    assert stored[0].topic == "domain.proposal:TradeProposal.Proposed"
+
+    restored = replayed(store, stored)
+
+    assert isinstance(restored, TradeProposal)
+    assert (restored.status, restored.side) == (ProposalStatus.PENDING, Side.LONG)

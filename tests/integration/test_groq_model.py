@@ -11,7 +11,7 @@ import groq
 import pytest
 from groq.types.chat import ChatCompletionMessageParam
 
-from domain.assistant_ports import ModelReply, ModelUnavailable, ToolCall
+from domain.assistant.ports import ModelReply, ModelUnavailable, ToolCall
 from infra.groq_model import GroqChatModel
 from tests.fakes import groq as fake
 from tests.fakes.groq import FakeGroq, JsonObject, Reply

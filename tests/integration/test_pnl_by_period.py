@@ -9,8 +9,8 @@ from uuid import UUID
 import pytest
 
 from domain.market import Side
+from domain.read_models import Period
 from infra.bootstrap import Services
-from projections.read_models import Period
 from tests.factories import register
 from tests.trade_builders import closed_trade, filled, save
 

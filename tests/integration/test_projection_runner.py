@@ -15,6 +15,7 @@ from uuid import UUID
 
 import pytest
 
+from domain.read_models import Period
 from infra.bootstrap import Services
 from infra.clock import ManualClock
 from projections.catalog import (
@@ -24,7 +25,6 @@ from projections.catalog import (
     select_projections,
 )
 from projections.database import ProjectionDatabase
-from projections.read_models import Period
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from tests.factories import long_plan, open_long, register

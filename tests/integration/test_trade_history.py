@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from domain.market import Side
+from domain.read_models import Period
 from infra.bootstrap import Services
-from projections.read_models import Period
 from tests.factories import open_long, register
 from tests.trade_builders import closed_trade, exit_fill, filled, save
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from domain.market import Side
 from domain.position import ExitReason, Position
-from projections.read_models import PositionRow
+from domain.read_models import PositionRow
 from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, later, opened_position, planned_position
 from workers.index import PositionIndex
 from workers.watchlist import ChangedPositions, Shard, Watchlist

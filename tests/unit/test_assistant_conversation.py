@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.conversation import (
+from domain.assistant.conversation import (
     HISTORY_TURNS,
     MAX_MESSAGE_CHARS,
     Conversation,
@@ -16,10 +16,8 @@ from domain.conversation import (
     Role,
     checked_message,
 )
-from domain.errors import IllegalTransition
-from domain.intents import Intent
-from domain.market import Side
-from domain.proposal import (
+from domain.assistant.keywords import Intent
+from domain.assistant.proposal import (
     PROPOSAL_TTL,
     ProposalAlreadyConfirmed,
     ProposalExpired,
@@ -27,6 +25,8 @@ from domain.proposal import (
     TradeProposal,
     proposal_id_for,
 )
+from domain.errors import IllegalTransition
+from domain.market import Side
 from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, event_names, later
 
 

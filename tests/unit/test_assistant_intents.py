@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.intents import Intent, Topic, classify, detect_intent, parse_confirmation
+from domain.assistant.keywords import Intent, Topic, classify, detect_intent, parse_confirmation
 
 ID = UUID("8a693456-4fa3-42d5-8696-2e39169bab55")
 

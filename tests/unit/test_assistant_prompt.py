@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.assistant_context import (
+from domain.assistant.context import (
     TradingContext,
     context_document,
     open_position,
@@ -17,7 +17,9 @@ from domain.assistant_context import (
     risk_metrics,
     trade_records,
 )
-from domain.assistant_prompt import (
+from domain.assistant.conversation import Role, Turn
+from domain.assistant.keywords import Topic
+from domain.assistant.prompt import (
     ROUNDS_NOTE,
     UNAVAILABLE_NOTE,
     fallback_answer,
@@ -25,10 +27,8 @@ from domain.assistant_prompt import (
     proposal_summary,
     system_prompt,
 )
-from domain.conversation import Role, Turn
-from domain.intents import Topic
 from domain.ports import Balance
-from projections.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
+from domain.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
 from projections.reply_format import money
 from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, configured_policy, later, position_row
 

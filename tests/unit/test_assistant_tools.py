@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.assistant_tools import (
+from domain.assistant.tools import (
     TOOL_NAMES,
     TOOLS,
     AnalyzeTrade,
@@ -23,7 +23,7 @@ from domain.assistant_tools import (
     parse_tool_call,
 )
 from domain.market import Side
-from projections.read_models import Period
+from domain.read_models import Period
 
 
 def test_every_tool_is_an_openai_style_function_with_an_object_schema() -> None:

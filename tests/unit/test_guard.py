@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.errors import InvalidInput
-from domain.guard import (
+from domain.assistant.guard import (
     WEIGHTS,
     ExtractedParameters,
     GuardReport,
@@ -22,6 +21,7 @@ from domain.guard import (
     extract_parameters,
     risk_level_for,
 )
+from domain.errors import InvalidInput
 
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 CALM = "What do you think about BTC this week?"

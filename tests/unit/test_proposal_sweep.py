@@ -7,7 +7,7 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 from domain.errors import ConcurrencyConflict
-from projections.read_models import PositionRow
+from domain.read_models import PositionRow
 from tests.factories import UNIT_NOW as NOW
 from tests.factories import position_row
 from workers.jobs import Job, Outcome

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from domain.guard import IntendedTrade
+from domain.assistant.guard import IntendedTrade
 from domain.market import Side
-from projections.read_models import Period
+from domain.read_models import Period
 
 DEFAULT_SYMBOL = "BTCUSDC"
 MAX_ARGUMENT_CHARS = 4000

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from domain.assistant_context import (
+from domain.assistant.context import (
     OpenPosition,
     RiskMetrics,
     TradingContext,
@@ -18,10 +18,10 @@ from domain.assistant_context import (
     maybe_money,
     percent,
 )
-from domain.conversation import Role, Turn
-from domain.intents import Topic
-from domain.proposal import PROPOSAL_TTL
-from projections.reply_format import money
+from domain.assistant.conversation import Role, Turn
+from domain.assistant.keywords import Topic
+from domain.assistant.proposal import PROPOSAL_TTL
+from domain.money import money
 
 TTL_MINUTES = int(PROPOSAL_TTL.total_seconds() // 60)
 

@@ -17,12 +17,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.assistant_context import iso, maybe_money
-from domain.errors import ConcurrencyConflict, DomainError, OrderOutcomeUnknown
-from domain.ledger import Ledger, PlanRequest
-from domain.market import Side
-from domain.position import Position, Status
-from domain.proposal import (
+from domain.assistant.context import iso, maybe_money
+from domain.assistant.proposal import (
     PROPOSAL_TTL,
     ProposalExpired,
     ProposalNotFound,
@@ -30,9 +26,13 @@ from domain.proposal import (
     TradeProposal,
     proposal_id_for,
 )
+from domain.errors import ConcurrencyConflict, DomainError, OrderOutcomeUnknown
+from domain.ledger import Ledger, PlanRequest
+from domain.market import Side
+from domain.money import money
+from domain.position import Position, Status
+from domain.read_models import PositionRow, ReadModels
 from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict
-from projections.read_models import PositionRow, ReadModels
-from projections.reply_format import money
 
 A = TypeVar("A", bound=Aggregate)
 

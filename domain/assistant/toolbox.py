@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from domain.assistant_context import (
+from domain.assistant.context import (
     TradingContext,
     balance_document,
     guard_document,
@@ -24,8 +24,10 @@ from domain.assistant_context import (
     trade_document,
     trade_records,
 )
-from domain.assistant_ports import ToolCall
-from domain.assistant_tools import (
+from domain.assistant.guard import GuardReport, IntendedTrade, TradeRecord, analyze
+from domain.assistant.ports import ToolCall
+from domain.assistant.proposals import TradeProposals, proposal_document
+from domain.assistant.tools import (
     AnalyzeTrade,
     GetBalances,
     GetPnl,
@@ -41,12 +43,10 @@ from domain.assistant_tools import (
 )
 from domain.drawdown import month_of
 from domain.errors import DomainError
-from domain.guard import GuardReport, IntendedTrade, TradeRecord, analyze
 from domain.ledger import Ledger, PlanRequest
+from domain.money import money
+from domain.read_models import ReadModels
 from domain.sizing import position_size
-from domain.trade_proposals import TradeProposals, proposal_document
-from projections.read_models import ReadModels
-from projections.reply_format import money
 
 GUARD_LOOKBACK = timedelta(days=30)
 

@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum, StrEnum
 
+from domain.assistant.trade_text import ExtractedParameters, extract_parameters, normalize
 from domain.errors import InvalidInput
-from domain.trade_text import ExtractedParameters, extract_parameters, normalize
 
 __all__ = [
     "ExtractedParameters",

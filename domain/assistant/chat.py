@@ -14,25 +14,14 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from domain.assistant_context import (
+from domain.assistant.context import (
     LIVE_STATUSES,
     TradingContext,
     context_document,
     open_position,
     risk_metrics,
 )
-from domain.assistant_ports import ChatModel, ModelReply, ModelUnavailable
-from domain.assistant_prompt import (
-    ROUNDS_NOTE,
-    confirmation_message,
-    fallback_answer,
-    model_messages,
-    proposal_summary,
-    system_prompt,
-)
-from domain.assistant_toolbox import Toolbox, TurnState
-from domain.assistant_tools import DEFAULT_SYMBOL, TOOLS, SizePosition
-from domain.conversation import (
+from domain.assistant.conversation import (
     HISTORY_TURNS,
     Conversation,
     ConversationNotFound,
@@ -40,16 +29,27 @@ from domain.conversation import (
     Turn,
     checked_message,
 )
+from domain.assistant.guard import GuardReport, IntendedTrade, extract_parameters
+from domain.assistant.keywords import Intent, Topic, classify, parse_confirmation
+from domain.assistant.ports import ChatModel, ModelReply, ModelUnavailable
+from domain.assistant.prompt import (
+    ROUNDS_NOTE,
+    confirmation_message,
+    fallback_answer,
+    model_messages,
+    proposal_summary,
+    system_prompt,
+)
+from domain.assistant.proposals import AggregateStore, Confirmation, TradeProposals
+from domain.assistant.toolbox import Toolbox, TurnState
+from domain.assistant.tools import DEFAULT_SYMBOL, TOOLS, SizePosition
 from domain.drawdown import month_of
 from domain.errors import DomainError
-from domain.guard import GuardReport, IntendedTrade, extract_parameters
-from domain.intents import Intent, Topic, classify, parse_confirmation
 from domain.ledger import Ledger
 from domain.market import Side
 from domain.ports import Balance
+from domain.read_models import Period, ReadModels
 from domain.store import retry_on_conflict
-from domain.trade_proposals import AggregateStore, Confirmation, TradeProposals
-from projections.read_models import Period, ReadModels
 
 MAX_TOOL_ROUNDS = 4
 MAX_CALLS_PER_ROUND = 8

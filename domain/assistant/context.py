@@ -14,13 +14,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
+from domain.assistant.guard import GuardReport, TradeRecord
 from domain.drawdown import alert_level, loss_percent
-from domain.guard import GuardReport, TradeRecord
+from domain.money import money
 from domain.policy import Policy
 from domain.ports import Balance
+from domain.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
 from domain.sizing import Sizing
-from projections.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
-from projections.reply_format import money
 
 CENT = Decimal("0.01")
 NO_POSITION = UUID(int=0)

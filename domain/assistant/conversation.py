@@ -15,8 +15,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.aggregate import LedgerAggregate
+from domain.assistant.keywords import Intent
 from domain.errors import InvalidInput, NotFound
-from domain.intents import Intent
 
 MAX_MESSAGE_CHARS = 4000
 HISTORY_TURNS = 20  # what the model sees of a conversation

@@ -1,4 +1,5 @@
-"""The read side's contract: rows the projections keep and the queries the API and workers ask.
+"""The read side's contract: rows the projections keep and the queries the API, the workers
+and the chat ask. A port the domain owns; `projections.sql_read_models` implements it.
 
 Queries never load aggregates; they read these tables, which the projection runner keeps
 in step with the event log (rows and tracking position committed together).
