@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.assistant.guard import (
-    WEIGHTS,
     ExtractedParameters,
     GuardReport,
     IntendedTrade,
@@ -21,6 +20,7 @@ from domain.assistant.guard import (
     extract_parameters,
     risk_level_for,
 )
+from domain.assistant.signals import WEIGHTS
 from domain.errors import InvalidInput
 
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
