@@ -255,7 +255,7 @@ def cmd_projections_run(args: argparse.Namespace, settings: Settings, out: TextI
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The HTTP API under uvicorn, with the projection runner (and the workers unless told not)."""
-    from api.serve import serve
+    from infra.serve import serve
 
     return serve(settings, args.host, args.port, workers=not args.no_workers, out=out)
 
