@@ -20,7 +20,6 @@ from api.schemas import (
     Price,
     Quantity,
     Query,
-    maybe_money,
 )
 from domain.drawdown import month_of
 from domain.errors import InsufficientBalance, InvalidInput
@@ -30,7 +29,7 @@ from domain.position import Position, Status
 from domain.sizing import position_size
 from domain.store import EventStore
 from projections.read_models import Period, PositionRow
-from projections.reply_format import iso, money
+from projections.reply_format import iso, maybe_money, money
 
 SYMBOL = "BTCUSDC"
 FIRST_TRADE = "🎉 Historic first production trade executed!"

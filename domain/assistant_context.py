@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
@@ -20,27 +20,15 @@ from domain.policy import Policy
 from domain.ports import Balance
 from domain.sizing import Sizing
 from projections.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
-from projections.reply_format import money
+from projections.reply_format import iso, maybe_money, money
 
 CENT = Decimal("0.01")
 NO_POSITION = UUID(int=0)
 LIVE_STATUSES = ("open", "closing")
 
 
-def maybe_money(value: Decimal | None) -> str | None:
-    return None if value is None else money(value)
-
-
 def percent(value: Decimal) -> str:
     return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):f}"
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

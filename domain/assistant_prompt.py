@@ -14,14 +14,12 @@ from domain.assistant_context import (
     OpenPosition,
     RiskMetrics,
     TradingContext,
-    iso,
-    maybe_money,
     percent,
 )
 from domain.conversation import Role, Turn
 from domain.intents import Topic
 from domain.proposal import PROPOSAL_TTL
-from projections.reply_format import money
+from projections.reply_format import iso, maybe_money, money
 
 TTL_MINUTES = int(PROPOSAL_TTL.total_seconds() // 60)
 

@@ -17,7 +17,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.assistant_context import iso, maybe_money
 from domain.errors import ConcurrencyConflict, DomainError, OrderOutcomeUnknown
 from domain.ledger import Ledger, PlanRequest
 from domain.market import Side
@@ -32,7 +31,7 @@ from domain.proposal import (
 )
 from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict
 from projections.read_models import PositionRow, ReadModels
-from projections.reply_format import money
+from projections.reply_format import iso, maybe_money, money
 
 A = TypeVar("A", bound=Aggregate)
 

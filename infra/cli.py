@@ -28,6 +28,7 @@ from projections.audit import ExportFilter, export_events, to_ndjson
 from projections.catalog import PROJECTION_NAMES, select_projections
 from projections.progress import TerminalProgress
 from projections.rebuild import rebuild
+from projections.reply_format import money
 
 Handler = Callable[[argparse.Namespace, Settings, TextIO], int]
 
@@ -118,7 +119,7 @@ def cmd_paper_price(args: argparse.Namespace, settings: Settings, out: TextIO) -
         if s.paper is None:
             raise DomainError("paper prices exist only with ROBSON_EXCHANGE=paper")
         price = s.paper.set_price(args.symbol, args.price)
-        _print(out, {"symbol": args.symbol.upper(), "price": f"{price:.8f}"})
+        _print(out, {"symbol": args.symbol.upper(), "price": money(price)})
         return 0
 
     return _with_services(settings, body)
@@ -148,7 +149,7 @@ def cmd_paper_feed(args: argparse.Namespace, settings: Settings, out: TextIO) ->
             {
                 "symbol": rules.symbol,
                 "prices_set": sent,
-                "last": f"{s.paper.price(rules.symbol):.8f}",
+                "last": money(s.paper.price(rules.symbol)),
             },
         )
         return 0
@@ -343,7 +344,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 out.write(to_ndjson(record))
         out.write(
             f"\nDemo position {closed.id}: {closed.status.value}, "
-            f"realised P&L {closed.realised_pnl:.8f} USDC (net of fees)\n"
+            f"realised P&L {money(closed.realised_pnl)} USDC (net of fees)\n"
             f"Demo client {email} token: {reg.token}\n"
         )
         return 0

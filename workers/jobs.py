@@ -12,6 +12,7 @@ from uuid import UUID
 
 from domain.errors import DomainError
 from domain.position import ExitReason
+from projections.reply_format import money
 from workers.watchlist import Shard
 
 log = logging.getLogger("robson.worker")
@@ -83,7 +84,7 @@ class Action:
         for name in ("price", "from_stop", "to_stop"):
             value = getattr(self, name)
             if value is not None:
-                found[name] = f"{value:.8f}"
+                found[name] = money(value)
         if self.reason is not None:
             found["reason"] = self.reason.value
         for name in ("span_step", "status", "detail"):
