@@ -8,9 +8,9 @@ from typing import Any
 from api.operations import Access, Call, Operation, Reply
 from api.schemas import Input, Output, Price, Symbol
 from domain.errors import NotFound
+from domain.formats import money
 from projections.catalog import PROJECTION_NAMES, select_projections
 from projections.rebuild import rebuild
-from projections.reply_format import money
 
 
 class ProjectionState(Output):

@@ -119,10 +119,3 @@ class Authenticate:
             principal = await run_in_threadpool(self.tokens.resolve, token)
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
-
-
-def principal_of(scope: Scope) -> Principal:
-    principal = scope.get(PRINCIPAL_KEY)
-    if not isinstance(principal, Principal):
-        raise Unauthorized("Invalid or missing token")
-    return principal

@@ -7,7 +7,7 @@ returns the whole JSON document, the summary and the P&L periods formatted by th
 processes (which run beside this one), and the statement is awaited on the event loop
 (`infra.prepared_reads`), so a request pays neither a thread hop nor per-row Python work. On
 SQLite the read models are queried in a worker thread and the rest is formatted here. Both
-give the same document; `tests/integration/test_documents.py` compares them on the same rows.
+give the same bytes; `tests/integration/test_documents.py` compares them on the same rows.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
+from domain.formats import money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
 from infra.prepared_reads import PreparedReads
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
-from projections.reply_format import money
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
@@ -205,37 +205,35 @@ SELECT '{{"trades":[' || coalesce((
 
 
 def pnl_sql(periods: str) -> str:
+    # Joined as text, like the history: json_build_object and json_agg would write
+    # `"key" : value` and `, ` between elements, not the compact JSON Python writes.
     return f"""
 WITH kept AS (
     SELECT *, sum("pnl") OVER (ORDER BY "period") AS cumulative,
            row_number() OVER (ORDER BY "period" DESC) AS from_end
     FROM {periods} WHERE "client_id" = $1::uuid AND "period_type" = $2::text
 )
-SELECT json_build_object(
-    'period_type', $2::text,
-    'periods', coalesce((
-        SELECT json_agg(doc ORDER BY kept."period")
-        FROM kept, LATERAL (SELECT
-            "period" AS period,
-            {sql_money('"pnl"')} AS pnl,
-            {sql_money("cumulative")} AS cumulative_pnl,
-            "trades" AS trades,
-            "winners" AS winners,
-            "losers" AS losers,
-            {sql_win_rate('"winners"', '"trades"')} AS win_rate,
-            {sql_money('"volume"')} AS volume
-        ) AS doc
-        WHERE from_end <= $3::bigint
-    ), '[]'::json),
-    'overall', (SELECT row_to_json(overall) FROM (SELECT
-        {sql_money('coalesce(sum("pnl"), 0)')} AS total_pnl,
-        coalesce(sum("trades"), 0) AS total_trades,
-        coalesce(sum("winners"), 0) AS winners,
-        coalesce(sum("losers"), 0) AS losers,
-        {sql_win_rate('coalesce(sum("winners"), 0)', 'coalesce(sum("trades"), 0)')} AS win_rate
-        FROM kept
-    ) AS overall)
-)::text"""
+SELECT '{{"period_type":' || to_json($2::text)::text || ',"periods":[' || coalesce((
+    SELECT string_agg(row_to_json(doc)::text, ',' ORDER BY kept."period")
+    FROM kept, LATERAL (SELECT
+        "period" AS period,
+        {sql_money('"pnl"')} AS pnl,
+        {sql_money("cumulative")} AS cumulative_pnl,
+        "trades" AS trades,
+        "winners" AS winners,
+        "losers" AS losers,
+        {sql_win_rate('"winners"', '"trades"')} AS win_rate,
+        {sql_money('"volume"')} AS volume
+    ) AS doc
+    WHERE from_end <= $3::bigint
+), '') || '],"overall":' || (SELECT row_to_json(overall) FROM (SELECT
+    {sql_money('coalesce(sum("pnl"), 0)')} AS total_pnl,
+    coalesce(sum("trades"), 0) AS total_trades,
+    coalesce(sum("winners"), 0) AS winners,
+    coalesce(sum("losers"), 0) AS losers,
+    {sql_win_rate('coalesce(sum("winners"), 0)', 'coalesce(sum("trades"), 0)')} AS win_rate
+    FROM kept
+) AS overall)::text || '}}'"""
 
 
 class PostgresDocuments:

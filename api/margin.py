@@ -11,14 +11,14 @@ from pydantic import Field
 
 from api.intents import Leverage, ensure_can_trade, plan_validate_execute
 from api.operations import Call, Operation, Reply
-from api.schemas import Amount, Input, MoneyOut, Output, Price, Symbol, maybe_money
+from api.schemas import Amount, Input, MoneyOut, Output, Price, Symbol
 from domain.drawdown import month_of
 from domain.errors import InvalidInput
+from domain.formats import maybe_money, money
 from domain.ledger import PlanRequest
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.position import Status
 from domain.sizing import position_size
-from projections.reply_format import money
 
 MARGIN_CAP = Decimal("0.5")  # margin required never exceeds half the capital
 RiskPercent = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, decimal_places=4)]

@@ -10,13 +10,13 @@ from typing import Any
 from uuid import UUID
 
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Note, Output, maybe_money
+from api.schemas import Input, MoneyOut, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
+from domain.formats import maybe_money, money
 from domain.market import Side
 from domain.read_models import PositionRow
 from projections.drawdown import POLICIES
-from projections.reply_format import money
 from projections.sql_read_models import SqlReadModels
 from projections.tables import Codec, Row, quote
 

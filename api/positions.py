@@ -9,13 +9,13 @@ from uuid import UUID
 from pydantic import Field
 
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Output, Quantity, Query, maybe_money
+from api.schemas import Input, MoneyOut, Output, Quantity, Query
 from domain.errors import PositionNotFound
+from domain.formats import iso, maybe_money, money
 from domain.position import Position, Status
 from domain.read_models import PositionRow
 from domain.store import EventStore
 from projections.audit import redacted_payload
-from projections.reply_format import iso, money
 
 PositionStatus = Literal[
     "planned", "validated", "rejected", "entering", "open", "closing", "closed", "cancelled"

@@ -7,8 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from projections.reply_format import money
-
 DECIMAL_STRING = r"^[0-9]{1,12}(\.[0-9]{1,8})?$"
 
 
@@ -90,7 +88,3 @@ class ErrorReply(Output):
     field: str | None = None
     violations: list[dict[str, str]] | None = None
     position_id: str | None = None
-
-
-def maybe_money(value: Decimal | None) -> str | None:
-    return None if value is None else money(value)

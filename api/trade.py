@@ -20,17 +20,16 @@ from api.schemas import (
     Price,
     Quantity,
     Query,
-    maybe_money,
 )
 from domain.drawdown import month_of
 from domain.errors import InsufficientBalance, InvalidInput
+from domain.formats import iso, maybe_money, money
 from domain.ledger import PlanRequest
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.position import Position, Status
 from domain.read_models import Period, PositionRow
 from domain.sizing import position_size
 from domain.store import EventStore
-from projections.reply_format import iso, money
 
 SYMBOL = "BTCUSDC"
 FIRST_TRADE = "🎉 Historic first production trade executed!"

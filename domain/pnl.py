@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from domain.market import Side
-
-
-@dataclass(frozen=True)
-class Fill:
-    price: Decimal
-    quantity: Decimal
-    fees: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 def fees_in_quote(
@@ -37,17 +29,6 @@ def fees_in_quote(
         elif other_prices and asset in other_prices:
             total += amount * other_prices[asset]
     return total
-
-
-def unvalued_fees(
-    fees: Mapping[str, Decimal],
-    base_asset: str,
-    quote_asset: str,
-    other_prices: Mapping[str, Decimal] | None = None,
-) -> dict[str, Decimal]:
-    """Fees in assets `fees_in_quote` could not value."""
-    known = {base_asset, quote_asset, *(other_prices or {})}
-    return {asset: amount for asset, amount in fees.items() if asset not in known}
 
 
 def realised_pnl(

@@ -12,7 +12,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.aggregate import LedgerAggregate
-from domain.drawdown import month_of
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.identity import client_order_id
 from domain.market import ASSET_PRECISION, Side, SymbolRules, floor_to_step
@@ -549,7 +548,3 @@ class Position(LedgerAggregate):
             return self.risk_amount
         loss = (self.average_entry_price - self.stop_price) * self.side.sign * self.open_quantity
         return max(Decimal(0), loss)
-
-    @property
-    def month_opened(self) -> str:
-        return month_of(self.opened_at or self.created_on)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from domain.errors import DomainError
+from domain.formats import money
 from domain.identity import client_id_for
 from domain.ledger import PlanRequest
 from domain.market import Side
@@ -118,7 +119,7 @@ def cmd_paper_price(args: argparse.Namespace, settings: Settings, out: TextIO) -
         if s.paper is None:
             raise DomainError("paper prices exist only with ROBSON_EXCHANGE=paper")
         price = s.paper.set_price(args.symbol, args.price)
-        _print(out, {"symbol": args.symbol.upper(), "price": f"{price:.8f}"})
+        _print(out, {"symbol": args.symbol.upper(), "price": money(price)})
         return 0
 
     return _with_services(settings, body)
@@ -148,7 +149,7 @@ def cmd_paper_feed(args: argparse.Namespace, settings: Settings, out: TextIO) ->
             {
                 "symbol": rules.symbol,
                 "prices_set": sent,
-                "last": f"{s.paper.price(rules.symbol):.8f}",
+                "last": money(s.paper.price(rules.symbol)),
             },
         )
         return 0
@@ -255,7 +256,7 @@ def cmd_projections_run(args: argparse.Namespace, settings: Settings, out: TextI
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The HTTP API under uvicorn, with the projection runner (and the workers unless told not)."""
-    from api.serve import serve
+    from infra.serve import serve
 
     return serve(settings, args.host, args.port, workers=not args.no_workers, out=out)
 
@@ -343,7 +344,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 out.write(to_ndjson(record))
         out.write(
             f"\nDemo position {closed.id}: {closed.status.value}, "
-            f"realised P&L {closed.realised_pnl:.8f} USDC (net of fees)\n"
+            f"realised P&L {money(closed.realised_pnl)} USDC (net of fees)\n"
             f"Demo client {email} token: {reg.token}\n"
         )
         return 0

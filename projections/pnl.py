@@ -59,10 +59,6 @@ def period_keys(moment: datetime) -> tuple[str, str, str, str]:
     return day, f"{year:04d}-W{week:02d}", day[:7], day[:4]
 
 
-def period_key(period: Period, moment: datetime) -> str:
-    return period_keys(moment)[PERIOD_TYPES.index(period.value)]
-
-
 class PnlProjection(Projection):
     name = "pnl"
     tables = (PNL_POSITIONS, PNL_PERIODS)

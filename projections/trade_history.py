@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from domain.formats import cents, iso, money
 from domain.position import Position
 from domain.read_models import TradeRow, TradeSummary
 from projections.positions import side_sign
 from projections.projection import On, Projection, Rows
-from projections.reply_format import cents, iso, money
 from projections.tables import Column, Index, Kind, Row, Table
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import DomainError
+from domain.formats import money
 from domain.position import ExitReason
 from workers.watchlist import Shard
 
@@ -83,7 +84,7 @@ class Action:
         for name in ("price", "from_stop", "to_stop"):
             value = getattr(self, name)
             if value is not None:
-                found[name] = f"{value:.8f}"
+                found[name] = money(value)
         if self.reason is not None:
             found["reason"] = self.reason.value
         for name in ("span_step", "status", "detail"):

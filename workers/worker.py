@@ -1,9 +1,8 @@
-"""The stop worker: every poll, one price per symbol, then trailing, exits and reconciliation.
+"""The stop worker's loop: every poll, one price per symbol, then trailing, exits and
+reconciliation (`workers.position_jobs`) and the proposal sweep.
 
-Each tick asks the index which positions the price concerns (O(log n + k)) and calls one
-ledger use case for each. The ledger records an exit's client order id before sending it,
-and its optimistic concurrency lets only one worker close a position; a lost race is normal
-and quiet. Nothing one position or one exchange call does can stop the loop.
+Each tick asks the index which positions the price concerns (O(log n + k)); nothing one
+position or one exchange call does can stop the loop, and `stop()` lets a tick finish.
 """
 
 from __future__ import annotations
@@ -12,39 +11,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from typing import TYPE_CHECKING
 
-from domain.errors import (
-    ConcurrencyConflict,
-    DomainError,
-    IllegalTransition,
-    OrderOutcomeUnknown,
-    RateLimited,
-)
 from domain.ledger import RECONCILE_GRACE, Ledger
-from domain.position import ExitReason, Position
-from workers.index import PositionIndex, Watched
-from workers.jobs import ALL_JOBS, Action, Job, Outcome, Report, describe, log_action
+from workers.index import PositionIndex
+from workers.jobs import ALL_JOBS, Action, Job, Report, describe, log_action
 from workers.metrics import WorkerMetrics
+from workers.position_jobs import PositionJobs
 from workers.proposal_sweep import AbandonedProposals, ProposalSweep
-from workers.watchlist import InFlight, OpenPositions, Shard, Watchlist
+from workers.watchlist import OpenPositions, Shard, Watchlist
 
 if TYPE_CHECKING:
     from infra.bootstrap import Services
 
 log = logging.getLogger("robson.worker")
-
-MAX_BACKOFF = timedelta(seconds=60)
-
-
-@dataclass
-class _Backoff:
-    failures: int
-    retry_at: datetime
 
 
 class Worker:
@@ -74,14 +56,21 @@ class Worker:
         self.jobs = frozenset(jobs)
         self.poll_seconds = float(poll_seconds)
         self.dry_run = dry_run
-        self.reconcile_grace = reconcile_grace
         self.catch_up = catch_up
-        self.report = report
         self.metrics = metrics or WorkerMetrics()
         self.sweep = None if proposals is None else ProposalSweep(proposals)
         self.index = PositionIndex(ledger.config.fee_buffer)
         self.watchlist = Watchlist(positions, self.index, shard, full_refresh_every)
-        self._backoff: dict[UUID, _Backoff] = {}
+        self.positions = PositionJobs(
+            ledger,
+            self.index,
+            self.watchlist,
+            self.metrics,
+            report,
+            poll_seconds=self.poll_seconds,
+            dry_run=dry_run,
+            reconcile_grace=reconcile_grace,
+        )
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -161,7 +150,7 @@ class Worker:
         if Job.RECONCILE not in self.jobs:
             return []
         try:
-            return self._reconcile()
+            return self.positions.reconcile()
         except Exception:
             log.exception("start-up reconciliation failed")
             self.metrics.add("errors")
@@ -180,15 +169,15 @@ class Worker:
                 if price is None:
                     continue
                 if Job.TRAILING in self.jobs:
-                    actions += self._trail(symbol, price)
+                    actions += self.positions.trail(symbol, price)
                 if Job.STOPS in self.jobs:
-                    actions += self._exits(symbol, price)
+                    actions += self.positions.exits(symbol, price)
             if Job.RECONCILE in self.jobs:
-                actions += self._reconcile()
+                actions += self.positions.reconcile()
                 if self.sweep is not None:
                     now, shard = self.clock.now(), self.watchlist.shard
                     swept = self.sweep(now, shard, self.metrics, self.dry_run)
-                    actions += [self._done(action) for action in swept]
+                    actions += [self.positions.done(action) for action in swept]
         except Exception:  # the loop must outlive anything one tick meets
             log.exception("worker tick failed")
             self.metrics.add("errors")
@@ -215,219 +204,3 @@ class Worker:
             return None
         self.metrics.add("prices_fetched")
         return price
-
-    # --- trailing ---
-
-    def _trail(self, symbol: str, price: Decimal) -> list[Action]:
-        if self.index.rules(symbol) is None:
-            try:
-                self.index.set_rules(self.exchange.symbol_rules(symbol))
-            except Exception as error:  # a stop must be rounded as the exchange wants
-                self.metrics.add("errors")
-                log.warning("no symbol rules for %s: %s", symbol, describe(error))
-                return []
-        actions: list[Action] = []
-        for trail in self.index.trailing_due(symbol, price):
-            p = trail.position
-            if self._backing_off(p.position_id):
-                continue
-            base = _base(Job.TRAILING, p, price)
-            moving: dict[str, Any] = {
-                "from_stop": p.stop,
-                "to_stop": trail.new_stop,
-                "span_step": trail.span_step,
-            }
-            if self.dry_run:
-                self.index.tighten(p.position_id, trail.new_stop)
-                actions.append(self._done(Action(outcome=Outcome.DRY_RUN, **base, **moving)))
-                continue
-            try:
-                moved = self.ledger.adjust_stop(
-                    p.client_id, p.position_id, trail.new_stop, trail.span_step
-                )
-            except (ConcurrencyConflict, IllegalTransition) as lost:
-                actions.append(self._lost(base, p, lost))
-                continue
-            except Exception as error:
-                actions.append(self._failed(base, p, error))
-                continue
-            self._backoff.pop(p.position_id, None)
-            if moved:
-                self.metrics.add("stops_adjusted")
-                self.index.tighten(p.position_id, trail.new_stop)
-                actions.append(self._done(Action(outcome=Outcome.DONE, **base, **moving)))
-            else:  # already moved by another worker, or no longer open: ask the aggregate
-                self._reload(p)
-                actions.append(self._done(Action(outcome=Outcome.UNCHANGED, **base, **moving)))
-        return actions
-
-    # --- stop-loss and take-profit ---
-
-    def _exits(self, symbol: str, price: Decimal) -> list[Action]:
-        actions: list[Action] = []
-        for due in self.index.exits_due(symbol, price):
-            p = due.position
-            if self._backing_off(p.position_id):
-                continue
-            base = _base(Job.STOPS, p, price)
-            if self.dry_run:
-                self.index.remove(p.position_id)
-                actions.append(
-                    self._done(Action(outcome=Outcome.DRY_RUN, reason=due.reason, **base))
-                )
-                continue
-            try:
-                closed = self.ledger.close_position(
-                    p.client_id, p.position_id, due.reason, trigger_price=price
-                )
-            except (ConcurrencyConflict, IllegalTransition) as lost:
-                actions.append(self._lost(base, p, lost))
-                continue
-            except OrderOutcomeUnknown as unknown:
-                self.metrics.add("exits_pending")
-                log.warning("exit of %s sent, outcome unknown: %s", p.position_id, unknown.message)
-                self._reload(p)
-                actions.append(
-                    self._done(
-                        Action(
-                            outcome=Outcome.PENDING,
-                            reason=due.reason,
-                            detail=unknown.message,
-                            **base,
-                        )
-                    )
-                )
-                continue
-            except Exception as error:
-                self._reload(p)
-                actions.append(self._failed(base, p, error, due.reason))
-                continue
-            self._backoff.pop(p.position_id, None)
-            self.watchlist.note(closed)
-            self.metrics.add(
-                "stop_losses" if due.reason is ExitReason.STOP_LOSS else "take_profits"
-            )
-            outcome = Outcome.PENDING if closed.order_in_flight else Outcome.DONE
-            if outcome is Outcome.PENDING:
-                self.metrics.add("exits_pending")
-            actions.append(
-                self._done(
-                    Action(outcome=outcome, reason=due.reason, status=closed.status.value, **base)
-                )
-            )
-        return actions
-
-    # --- reconciliation ---
-
-    def _reconcile(self) -> list[Action]:
-        actions: list[Action] = []
-        now = self.clock.now()
-        for flight in list(self.watchlist.in_flight.values()):
-            if flight.retry_at is not None and flight.retry_at > now:
-                continue
-            base: dict[str, Any] = {
-                "job": Job.RECONCILE,
-                "position_id": flight.position_id,
-                "client_id": flight.client_id,
-                "symbol": flight.symbol,
-            }
-            if self.dry_run:
-                if now - flight.since >= self.reconcile_grace:
-                    actions.append(self._done(Action(outcome=Outcome.DRY_RUN, **base)))
-                continue
-            try:
-                current = self.ledger.position(flight.client_id, flight.position_id)
-                if current.order_in_flight is None:  # settled meanwhile, by its own sender
-                    self.watchlist.note(current)
-                    continue
-                if now - current.modified_on < self.reconcile_grace:
-                    self._wait_for(flight, current, now)  # its sender may still be waiting
-                    continue
-                position = self.ledger.reconcile(flight.position_id, self.reconcile_grace)
-            except Exception as error:
-                self.metrics.add("errors")
-                flight.retry_at = now + self._delay(flight.position_id, error)
-                log.warning("reconcile %s failed: %s", flight.position_id, describe(error))
-                actions.append(
-                    self._done(Action(outcome=Outcome.ERROR, detail=describe(error), **base))
-                )
-                continue
-            if position is None:
-                self.watchlist.in_flight.pop(flight.position_id, None)
-                continue
-            if position.order_in_flight is not None:
-                self._wait_for(flight, position, now)
-                continue
-            self._backoff.pop(flight.position_id, None)
-            self.watchlist.note(position)
-            self.metrics.add("reconciled")
-            actions.append(
-                self._done(Action(outcome=Outcome.DONE, status=position.status.value, **base))
-            )
-        return actions
-
-    def _wait_for(self, flight: InFlight, position: Position, now: datetime) -> None:
-        """Still in flight: inside its grace period, or the exchange has not settled it."""
-        flight.since = position.modified_on
-        poll = timedelta(seconds=self.poll_seconds)
-        flight.retry_at = max(now + poll, position.modified_on + self.reconcile_grace)
-
-    # --- outcomes ---
-
-    def _done(self, action: Action) -> Action:
-        self.report(action)
-        return action
-
-    def _lost(self, base: dict[str, Any], p: Watched, lost: DomainError) -> Action:
-        self.metrics.add("lost_races")
-        log.info("position %s changed under us (%s); leaving it", p.position_id, lost.message)
-        self._reload(p)
-        return self._done(Action(outcome=Outcome.LOST_RACE, detail=lost.message, **base))
-
-    def _failed(
-        self,
-        base: dict[str, Any],
-        p: Watched,
-        error: Exception,
-        reason: ExitReason | None = None,
-    ) -> Action:
-        self.metrics.add("errors")
-        self._delay(p.position_id, error)
-        if isinstance(error, DomainError):
-            log.warning("%s %s failed: %s", base["job"].value, p.position_id, error.message)
-        else:
-            log.error("%s %s failed", base["job"].value, p.position_id, exc_info=error)
-        return self._done(
-            Action(outcome=Outcome.ERROR, reason=reason, detail=describe(error), **base)
-        )
-
-    def _delay(self, position_id: UUID, error: Exception) -> timedelta:
-        """One poll, doubling per consecutive failure up to a minute (or what a 429 asks)."""
-        backoff = self._backoff.get(position_id)
-        failures = 1 if backoff is None else backoff.failures + 1
-        delay = min(MAX_BACKOFF, timedelta(seconds=self.poll_seconds * 2 ** (failures - 1)))
-        if isinstance(error, RateLimited):
-            delay = max(delay, timedelta(seconds=float(error.retry_after_seconds)))
-        self._backoff[position_id] = _Backoff(failures, self.clock.now() + delay)
-        return delay
-
-    def _backing_off(self, position_id: UUID) -> bool:
-        backoff = self._backoff.get(position_id)
-        return backoff is not None and backoff.retry_at > self.clock.now()
-
-    def _reload(self, p: Watched) -> None:
-        """After a surprise, take the aggregate's word for where the position stands."""
-        try:
-            self.watchlist.note(self.ledger.position(p.client_id, p.position_id))
-        except Exception as error:
-            log.warning("could not reload position %s: %s", p.position_id, describe(error))
-
-
-def _base(job: Job, p: Watched, price: Decimal) -> dict[str, Any]:
-    return {
-        "job": job,
-        "position_id": p.position_id,
-        "client_id": p.client_id,
-        "symbol": p.symbol,
-        "price": price,
-    }

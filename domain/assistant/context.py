@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
 from domain.assistant.guard import GuardReport, TradeRecord
 from domain.drawdown import alert_level, loss_percent
-from domain.money import money
+from domain.formats import iso, maybe_money, money
 from domain.policy import Policy
 from domain.ports import Balance
 from domain.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
@@ -27,20 +27,8 @@ NO_POSITION = UUID(int=0)
 LIVE_STATUSES = ("open", "closing")
 
 
-def maybe_money(value: Decimal | None) -> str | None:
-    return None if value is None else money(value)
-
-
 def percent(value: Decimal) -> str:
     return f"{value.quantize(CENT, rounding=ROUND_HALF_UP):f}"
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

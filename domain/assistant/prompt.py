@@ -14,14 +14,12 @@ from domain.assistant.context import (
     OpenPosition,
     RiskMetrics,
     TradingContext,
-    iso,
-    maybe_money,
     percent,
 )
 from domain.assistant.conversation import Role, Turn
 from domain.assistant.keywords import Topic
 from domain.assistant.proposal import PROPOSAL_TTL
-from domain.money import money
+from domain.formats import iso, maybe_money, money
 
 TTL_MINUTES = int(PROPOSAL_TTL.total_seconds() // 60)
 

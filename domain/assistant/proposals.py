@@ -17,7 +17,6 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from domain.assistant.context import iso, maybe_money
 from domain.assistant.proposal import (
     PROPOSAL_TTL,
     ProposalExpired,
@@ -27,9 +26,9 @@ from domain.assistant.proposal import (
     proposal_id_for,
 )
 from domain.errors import ConcurrencyConflict, DomainError, OrderOutcomeUnknown
+from domain.formats import iso, maybe_money, money
 from domain.ledger import Ledger, PlanRequest
 from domain.market import Side
-from domain.money import money
 from domain.position import Position, Status
 from domain.read_models import PositionRow, ReadModels
 from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict

@@ -43,8 +43,8 @@ from domain.assistant.tools import (
 )
 from domain.drawdown import month_of
 from domain.errors import DomainError
+from domain.formats import money
 from domain.ledger import Ledger, PlanRequest
-from domain.money import money
 from domain.read_models import ReadModels
 from domain.sizing import position_size
 

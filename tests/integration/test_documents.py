@@ -1,5 +1,6 @@
 """The trade history and P&L documents PostgreSQL builds are the ones Python builds from the
-read models: each formatting rule value by value, then whole documents over the same rows."""
+read models: each formatting rule value by value, whole documents over the same rows, and
+the raw HTTP replies byte for byte over the same events."""
 
 from __future__ import annotations
 
@@ -15,20 +16,27 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
+import api.app
+from api.app import create_app
 from api.documents import (
     APPLICATION_NAME,
     PostgresDocuments,
     ReadModelDocuments,
+    documents_for,
     sql_money,
     sql_win_rate,
 )
+from domain.formats import money
+from domain.market import Side
 from domain.read_models import Period
 from infra.bootstrap import Services
 from projections.pnl import PNL_PERIODS
-from projections.reply_format import money
 from projections.tables import Codec, Dialect
 from projections.trade_history import TRADES, win_rate
+from tests.factories import register
+from tests.trade_builders import closed_trade, exit_fill, filled, save
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -243,3 +251,62 @@ def test_history_and_pnl_documents_are_built_over_connections_of_their_own(
 
     lasts, _ = both(services, read)
     assert [kind for kind, _ in lasts] == ["history", "pnl"]  # one connection each
+
+
+# --- whole replies, byte for byte ---
+
+
+def test_history_and_pnl_replies_are_the_same_bytes_from_either_path(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw bodies of GET /api/trade/history/ and /api/trade/pnl/ are byte-identical
+    whether PostgreSQL builds them or Python formats them from the read models, over the
+    same events: fees to the ninth place (ties on the eighth both ways), a loss that rounds
+    to zero, a short, a partial exit with its open rest, several days, months and years."""
+    client_id, token = register(services.ledger)
+    tenant = {"Authorization": f"Bearer {token}"}
+    jan, mar = datetime(2025, 1, 6, 8, tzinfo=UTC), datetime(2026, 3, 31, 23, tzinfo=UTC)
+    oct_ = datetime(2026, 10, 30, 21, 15, 30, 123000, tzinfo=UTC)
+    for opened, side, entry, exit_price, quantity, entry_fee, exit_fee in [
+        (jan, Side.LONG, "50000", "55000", "0.1", "5", "5"),
+        (jan + timedelta(days=1), Side.LONG, "50000", "50001", "0.1", "0.000000075", "0"),
+        (jan + timedelta(days=40), Side.LONG, "50000", "50001", "0.1", "0.000000085", "0"),
+        (mar, Side.SHORT, "60000", "60500", "0.05", "1.23456789", "0.987654321"),
+        (mar + timedelta(hours=2), Side.SHORT, "61000", "60000", "0.01", "0.3", "0.3"),
+        (oct_, Side.LONG, "50000", "50000", "0.1", "0.000000004", "0"),
+        (oct_ + timedelta(days=1), Side.LONG, "70000", "70333.33", "0.0333", "0.7", "0.1"),
+    ]:
+        closed_trade(
+            services.store, client_id, opened, 3.25, side, entry, exit_price, quantity,
+            entry_fee, exit_fee,
+        )  # fmt: skip
+    partly = filled(client_id, oct_, Side.LONG, "40000", "0.3", "0.333333333")
+    exit_fill(partly, "41000", oct_ + timedelta(minutes=90), "0.1111111115", "0.1")
+    save(services.store, partly)
+    services.projections.run_once()
+    asks = [f"/api/trade/history/?days={d}&limit={n}" for d, n in [(3650, 1000), (30, 2), (7, 100)]]
+    asks += [
+        f"/api/trade/pnl/?period={p}&months={m}"
+        for p in ("daily", "weekly", "monthly", "yearly")
+        for m in (1, 12, 120)
+    ]
+
+    def replies() -> list[bytes]:
+        with TestClient(create_app(services)) as client:
+            found = [client.get(ask, headers=tenant) for ask in asks]
+        assert {r.status_code for r in found} == {200}
+        return [r.content for r in found]
+
+    assert isinstance(documents_for(services.read_models), PostgresDocuments)
+    built = replies()
+    monkeypatch.setattr(api.app, "documents_for", ReadModelDocuments)
+    formatted = replies()
+
+    for ask, sql, python in zip(asks, built, formatted, strict=True):
+        assert sql == python, ask
+    everything = json.loads(built[0])
+    assert len(everything["trades"]) == 9
+    assert everything["summary"]["open_trades"] == 1
+    pnls = {t["pnl"] for t in everything["trades"]}
+    assert {"0.09999992", "0.00000000"} <= pnls  # a tie kept even; a tiny loss, unsigned
+    assert json.loads(built[asks.index("/api/trade/pnl/?period=yearly&months=120")])["periods"]

@@ -27,9 +27,9 @@ from domain.assistant.prompt import (
     proposal_summary,
     system_prompt,
 )
+from domain.formats import money
 from domain.ports import Balance
 from domain.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
-from projections.reply_format import money
 from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, configured_policy, later, position_row
 
 POSITION_ID = UUID("11111111-2222-3333-4444-555555555555")

@@ -13,6 +13,7 @@ import uvicorn
 from api.app import Background, create_app
 from infra.bootstrap import Services, build_services
 from infra.settings import Settings
+from workers.worker import Worker
 
 log = logging.getLogger("robson.serve")
 
@@ -20,8 +21,6 @@ log = logging.getLogger("robson.serve")
 def worker_services(services: Services) -> list[Background]:
     """The workers (stop monitor, trailing stop, reconciliation) as one service: the
     lifespan starts it after the projection runner and stops it first."""
-    from workers.worker import Worker
-
     return [Worker.from_services(services)]
 
 
