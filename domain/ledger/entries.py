@@ -11,6 +11,7 @@ from domain.drawdown import month_of
 from domain.errors import (
     IllegalTransition,
     InvalidInput,
+    OrderRejected,
     RiskRuleViolated,
     TradingDisabled,
     Violation,
@@ -38,6 +39,7 @@ class PlanRequest:
     quote_amount: Decimal | None = None
     margin: bool = False
     leverage: Decimal = Decimal(1)
+    spendable: Decimal | None = None  # caps a 1%-rule size at what this much quote buys
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ def quantity_for(
     capital: Decimal,
     risk_percent: Decimal,
 ) -> Decimal:
-    """The quantity asked for (or bought by the quote amount), else the 1%-rule size."""
+    """The quantity asked for (or bought by the quote amount), else the 1%-rule size, capped
+    by what `spendable` can pay for when given."""
     if request.quantity is not None and request.quote_amount is not None:
         raise InvalidInput("quantity", "give either quantity or amount, not both")
     if request.quantity is not None:
@@ -74,6 +77,12 @@ def quantity_for(
         if not request.quote_amount.is_finite() or request.quote_amount <= 0:
             raise InvalidInput("amount", "must be a positive number")
         return rules.round_quantity(request.quote_amount / entry)
+    if request.spendable is not None and request.stop_price is not None:
+        sized = position_size(capital, entry, request.stop_price, rules.step_size, risk_percent)
+        affordable = min(sized.quantity, rules.round_quantity(request.spendable / entry))
+        if affordable <= 0:
+            raise InvalidInput("quantity", "must be a positive number")
+        return affordable
     if request.stop_price is None or request.stop_price == entry:
         return Decimal(0)  # cannot be sized; VALIDATE will say why
     return position_size(capital, entry, request.stop_price, rules.step_size, risk_percent).quantity
@@ -216,3 +225,8 @@ class Entries(Orders):
         position = self.execute_position(client_id, planned.id)
         progress.order_sent(Leg.ENTRY.value)
         return position
+
+    def _ensure_executed(self, position: Position) -> None:
+        """An entry the exchange refused comes back CANCELLED: a trade reply says so."""
+        if position.status is Status.CANCELLED:
+            raise OrderRejected(position.note or "The order was not executed")

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from domain.drawdown import month_of
 from domain.ledger.base import UNOBSERVED, Progress
-from domain.ledger.entries import PlanRequest
-from domain.ledger.spot import Spot
+from domain.ledger.entries import Entries, PlanRequest
+from domain.ledger.exits import Exits
 from domain.market import Side
 from domain.position import Position
 from domain.sizing import MarginSize, margin_size
@@ -43,7 +43,7 @@ class MarginOpening:
     live: bool  # the exchange is the real one (else paper)
 
 
-class Margin(Spot):
+class Margin(Entries, Exits):
     def size_margin_position(self, client_id: UUID, request: MarginRequest) -> SizedMargin:
         rules = self.exchange.symbol_rules(request.symbol)
         capital = request.capital

@@ -10,14 +10,12 @@ from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
-from domain.drawdown import month_of
-from domain.errors import InsufficientBalance, InvalidInput, OrderRejected
+from domain.errors import InsufficientBalance, InvalidInput
 from domain.ledger.base import UNOBSERVED, Progress
 from domain.ledger.entries import Entries, PlanRequest
 from domain.ledger.exits import Exits
 from domain.market import Side, SymbolRules, floor_to_step
 from domain.position import Position, Status
-from domain.sizing import position_size
 
 E = TypeVar("E")
 
@@ -90,6 +88,8 @@ def split_sale(
 
 
 class Spot(Entries, Exits):
+    """Market buys and sells that return the facts a trade reply shows."""
+
     def free_balance(self, client_id: UUID, asset: str) -> Decimal:
         balance = self.exchange.balances(self.trading_account(client_id)).get(asset)
         return balance.free if balance is not None else Decimal(0)
@@ -101,36 +101,20 @@ class Spot(Entries, Exits):
         available = self.free_balance(client_id, order.quote_asset)
         if available <= 0:
             raise InsufficientBalance(order.quote_asset)
-        quantity = order.quantity
-        if quantity is None and order.quote_amount is None:
-            rules = self.exchange.symbol_rules(order.symbol)
-            quantity = self._affordable_size(client_id, rules, order.stop_price, available)
+        by_rule = order.quantity is None and order.quote_amount is None
         request = PlanRequest(
             symbol=order.symbol,
             side=Side.LONG,
             stop_price=order.stop_price,
             target_price=order.target_price,
-            quantity=quantity,
+            quantity=order.quantity,
             quote_amount=order.quote_amount,
+            spendable=available if by_rule else None,
         )
         position = self.plan_validate_execute(client_id, request, progress)
         self._ensure_executed(position)
         fills = self._events(position.id, Position.EntryFilled)
         return Bought(position, fills[-1] if fills else None)
-
-    def _affordable_size(
-        self, client_id: UUID, rules: SymbolRules, stop: Decimal, available: Decimal
-    ) -> Decimal:
-        """The 1%-risk quantity at the current price, capped by what the balance can pay for."""
-        price = self.exchange.price(rules.symbol)
-        policy = self.policy(client_id)
-        capital = policy.capital_base(month_of(self.clock.now()))
-        sized = position_size(capital, price, stop, rules.step_size, policy.risk_percent).quantity
-        return min(sized, rules.round_quantity(available / price))
-
-    def _ensure_executed(self, position: Position) -> None:
-        if position.status is Status.CANCELLED:
-            raise OrderRejected(position.note or "The order was not executed")
 
     def _events(self, position_id: UUID, kind: type[E]) -> list[E]:
         """The position's events of one kind, oldest first."""
