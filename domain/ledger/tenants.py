@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.client import Client, mask_key
 from domain.errors import AlreadyExists, InvalidInput, Unauthorized
 from domain.ledger.base import LedgerBase
-from domain.ledger.unit_of_work import Work
+from domain.ledger.unit_of_work import Work, load_client_by_email
 from domain.policy import Policy
 
 
@@ -44,7 +44,7 @@ class Tenants(LedgerBase):
         return Registration(client.id, token)
 
     def client_by_email(self, email: str) -> Client:
-        return Work(self.store, cached=False).client_by_email(email)
+        return load_client_by_email(self.store, email)
 
     def issue_token(self, email: str) -> str:
         return self.work.run(self._issue_token, email)

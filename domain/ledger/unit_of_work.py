@@ -28,6 +28,13 @@ def load_client(store: EventStore, client_id: UUID) -> Client:
     return client
 
 
+def load_client_by_email(store: EventStore, email: str) -> Client:
+    client = store.load(client_id_for(email), Client)
+    if client is None:
+        raise ClientNotFound(f"No client with email {email.strip().lower()}")
+    return client
+
+
 def load_policy(store: EventStore, client_id: UUID, cached: bool) -> Policy:
     policy = store.load(policy_id_for(client_id), Policy, cached=cached)
     if policy is None:
@@ -60,10 +67,7 @@ class Work:
         return self._held_or(client_id, Client, lambda: load_client(self.store, client_id))
 
     def client_by_email(self, email: str) -> Client:
-        client = self.store.load(client_id_for(email), Client)
-        if client is None:
-            raise ClientNotFound(f"No client with email {email.strip().lower()}")
-        return client
+        return load_client_by_email(self.store, email)
 
     def policy(self, client_id: UUID) -> Policy:
         return self._held_or(
