@@ -1,5 +1,5 @@
-"""Intents: PLAN -> VALIDATE -> EXECUTE as three explicit calls, and the one-call helper the
-trade and margin endpoints use (the same three ledger steps, never a shortcut)."""
+"""Intents: PLAN -> VALIDATE -> EXECUTE as three explicit calls (the trade and margin
+endpoints run the same three ledger steps in one use case, never a shortcut)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pydantic import Field
 from api.operations import Call, Operation, Reply
 from api.positions import PositionView, position_view
 from api.schemas import Amount, Input, Output, Price, Quantity, Symbol
-from domain.errors import OrderRejected, RiskRuleViolated, TradingDisabled, Violation
+from domain.errors import OrderRejected, RiskRuleViolated
 from domain.ledger import PlanRequest
+from domain.ledger.entries import violations_of
 from domain.market import Side
 from domain.position import Position, Status
 
@@ -39,16 +40,17 @@ class IntentReply(Output):
     intent: PositionView
 
 
-def ensure_can_trade(call: Call[Any, Any]) -> None:
-    """The spec's two refusals, before anything is recorded: trading off, keys missing."""
-    ledger = call.services.ledger
-    if not ledger.config.trading_enabled:
-        raise TradingDisabled()
-    ledger.trading_account(call.principal.client_id)  # CredentialsMissing on a live exchange
+class CallProgress:
+    """Names the position a use case works on in an error reply, and counts orders sent."""
 
+    def __init__(self, call: Call[Any, Any]) -> None:
+        self.call = call
 
-def violations_of(position: Position) -> list[Violation]:
-    return [Violation(v["rule"], v["reason"]) for v in position.violations]
+    def working_on(self, position_id: UUID) -> None:
+        self.call.working_on(position_id)
+
+    def order_sent(self, kind: str) -> None:
+        self.call.metrics.count_orders(kind)
 
 
 def validated(call: Call[Any, Any], position_id: UUID) -> Position:
@@ -64,14 +66,6 @@ def executed(call: Call[Any, Any], position_id: UUID) -> Position:
     if position.status is Status.CANCELLED:
         raise OrderRejected(position.note or "The order was not executed")
     return position
-
-
-def plan_validate_execute(call: Call[Any, Any], request: PlanRequest) -> Position:
-    """The whole workflow through the ledger; an error reply names the position."""
-    planned = call.services.ledger.plan_position(call.principal.client_id, request)
-    call.working_on(planned.id)
-    validated(call, planned.id)
-    return executed(call, planned.id)
 
 
 def plan_intent(call: Call[PlanIntent, Any]) -> Reply:
@@ -102,7 +96,6 @@ def validate_intent(call: Call[Any, Any]) -> Reply:
 def execute_intent(call: Call[Any, Any]) -> Reply:
     position_id: UUID = call.path["id"]
     call.working_on(position_id)
-    ensure_can_trade(call)
     position = executed(call, position_id)
     if position.status is Status.ENTERING:
         return Reply(

@@ -3,24 +3,19 @@ capital), and opening one with its stop recorded, as a dry run by default."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from api.intents import Leverage, ensure_can_trade, plan_validate_execute
+from api.intents import CallProgress, Leverage
 from api.operations import Call, Operation, Reply
 from api.schemas import Amount, Input, MoneyOut, Output, Price, Symbol
-from domain.drawdown import month_of
-from domain.errors import InvalidInput
 from domain.formats import maybe_money, money
-from domain.ledger import PlanRequest
-from domain.market import Side, SymbolRules, floor_to_step
+from domain.ledger.margin import MarginRequest, SizedMargin
+from domain.market import Side
 from domain.position import Status
-from domain.sizing import position_size
 
-MARGIN_CAP = Decimal("0.5")  # margin required never exceeds half the capital
 RiskPercent = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, decimal_places=4)]
 
 
@@ -59,73 +54,23 @@ class OpenReply(Output):
     position_id: str
 
 
-@dataclass(frozen=True)
-class MarginSize:
-    quantity: Decimal
-    position_value: Decimal
-    margin_required: Decimal
-    risk_amount: Decimal
-    risk_percent: Decimal
-    stop_distance: Decimal
-    stop_distance_percent: Decimal
-    is_capped: bool
-    cap_reason: str | None
-
-
-def margin_size(
-    side: Side,
-    entry: Decimal,
-    stop: Decimal,
-    capital: Decimal,
-    leverage: Decimal,
-    risk_percent: Decimal,
-    rules: SymbolRules,
-) -> MarginSize:
-    """The 1%-rule quantity, reduced when its margin would exceed half the capital."""
-    if (entry - stop) * side.sign <= 0:
-        where = "below" if side is Side.LONG else "above"
-        raise InvalidInput("stop_price", f"must be {where} the entry price for a {side.value}")
-    sizing = position_size(capital, entry, stop, rules.step_size, risk_percent)
-    quantity, cap_reason = sizing.quantity, None
-    cap = capital * MARGIN_CAP
-    if quantity * entry / leverage > cap:
-        quantity = floor_to_step(cap * leverage / entry, rules.step_size)
-        cap_reason = (
-            f"Margin for the 1% size would exceed 50% of capital ({money(cap)}); "
-            f"quantity reduced from {sizing.quantity.normalize():f} to {quantity.normalize():f}"
-        )
-    value = quantity * entry
-    risk = quantity * sizing.stop_distance
-    return MarginSize(
-        quantity=quantity,
-        position_value=value,
-        margin_required=value / leverage,
-        risk_amount=risk,
-        risk_percent=risk * 100 / capital,
-        stop_distance=sizing.stop_distance,
-        stop_distance_percent=sizing.stop_distance * 100 / entry,
-        is_capped=cap_reason is not None,
-        cap_reason=cap_reason,
+def _request(body: MarginCalculation) -> MarginRequest:
+    return MarginRequest(
+        symbol=body.symbol,
+        side=Side(body.side),
+        entry_price=body.entry_price,
+        stop_price=body.stop_price,
+        leverage=body.leverage,
+        risk_percent=body.risk_percent,
+        capital=body.capital,
+        target_price=body.target_price if isinstance(body, MarginOpen) else None,
     )
 
 
-def _size(call: Call[Any, Any], body: MarginCalculation) -> tuple[SymbolRules, MarginSize]:
-    services = call.services
-    rules = services.exchange.symbol_rules(body.symbol)
-    capital = body.capital
-    if capital is None:
-        policy = services.ledger.policy(call.principal.client_id)
-        capital = policy.capital_base(month_of(services.clock.now()))
-    side = Side(body.side)
-    size = margin_size(
-        side, body.entry_price, body.stop_price, capital, body.leverage, body.risk_percent, rules
-    )
-    return rules, size
-
-
-def _calculation(rules: SymbolRules, side: str, size: MarginSize) -> dict[str, Any]:
+def _calculation(side: str, sized: SizedMargin) -> dict[str, Any]:
+    size = sized.size
     return {
-        "symbol": rules.symbol,
+        "symbol": sized.symbol,
         "side": side,
         "quantity": money(size.quantity),
         "position_value": money(size.position_value),
@@ -140,49 +85,36 @@ def _calculation(rules: SymbolRules, side: str, size: MarginSize) -> dict[str, A
 
 
 def calculate(call: Call[MarginCalculation, Any]) -> Reply:
-    rules, size = _size(call, call.body)
-    return Reply(_calculation(rules, call.body.side, size))
+    sized = call.services.ledger.size_margin_position(call.principal.client_id, _request(call.body))
+    return Reply(_calculation(call.body.side, sized))
 
 
 def open_margin_position(call: Call[MarginOpen, Any]) -> Reply:
-    body, ledger, client_id = call.body, call.services.ledger, call.principal.client_id
-    rules, size = _size(call, body)
-    request = PlanRequest(
-        symbol=rules.symbol,
-        side=Side(body.side),
-        stop_price=body.stop_price,
-        entry_price=body.entry_price,
-        target_price=body.target_price,
-        quantity=size.quantity,
-        margin=True,
-        leverage=body.leverage,
+    body = call.body
+    opening = call.services.ledger.open_margin_position(
+        call.principal.client_id, _request(body), body.dry_run, CallProgress(call)
     )
-    calculation = _calculation(rules, body.side, size)
+    calculation = _calculation(body.side, opening.sized)
+    position = opening.position
     if body.dry_run:
-        planned = ledger.plan_position(client_id, request)
-        call.working_on(planned.id)
-        checked = ledger.validate_position(client_id, planned.id)
-        ledger.cancel_position(client_id, planned.id, "dry run: nothing was sent")
-        valid = checked.status is Status.VALIDATED
+        valid = position.status is Status.VALIDATED
         return Reply(
             {
                 "success": True,
                 "mode": "DRY_RUN",
-                "position_id": str(planned.id),
+                "position_id": str(position.id),
                 "valid": valid,
-                "violations": list(checked.violations),
+                "violations": list(position.violations),
                 "message": "Dry run: the plan passes every risk rule; nothing was sent"
                 if valid
                 else "Dry run: the plan would be rejected; nothing was sent",
                 "calculation": calculation,
             }
         )
-    ensure_can_trade(call)
-    position = plan_validate_execute(call, request)
     return Reply(
         {
             "success": True,
-            "mode": "LIVE" if call.services.exchange.is_live else "PAPER",
+            "mode": "LIVE" if opening.live else "PAPER",
             "position_id": str(position.id),
             "status": position.status.value,
             "quantity": money(position.quantity),

@@ -3,6 +3,7 @@ and closing one, in full or in part."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 from uuid import UUID
 
@@ -14,7 +15,6 @@ from domain.errors import PositionNotFound
 from domain.formats import iso, maybe_money, money
 from domain.position import Position, Status
 from domain.read_models import PositionRow
-from domain.store import EventStore
 from projections.audit import redacted_payload
 
 PositionStatus = Literal[
@@ -103,7 +103,7 @@ def position_view(position: Position) -> dict[str, Any]:
     }
 
 
-def event_log(store: EventStore, position_id: UUID) -> list[dict[str, Any]]:
+def event_log(events: Iterable[Any]) -> list[dict[str, Any]]:
     """The position's full history from the event log, secrets redacted."""
     return [
         {
@@ -112,7 +112,7 @@ def event_log(store: EventStore, position_id: UUID) -> list[dict[str, Any]]:
             "timestamp": iso(getattr(event, "timestamp", None)),
             "payload": redacted_payload(dict(vars(event))),
         }
-        for event in store.events.get(position_id)
+        for event in events
     ]
 
 
@@ -128,7 +128,7 @@ def position_detail(call: Call[Any, Any]) -> Reply:
     row = call.services.read_models.position(call.principal.client_id, position_id)
     if row is None:  # unknown, or another tenant's: the same answer
         raise PositionNotFound(f"Position {position_id} not found")
-    return Reply({**row_view(row), "events": event_log(call.services.store, position_id)})
+    return Reply({**row_view(row), "events": event_log(call.services.ledger.history(position_id))})
 
 
 def close_position(call: Call[CloseRequest, Any]) -> Reply:

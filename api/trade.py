@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
-from uuid import UUID
 
 from pydantic import Field
 from starlette.responses import Response
 
-from api.intents import ensure_can_trade, plan_validate_execute
+from api.intents import CallProgress
 from api.operations import Call, Operation, Reply
 from api.schemas import (
     Amount,
@@ -22,14 +21,11 @@ from api.schemas import (
     Query,
 )
 from domain.drawdown import month_of
-from domain.errors import InsufficientBalance, InvalidInput
 from domain.formats import iso, maybe_money, money
-from domain.ledger import PlanRequest
-from domain.market import Side, SymbolRules, floor_to_step
-from domain.position import Position, Status
-from domain.read_models import Period, PositionRow
-from domain.sizing import position_size
-from domain.store import EventStore
+from domain.ledger.spot import BuyOrder, Holding
+from domain.market import Side
+from domain.position import Position
+from domain.read_models import Period
 
 SYMBOL = "BTCUSDC"
 FIRST_TRADE = "🎉 Historic first production trade executed!"
@@ -160,30 +156,8 @@ class PnlReply(Output):
 # --- helpers ---
 
 
-def fills(store: EventStore, position_id: UUID, kind: type[Any]) -> list[Any]:
-    """The position's fill events of one kind, from its event log (oldest first)."""
-    return [e for e in store.events.get(position_id) if isinstance(e, kind)]
-
-
 def _environment(call: Call[Any, Any]) -> str:
     return call.services.settings.environment
-
-
-def _free(call: Call[Any, Any], asset: str) -> Decimal:
-    account = call.services.ledger.trading_account(call.principal.client_id)
-    balance = call.services.exchange.balances(account).get(asset)
-    return balance.free if balance is not None else Decimal(0)
-
-
-def one_percent_quantity(call: Call[Any, Any], stop: Decimal, available: Decimal) -> Decimal:
-    """The 1%-risk quantity at the current price, capped by what the balance can pay for."""
-    services = call.services
-    rules = services.exchange.symbol_rules(SYMBOL)
-    price = services.exchange.price(SYMBOL)
-    policy = services.ledger.policy(call.principal.client_id)
-    capital = policy.capital_base(month_of(services.clock.now()))
-    sized = position_size(capital, price, stop, rules.step_size, policy.risk_percent).quantity
-    return min(sized, rules.round_quantity(available / price))
 
 
 def _first_filled(call: Call[Any, Any]) -> bool:
@@ -213,7 +187,7 @@ def trade_status(call: Call[Any, Any]) -> Reply:
     enabled = services.ledger.config.trading_enabled
     drawdown = services.read_models.drawdown(who.client_id, month_of(services.clock.now()))
     paused = drawdown.paused if drawdown is not None else False
-    keys_ok = who.has_credentials or not services.exchange.is_live
+    keys_ok = who.has_credentials or not services.ledger.live
     return Reply(
         {
             "trading_enabled": enabled,
@@ -228,8 +202,7 @@ def trade_status(call: Call[Any, Any]) -> Reply:
 
 
 def balance(call: Call[Any, BalanceQuery]) -> Reply:
-    account = call.services.ledger.trading_account(call.principal.client_id)
-    balances = call.services.exchange.balances(account)
+    balances = call.services.ledger.balances(call.principal.client_id)
     asset = call.query.asset.upper() if call.query.asset else None
     if asset is not None:
         found = balances.get(asset)
@@ -246,27 +219,21 @@ def balance(call: Call[Any, BalanceQuery]) -> Reply:
 
 def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
     body = call.body
-    ensure_can_trade(call)
-    available = _free(call, "USDC")
-    if available <= 0:
-        raise InsufficientBalance("USDC")
-    quantity = body.quantity
-    if quantity is None and body.amount is None:
-        quantity = one_percent_quantity(call, body.stop_price, available)
     first = _environment(call) == "production" and _first_filled(call)
-    position = plan_validate_execute(
-        call,
-        PlanRequest(
+    bought = call.services.ledger.buy(
+        call.principal.client_id,
+        BuyOrder(
             symbol=SYMBOL,
-            side=Side.LONG,
+            quote_asset="USDC",
             stop_price=body.stop_price,
             target_price=body.target_price,
-            quantity=quantity,
+            quantity=body.quantity,
             quote_amount=body.amount,
         ),
+        CallProgress(call),
     )
-    entry = fills(call.services.store, position.id, Position.EntryFilled)
-    if not entry:  # sent, not yet confirmed: reconciliation will settle it
+    position = bought.position
+    if bought.fill is None:  # sent, not yet confirmed: reconciliation will settle it
         return Reply(
             {
                 "success": True,
@@ -276,7 +243,7 @@ def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
             },
             202,
         )
-    trade = _trade(position, entry[-1], "BUY")
+    trade = _trade(position, bought.fill, "BUY")
     trade["stop_price"] = maybe_money(position.stop_price)
     trade["target_price"] = maybe_money(position.target_price)
     return Reply(
@@ -292,70 +259,29 @@ def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
 
 def sell_btc(call: Call[SellBtc, Any]) -> Reply:
     """Sell from the tenant's open LONG BTC positions, oldest first, splitting one if needed."""
-    ensure_can_trade(call)
-    services, client_id = call.services, call.principal.client_id
-    rules = services.exchange.symbol_rules(SYMBOL)
-    rows = [
-        r
-        for r in services.read_models.positions(client_id, "open", 500)
-        if r.symbol == SYMBOL and r.side == Side.LONG.value
+    client_id = call.principal.client_id
+    holdings = [
+        Holding(r.position_id, r.symbol, Side(r.side), r.open_quantity, r.planned_at)
+        for r in call.services.read_models.positions(client_id, "open", 500)
     ]
-    rows.sort(key=lambda r: r.planned_at)
-    open_total = sum((floor_to_step(r.open_quantity, rules.step_size) for r in rows), Decimal(0))
-    if open_total <= 0:
-        raise InsufficientBalance("BTC")
-    wanted = call.body.quantity
-    if wanted is not None and wanted > open_total:
-        raise InvalidInput("quantity", f"at most {open_total.normalize():f} BTC is open")
-    plan = split_sale(rows, wanted, rules)
+    sale = call.services.ledger.sell(
+        client_id, SYMBOL, call.body.quantity, holdings, CallProgress(call)
+    )
     trades: list[dict[str, Any]] = []
-    sold = Decimal(0)
-    for position_id, piece in plan:
-        call.working_on(position_id)
-        position = services.ledger.close_position(client_id, position_id, quantity=piece)
-        call.metrics.count_orders("exit")
-        exits = fills(services.store, position_id, Position.ExitFilled)
-        if exits and position.status in (Status.OPEN, Status.CLOSED):
-            trade = _trade(position, exits[-1], "SELL")
-            trade["pnl"] = money(exits[-1].realised_pnl)
-            trade["position_status"] = position.status.value
-            trades.append(trade)
-            sold += exits[-1].quantity
+    for sold in sale.trades:
+        trade = _trade(sold.position, sold.fill, "SELL")
+        trade["pnl"] = money(sold.fill.realised_pnl)
+        trade["position_status"] = sold.position.status.value
+        trades.append(trade)
     return Reply(
         {
             "success": True,
-            "message": f"Sold {money(sold)} BTC",
+            "message": f"Sold {money(sale.quantity)} BTC",
             "environment": _environment(call),
-            "quantity": money(sold),
+            "quantity": money(sale.quantity),
             "trades": trades,
         }
     )
-
-
-def split_sale(
-    rows: list[PositionRow], wanted: Decimal | None, rules: SymbolRules
-) -> list[tuple[UUID, Decimal | None]]:
-    """Which positions to close (None: all of it) to sell `wanted` (None: everything)."""
-    plan: list[tuple[UUID, Decimal | None]] = []
-    for row in rows:
-        held = floor_to_step(row.open_quantity, rules.step_size)
-        if wanted is None or wanted >= held:
-            plan.append((row.position_id, None))
-            if wanted is not None:
-                wanted -= held
-                if wanted <= 0:
-                    break
-            continue
-        piece = floor_to_step(wanted, rules.step_size)
-        if piece < rules.min_qty:
-            raise InvalidInput(
-                "quantity",
-                f"would leave a piece of {wanted.normalize():f} BTC, below the exchange's "
-                f"minimum of {rules.min_qty.normalize():f}",
-            )
-        plan.append((row.position_id, piece))
-        break
-    return plan
 
 
 async def trade_history(call: Call[Any, HistoryQuery]) -> Response:

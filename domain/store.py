@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from copy import deepcopy
 from enum import Enum
 from threading import Lock
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -168,17 +168,3 @@ def cached_then_fresh(command: Callable[[bool], T]) -> T:
         return command(True)
     except (IntegrityError, DomainError):
         return retry_on_conflict(lambda: command(False))
-
-
-class FirstThenFresh(Generic[A]):
-    """An aggregate already loaded serves a command's first attempt; retries load afresh."""
-
-    def __init__(self, loaded: A, load: Callable[[], A]) -> None:
-        self._loaded: A | None = loaded
-        self._load = load
-
-    def get(self) -> A:
-        if self._loaded is not None:
-            loaded, self._loaded = self._loaded, None
-            return loaded
-        return self._load()

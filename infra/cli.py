@@ -333,7 +333,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         reg = s.ledger.register_client("Demo trader", email, Decimal(10000))
         entry = s.paper.set_price("BTCUSDC", Decimal("98500"))
         stop = entry - Decimal(2000)
-        position = s.ledger.open_position(
+        position = s.ledger.plan_validate_execute(
             reg.client_id, PlanRequest(symbol="BTCUSDC", side=Side.LONG, stop_price=stop)
         )
         s.paper.set_price("BTCUSDC", entry + Decimal(3000))

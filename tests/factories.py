@@ -31,7 +31,7 @@ def long_plan(stop: str = "98000", **overrides: object) -> PlanRequest:
 def open_long(
     ledger: Ledger, client_id: UUID, stop: str = "98000", **overrides: object
 ) -> Position:
-    return ledger.open_position(client_id, long_plan(stop, **overrides))
+    return ledger.plan_validate_execute(client_id, long_plan(stop, **overrides))
 
 
 # --- pure, in-memory builders for unit tests (no event store, explicit UTC times) ---

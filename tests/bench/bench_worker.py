@@ -285,7 +285,7 @@ def run_trials(services: Services, paper: TimedPaper) -> list[float]:
     try:
         for _ in range(TRIALS):
             paper.set_price(BTCUSDC.symbol, D(90000))
-            position = ledger.open_position(
+            position = ledger.plan_validate_execute(
                 client_id,
                 PlanRequest(BTCUSDC.symbol, Side.LONG, stop_price=D(88200), quantity=D("0.001")),
             )

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.margin import margin_size
 from domain.market import BTCUSDC, Side
+from domain.sizing import margin_size
 from infra.bootstrap import Services
 from tests.integration.test_api_support import Tenant, new_tenant, running
 

@@ -102,7 +102,7 @@ def test_buy_without_a_stop_is_blocked_with_the_reason(services: Services) -> No
     ledger = services.ledger
     client_id, _ = register(ledger)
     with pytest.raises(RiskRuleViolated) as refused:
-        ledger.open_position(client_id, long_plan(stop="1", stop_price=None))
+        ledger.plan_validate_execute(client_id, long_plan(stop="1", stop_price=None))
     assert "stop-loss price is required" in str(refused.value)
 
 
@@ -325,7 +325,7 @@ def test_partial_exit_leaves_the_rest_open(services: Services) -> None:
 def test_a_short_opens_and_closes_on_isolated_margin(services: Services) -> None:
     ledger = services.ledger
     client_id, _ = register(ledger, capital="1000")
-    short = ledger.open_position(
+    short = ledger.plan_validate_execute(
         client_id, long_plan(stop="102000", side=Side.SHORT, leverage=Decimal(3))
     )
     assert short.status is Status.OPEN and short.margin

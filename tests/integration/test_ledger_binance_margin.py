@@ -41,7 +41,7 @@ class Desk:
     def short(self) -> tuple[UUID, Position]:
         """Short 0.005 BTC at 100000, the collateral in the isolated account only."""
         client_id = self.tenant()
-        return client_id, self.ledger.open_position(client_id, SHORT)
+        return client_id, self.ledger.plan_validate_execute(client_id, SHORT)
 
     def btc(self) -> tuple[Decimal, Decimal, Decimal]:
         """The isolated account's BTC: free, borrowed, interest."""
@@ -127,7 +127,7 @@ def test_a_margin_long_close_repays_the_quote_loan_and_charges_its_interest(
 ) -> None:
     client_id = desk.tenant(isolated="300")
     long = long_plan("98000", margin=True, leverage=Decimal(2))
-    position = desk.ledger.open_position(client_id, long)  # 0.005 BTC for 500 USDC
+    position = desk.ledger.plan_validate_execute(client_id, long)  # 0.005 BTC for 500 USDC
     usdc = desk.fake.isolated_account(KEY, "BTCUSDC")["USDC"]
     assert (usdc.free, usdc.borrowed) == (ZERO, Decimal(200))
     desk.fake.accrue_interest(KEY, "BTCUSDC", "USDC", Decimal("0.05"))

@@ -71,7 +71,7 @@ def test_closing_a_margin_short_through_the_ledger_repays_the_whole_loan(
     assert paper is not None
     client_id, _ = register(services.ledger, capital="1000")
     short = long_plan("102000", side=Side.SHORT, margin=True, leverage=Decimal(2))
-    position = services.ledger.open_position(client_id, short)
+    position = services.ledger.plan_validate_execute(client_id, short)
     assert paper.borrowed(client_id) == {"BTC": Decimal("0.005")}
 
     closed = services.ledger.close_position(client_id, position.id)

@@ -49,7 +49,7 @@ def open_at(
     services.paper.set_price(BTC, D(price))
     if client_id is None:
         client_id, _ = register(services.ledger, capital="1000")
-    return services.ledger.open_position(
+    return services.ledger.plan_validate_execute(
         client_id,
         PlanRequest(
             symbol=BTC,

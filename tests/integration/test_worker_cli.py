@@ -23,7 +23,7 @@ def open_long(services: Services, entry: str, stop: str) -> Position:
     assert services.paper is not None
     services.paper.set_price(BTC, D(entry))
     client_id, _ = register(services.ledger)
-    return services.ledger.open_position(
+    return services.ledger.plan_validate_execute(
         client_id, PlanRequest(symbol=BTC, side=Side.LONG, stop_price=D(stop))
     )
 

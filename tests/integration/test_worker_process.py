@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
     try:
         client_id, _ = register(services.ledger)
         services.ledger.set_credentials(services.ledger.client(client_id).email, KEY, SECRET)
-        position = services.ledger.open_position(
+        position = services.ledger.plan_validate_execute(
             client_id,
             PlanRequest(BTC, Side.LONG, stop_price=D(88200), quantity=D("0.001")),
         )
