@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from domain.drawdown import loss_percent
+from domain.paper_market import PaperMarket
 from domain.policy import Policy
-from infra.paper_accounts import PaperMarket
 from projections.positions import unrealised_pnl
 from projections.projection import On, Projection, Rows
 from projections.read_models import DrawdownRow
