@@ -16,13 +16,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
-from domain.errors import DomainError
+from domain.errors import ConfigurationError, DomainError
 from domain.identity import client_id_for
 from domain.ledger import PlanRequest
 from domain.market import Side
 from infra.bootstrap import Services, build_services, migrate
 from infra.price_feed import csv_replay, feed, random_walk
-from infra.settings import ConfigurationError, Settings
+from infra.settings import Settings
 from infra.vault import VaultError
 from projections.audit import ExportFilter, export_events, to_ndjson
 from projections.catalog import PROJECTION_NAMES, select_projections
@@ -255,7 +255,7 @@ def cmd_projections_run(args: argparse.Namespace, settings: Settings, out: TextI
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     """The HTTP API under uvicorn, with the projection runner (and the workers unless told not)."""
-    from api.serve import serve
+    from infra.serve import serve
 
     return serve(settings, args.host, args.port, workers=not args.no_workers, out=out)
 

@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.serve import background_services
 from infra.bootstrap import Services, build_services, migrate
 from infra.clock import ManualClock
+from infra.serve import background_services
 from infra.settings import Settings
 from tests.conftest import START, drop_schema
 from tests.conftest import test_env as env_for

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 
 from api.documents import (
     APPLICATION_NAME,
-    PostgresDocuments,
     ReadModelDocuments,
     sql_money,
     sql_win_rate,
 )
 from infra.bootstrap import Services
+from infra.documents import PostgresDocuments
 from projections.pnl import PNL_PERIODS
 from projections.read_models import Period
 from projections.reply_format import money
