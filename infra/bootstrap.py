@@ -233,6 +233,6 @@ def build_services(
 
 
 def _binance(settings: Settings) -> Exchange:
-    from infra.binance_exchange import BinanceExchange
+    from infra.binance.exchange import BinanceExchange
 
     return BinanceExchange(testnet=settings.use_testnet, base_url=settings.binance_base_url)
