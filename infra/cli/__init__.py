@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from domain.errors import ConfigurationError, DomainError
-from infra.cli import clients, log, paper, processes
+from infra.cli import clients, event_log, paper, processes
 from infra.cli.common import Handler
 from infra.settings import Settings
 from infra.vault import VaultError
@@ -21,12 +21,12 @@ from infra.vault import VaultError
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="robson", description="Risk-first trading ledger")
     commands = root.add_subparsers(dest="command", required=True)
-    log.add_migrate(commands)
+    event_log.add_migrate(commands)
     clients.add_client(commands)
     paper.add_paper(commands)
     clients.add_policy(commands)
-    log.add_events(commands)
-    log.add_projections(commands)
+    event_log.add_events(commands)
+    event_log.add_projections(commands)
     processes.add_serve(commands)
     processes.add_workers(commands)
     paper.add_demo(commands)
