@@ -18,7 +18,7 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/robson migrate
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m api.demo
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m infra.demo
 	$(BIN)/robson serve --host $(HOST) --port $(PORT)
 
 demo: install

@@ -27,15 +27,13 @@ from api import (
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
-from api.documents import documents_for
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
-from infra.bootstrap import Services, projection_database
-from infra.rate_counts import SqlCounter
+from api.services import Services
 
 log = logging.getLogger("robson.api")
 
@@ -79,15 +77,17 @@ def create_app(
     token_ttl: float = DEFAULT_TTL_SECONDS,
     rate_limit: RateLimit | None = None,
 ) -> Starlette:
-    """The API over `services`. `owns_services`: close them when the app shuts down."""
+    """The API over `services`, opening no connection of its own (its lifespan opens and
+    closes the document readers it is given). `owns_services`: close them when it ends."""
     metrics = Metrics()
     tokens = TokenCache(services.ledger, token_ttl)
-    counter = SqlCounter(projection_database(services.settings, durable=False))
     limiter = RateLimiter(
-        rate_limit or RateLimit.parse(services.settings.rate_limit), counter, services.clock
+        rate_limit or RateLimit.parse(services.settings.rate_limit),
+        services.rate_counts,
+        services.clock,
     )
     guarded = [Middleware(Authenticate, tokens=tokens)]  # the limiter: just before the handler
-    documents = documents_for(services.read_models)
+    documents = services.documents
     runtime = Runtime(
         services, metrics, limiter, documents, settle=lambda: read_own_writes(services)
     )
@@ -110,7 +110,6 @@ def create_app(
                 await run_in_threadpool(service.stop)
             await run_in_threadpool(limiter.close)
             await documents.close()
-            counter.close()
             if owns_services:
                 services.close()
 

@@ -5,15 +5,16 @@ Each trade is stored already formatted (the trades projection's `document` colum
 history reply only joins those documents around its summary. On PostgreSQL one statement
 returns the whole JSON document, the summary and the P&L periods formatted by the database's
 processes (which run beside this one), and the statement is awaited on the event loop
-(`infra.prepared_reads`), so a request pays neither a thread hop nor per-row Python work. On
-SQLite the read models are queried in a worker thread and the rest is formatted here. Both
-give the same bytes; `tests/integration/test_documents.py` compares them on the same rows.
+(`StatementReads`, which the composition root gives), so a request pays neither a thread hop
+nor per-row Python work. On SQLite the read models are queried in a worker thread and the
+rest is formatted here. Both give the same bytes; `tests/integration/test_documents.py`
+compares them on the same rows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -22,11 +23,9 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.formats import money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
-from infra.prepared_reads import PreparedReads
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
 from projections.sql_read_models import SqlReadModels
-from projections.tables import Dialect
 from projections.trade_history import TRADES, summarise
 
 POOL_SIZE = 2  # connections for each statement; reads waiting for one are sent together
@@ -51,10 +50,29 @@ class Documents(Protocol):
         ...
 
 
-def documents_for(read_models: SqlReadModels) -> Documents:
-    if read_models.database.dialect is Dialect.POSTGRES:
-        return PostgresDocuments(read_models.database)
-    return ReadModelDocuments(read_models)
+class StatementReads(Protocol):
+    """Named prepared statements over connections of their own, awaited on the event loop."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def first_value(self, name: str, params: Sequence[str | None]) -> bytes | None:
+        """The first column of the statement's first row, as the server's text."""
+        ...
+
+
+class OpenReads(Protocol):
+    """Makes `StatementReads` for connection arguments and statements (`$1`-style)."""
+
+    def __call__(
+        self,
+        kwargs: Mapping[str, Any],
+        statements: Mapping[str, str],
+        *,
+        size: int,
+        acquire_timeout: float,
+    ) -> StatementReads: ...
 
 
 # --- formatted here ---
@@ -236,8 +254,8 @@ SELECT '{{"period_type":' || to_json($2::text)::text || ',"periods":[' || coales
 ) AS overall)::text || '}}'"""
 
 
-class PostgresDocuments:
-    """The documents as PostgreSQL builds them, read through `PreparedReads`.
+class DatabaseDocuments:
+    """The documents as PostgreSQL builds them, read through `StatementReads`.
 
     These statements read one tenant's index ranges whatever the parameters, so their
     connections keep one generic plan per statement: planning each execution anew cost the
@@ -249,7 +267,9 @@ class PostgresDocuments:
     as the C library handed memory back and faulted it in again).
     """
 
-    def __init__(self, database: ProjectionDatabase, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, database: ProjectionDatabase, open_reads: OpenReads, pool_size: int = POOL_SIZE
+    ) -> None:
         kwargs = database.postgres_kwargs()
         kwargs["options"] = (
             f"{kwargs.get('options', '')} -c plan_cache_mode=force_generic_plan"
@@ -261,7 +281,7 @@ class PostgresDocuments:
             "pnl": pnl_sql(database.qualified(PNL_PERIODS.name)),
         }
         self.reads = {
-            name: PreparedReads(
+            name: open_reads(
                 kwargs, {name: sql}, size=pool_size, acquire_timeout=ACQUIRE_TIMEOUT_SECONDS
             )
             for name, sql in statements.items()

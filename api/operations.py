@@ -30,8 +30,8 @@ from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
 from api.metrics import Metrics
 from api.rate_limit import RateLimiter
 from api.schemas import Empty, NoQuery
+from api.services import Services
 from domain.errors import Forbidden, Unauthorized
-from infra.bootstrap import Services
 
 NO_BODY = Empty()
 NO_QUERY = NoQuery()

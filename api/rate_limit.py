@@ -1,5 +1,5 @@
 """Per-token request limits in fixed windows, counted in memory and shared through the
-database (`infra.rate_counts`).
+database (a `Counter`; the composition root gives the SQL one).
 
 Each replica counts hits in memory. A background flush adds every token's new hits to the
 shared counts in one statement, twice every `interval` seconds, and takes each token's
@@ -24,14 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooManyRequests
+from domain.errors import ConfigurationError
 from domain.ports import Clock
-from infra.rate_counts import Hits
-from infra.settings import ConfigurationError
 
 log = logging.getLogger("robson.rate_limit")
 
 RATE_KEY = "robson.rate_limit"
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+Hits = tuple[str, int, int]  # bucket, window start (epoch seconds), hits to add
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
 

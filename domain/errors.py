@@ -147,3 +147,7 @@ class RateLimited(ExchangeError):
 
 class MarginUnavailable(ExchangeError):
     code = "margin_unavailable"
+
+
+class ConfigurationError(Exception):
+    """The environment describes a setup that must not start."""

@@ -1,20 +1,24 @@
-"""The composition root: settings in, one `Services` object out, every dependency explicit."""
+"""The composition root: settings in, one `Services` object out, every dependency explicit
+(the API's included: `api.services.Services` is what `create_app` asks of it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from api.documents import Documents
 from domain.assistant import CHAT_ENUMS
 from domain.assistant.chat import Assistant, StatusReportingModel
+from domain.errors import ConfigurationError
 from domain.ledger import Ledger, TradingConfig
 from domain.ports import ApiCredentials, Clock, Exchange
 from domain.store import EventStore
 from infra.clock import SystemClock
+from infra.documents import documents_for
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
-from infra.rate_counts import create_rate_limit_table
-from infra.settings import ConfigurationError, Settings
+from infra.rate_counts import SqlCounter, create_rate_limit_table
+from infra.settings import Settings
 from infra.vault import FernetVault, vault_from
 from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
 from projections.database import PostgresParams, ProjectionDatabase
@@ -36,10 +40,13 @@ class Services:
     read_models: SqlReadModels  # queries over the projection tables
     projections: ProjectionRunner  # keeps them up to date: start() follows the log
     assistant: Assistant  # the AI chat (Groq through the ChatModel port) and its fallback
+    rate_counts: SqlCounter  # the API's per-token counts, shared by every replica
+    documents: Documents  # the API's busiest reads; opened and closed by its lifespan
 
     def close(self) -> None:
         self.assistant.model.close()
         self.projections.stop()
+        self.rate_counts.close()
         self.read_models.close()
         self.store.close()
 
@@ -208,12 +215,25 @@ def build_services(
         settings.groq_api_key, model=settings.ai_model, max_tokens=settings.ai_max_tokens
     )
     assistant = Assistant(ledger, read_models, model, store)
+    # Counts commit without waiting for the disk: a crash may forget the last few hits.
+    rate_counts = SqlCounter(projection_database(settings, durable=False))
     return Services(
-        settings, store, ledger, exchange, paper, vault, clock, read_models, runner, assistant
+        settings,
+        store,
+        ledger,
+        exchange,
+        paper,
+        vault,
+        clock,
+        read_models,
+        runner,
+        assistant,
+        rate_counts,
+        documents_for(read_models),
     )
 
 
 def _binance(settings: Settings) -> Exchange:
-    from infra.binance_exchange import BinanceExchange
+    from infra.binance.exchange import BinanceExchange
 
     return BinanceExchange(testnet=settings.use_testnet, base_url=settings.binance_base_url)

@@ -32,28 +32,6 @@ def order_id(client_id: UUID, client_order_id: str) -> UUID:
     return uuid5(NAMESPACE, f"/paper/orders/{client_id}/{client_order_id}")
 
 
-class PaperMarket(LedgerAggregate):
-    """The last price set for a symbol (CLI, API or a demo price source)."""
-
-    class Opened(Aggregate.Created):
-        symbol: str
-        price: Decimal
-
-    @event(Opened)
-    def __init__(self, symbol: str, price: Decimal) -> None:
-        self.symbol = symbol
-        self.price = price
-
-    class PriceSet(Aggregate.Event):
-        price: Decimal
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.price = self.price
-
-    def set_price(self, price: Decimal, now: datetime) -> None:
-        self.trigger_event(self.PriceSet, timestamp=now, price=price)
-
-
 class PaperAccount(LedgerAggregate):
     """One tenant's paper balances. Its orders are aggregates of their own (see PaperOrder)."""
 

@@ -15,12 +15,12 @@ from domain.errors import (
     InvalidInput,
 )
 from domain.market import SymbolRules
+from domain.paper_market import PaperMarket
 from domain.ports import Balance, Clock, MarginHolding, OrderRequest, OrderResult, TradingAccount
 from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 from infra.paper_accounts import (
     SYMBOLS,
     PaperAccount,
-    PaperMarket,
     PaperOrder,
     account_id,
     market_id,

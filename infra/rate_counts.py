@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from api.rate_limit import Hits
 from projections.database import ProjectionDatabase
 from projections.tables import Dialect
 
 TABLE = "api_rate_limits"
 SQLITE_ROWS_PER_STATEMENT = 300  # 900 parameters: under every SQLite build's limit
-
-Hits = tuple[str, int, int]  # bucket, window start (epoch seconds), hits to add
 
 # A stored window newer than the one added to keeps its count: late hits of a past window
 # are dropped. An older one is replaced.

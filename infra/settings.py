@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-
-class ConfigurationError(Exception):
-    """The environment describes a setup that must not start."""
-
+from domain.errors import ConfigurationError
 
 TRUE = {"1", "true", "yes", "y", "on"}
 FALSE = {"0", "false", "no", "n", "off"}

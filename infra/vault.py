@@ -8,7 +8,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from infra.settings import ConfigurationError, Settings
+from domain.errors import ConfigurationError
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from domain.drawdown import loss_percent
+from domain.paper_market import PaperMarket
 from domain.policy import Policy
 from domain.read_models import DrawdownRow
-from infra.paper_accounts import PaperMarket
 from projections.positions import unrealised_pnl
 from projections.projection import On, Projection, Rows
 from projections.tables import Column, Index, Kind, Row, Table

@@ -28,12 +28,13 @@ from domain.client import Client
 from domain.drawdown import loss_percent, month_of
 from domain.identity import NAMESPACE
 from domain.market import BTCUSDC, Side
+from domain.paper_market import PaperMarket
 from domain.policy import Policy
 from domain.ports import MarginEffect, OrderRequest
 from domain.position import ExitReason, Position
 from domain.store import EventStore
 from infra.bootstrap import build_services, migrate, postgres_target
-from infra.paper_accounts import PaperAccount, PaperMarket
+from infra.paper_accounts import PaperAccount
 from infra.settings import Settings
 from projections.catalog import all_projections, all_tables
 from projections.progress import TerminalProgress

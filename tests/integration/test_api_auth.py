@@ -195,7 +195,7 @@ def test_the_default_limit_lets_1000_requests_an_hour_through(
 
 @pytest.mark.parametrize("text", ["1000", "0/hour", "5/fortnight", "lots/hour", ""])
 def test_bad_rate_limit_settings_are_refused(text: str) -> None:
-    from infra.settings import ConfigurationError
+    from domain.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError):
         RateLimit.parse(text)

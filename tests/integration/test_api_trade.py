@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from domain.ports import ApiCredentials, TradingAccount
-from infra.binance_exchange import BinanceExchange
+from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services, build_services
 from infra.clock import ManualClock
 from infra.settings import Settings

@@ -34,7 +34,7 @@ from domain.ports import (
     OrderStatus,
     TradingAccount,
 )
-from infra.binance_exchange import BinanceExchange
+from infra.binance.exchange import BinanceExchange
 from infra.clock import ManualClock
 from tests.fakes.binance import (
     ApiError,

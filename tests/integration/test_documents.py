@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -18,13 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-import api.app
 from api.app import create_app
 from api.documents import (
     APPLICATION_NAME,
-    PostgresDocuments,
     ReadModelDocuments,
-    documents_for,
     sql_money,
     sql_win_rate,
 )
@@ -32,6 +30,7 @@ from domain.formats import money
 from domain.market import Side
 from domain.read_models import Period
 from infra.bootstrap import Services
+from infra.documents import PostgresDocuments
 from projections.pnl import PNL_PERIODS
 from projections.tables import Codec, Dialect
 from projections.trade_history import TRADES, win_rate
@@ -257,7 +256,7 @@ def test_history_and_pnl_documents_are_built_over_connections_of_their_own(
 
 
 def test_history_and_pnl_replies_are_the_same_bytes_from_either_path(
-    services: Services, monkeypatch: pytest.MonkeyPatch
+    services: Services,
 ) -> None:
     """The raw bodies of GET /api/trade/history/ and /api/trade/pnl/ are byte-identical
     whether PostgreSQL builds them or Python formats them from the read models, over the
@@ -291,16 +290,15 @@ def test_history_and_pnl_replies_are_the_same_bytes_from_either_path(
         for m in (1, 12, 120)
     ]
 
-    def replies() -> list[bytes]:
-        with TestClient(create_app(services)) as client:
+    def replies(built: Services) -> list[bytes]:
+        with TestClient(create_app(built)) as client:
             found = [client.get(ask, headers=tenant) for ask in asks]
         assert {r.status_code for r in found} == {200}
         return [r.content for r in found]
 
-    assert isinstance(documents_for(services.read_models), PostgresDocuments)
-    built = replies()
-    monkeypatch.setattr(api.app, "documents_for", ReadModelDocuments)
-    formatted = replies()
+    assert isinstance(services.documents, PostgresDocuments)
+    built = replies(services)
+    formatted = replies(replace(services, documents=ReadModelDocuments(services.read_models)))
 
     for ask, sql, python in zip(asks, built, formatted, strict=True):
         assert sql == python, ask

@@ -13,7 +13,7 @@ import pytest
 from domain.errors import DomainError, FilterFailure, InsufficientBalance
 from domain.market import BTCUSDC, OrderSide
 from domain.ports import ApiCredentials, Exchange, OrderRequest, OrderStatus, TradingAccount
-from infra.binance_exchange import BinanceExchange
+from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import build_services, migrate
 from infra.clock import SystemClock
 from infra.settings import Settings

@@ -14,7 +14,7 @@ from domain.errors import CredentialsMissing, OrderOutcomeUnknown, RiskRuleViola
 from domain.ledger import Ledger, TradingConfig
 from domain.ports import ApiCredentials
 from domain.position import Status
-from infra.binance_exchange import BinanceExchange
+from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
 from tests.factories import long_plan, open_long, register
 from tests.fakes.binance import DropConnection, FakeBinance, RawResponse

@@ -12,7 +12,7 @@ import pytest
 from domain.ledger import Ledger, TradingConfig
 from domain.market import Side
 from domain.position import Position, Status
-from infra.binance_exchange import BinanceExchange
+from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
 from tests.factories import long_plan, register
 from tests.fakes.binance import FakeBinance, RawResponse

@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from api.rate_limit import RateLimit, RateLimiter
+from api.rate_limit import Hits, RateLimit, RateLimiter
 from infra.bootstrap import projection_database
 from infra.clock import ManualClock
-from infra.rate_counts import SQLITE_ROWS_PER_STATEMENT, Hits, SqlCounter
+from infra.rate_counts import SQLITE_ROWS_PER_STATEMENT, SqlCounter
 from infra.settings import Settings
 from projections.database import ProjectionDatabase
 from projections.tables import Dialect

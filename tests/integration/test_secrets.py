@@ -11,8 +11,9 @@ import pytest
 from cryptography.fernet import Fernet
 from psycopg import sql
 
+from domain.errors import ConfigurationError
 from infra.bootstrap import Services, postgres_target
-from infra.settings import ConfigurationError, Settings
+from infra.settings import Settings
 from infra.vault import KEY_FILE, FernetVault, VaultError, vault_from
 from projections.audit import ExportFilter, export_events
 from tests.conftest import connect

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from domain.errors import ConfigurationError
 from infra.bootstrap import PostgresTarget, postgres_target
-from infra.settings import ConfigurationError
 
 
 @pytest.mark.parametrize(

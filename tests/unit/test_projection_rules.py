@@ -11,9 +11,9 @@ import pytest
 from eventsourcing.utils import get_topic
 
 from domain.market import Side
+from domain.paper_market import PaperMarket
 from domain.policy import Policy
 from domain.store import EventStore
-from infra.paper_accounts import PaperMarket
 from projections.catalog import all_projections
 from projections.events import FastDecoder
 from projections.pnl import period_keys
@@ -145,3 +145,10 @@ def test_the_rebuild_decoder_reads_what_each_projection_declares_as_the_mapper_d
         assert vars(fast) == {name: full[name] for name in reads[topic]}
         checked.add(topic)
     assert len(checked) >= 18  # every handled event type of the fixture above
+
+
+def test_paper_prices_keep_the_topics_they_were_first_stored_under() -> None:
+    """Logs written before the paper market moved into the domain still match its handlers."""
+    assert get_topic(PaperMarket) == "infra.paper_accounts:PaperMarket"
+    assert get_topic(PaperMarket.Opened) == "infra.paper_accounts:PaperMarket.Opened"
+    assert get_topic(PaperMarket.PriceSet) == "infra.paper_accounts:PaperMarket.PriceSet"

@@ -1,0 +1,72 @@
+"""What the API is given by the composition root (`infra.bootstrap` builds it): the ledger,
+the read models, the exchange, and the resources the app uses without opening them itself
+(the shared rate counts, the document readers)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from api.documents import Documents
+from api.rate_limit import Counter
+from domain.assistant.chat import Assistant
+from domain.ledger import Ledger
+from domain.ports import Clock, Exchange
+from domain.store import EventStore
+from projections.sql_read_models import SqlReadModels
+
+
+class ApiSettings(Protocol):
+    """The settings the API reads: where it trades and how often a token may call."""
+
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def rate_limit(self) -> str: ...
+
+
+class PaperPrices(Protocol):
+    """The paper exchange's prices, which the operator sets (absent on a real exchange)."""
+
+    def price(self, symbol: str) -> Decimal: ...
+
+    def set_price(self, symbol: str, price: Decimal) -> Decimal: ...
+
+
+class Services(Protocol):
+    @property
+    def settings(self) -> ApiSettings: ...
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def exchange(self) -> Exchange: ...
+
+    @property
+    def paper(self) -> PaperPrices | None: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def read_models(self) -> SqlReadModels: ...
+
+    @property
+    def assistant(self) -> Assistant: ...
+
+    @property
+    def rate_counts(self) -> Counter:
+        """Every replica's request counts, which the rate limiter adds to."""
+        ...
+
+    @property
+    def documents(self) -> Documents:
+        """The busiest reads' reply documents; the app's lifespan opens and closes them."""
+        ...
+
+    def close(self) -> None: ...

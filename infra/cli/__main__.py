@@ -1,0 +1,5 @@
+"""`python -m infra.cli`: the `robson` command."""
+
+from infra.cli import main
+
+raise SystemExit(main())
