@@ -143,6 +143,57 @@ def test_bad_query_parameters(api: TestClient, tenant: Tenant, path: str, field:
     assert reply.json()["field"] == field
 
 
+# A lone surrogate is not text: JSON can escape one, UTF-8 cannot encode it.
+NOT_TEXT_BODIES: list[tuple[str, bytes, str]] = [
+    ("/api/chat/", b'{"message": "\\ud800"}', "message"),
+    ("/api/guard/analyze/", b'{"trade": {"symbol": "BTC\\udfffUSDC"}}', "trade.symbol"),
+    ("/api/policy/resume/", b'{"note": "fine \\ud83d"}', "note"),
+    ("/api/policy/resume/", b'{"note": "\xed\xa0\x80"}', "note"),  # surrogate as raw bytes
+    (INTENTS, b'{"side": ["LONG", "\\udc00"]}', "side.1"),
+    (BUY, b'{"stop_price": 98000, "\\ud800": 1}', "\\ud800"),  # a key, named escaped
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"), NOT_TEXT_BODIES, ids=[str(i) for i in range(len(NOT_TEXT_BODIES))]
+)
+def test_text_that_is_not_unicode_is_refused_naming_the_field(
+    api: TestClient, tenant: Tenant, path: str, raw: bytes, field: str
+) -> None:
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    reply = api.post(path, headers=headers, content=raw)
+    assert reply.status_code == 422, reply.text
+    assert reply.json() == {
+        "success": False,
+        "error": f"{field}: is not valid Unicode text",
+        "code": "invalid_input",
+        "field": field,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/audit/events/?client=%ED%A0%80", "query.client"),
+        ("/api/trade/balance/?asset=US%FFDC", "query.asset"),
+        ("/api/positions/?limit=5&status=%C3", "query.status"),
+    ],
+)
+def test_query_text_that_is_not_utf8_is_refused(
+    api: TestClient, tenant: Tenant, path: str, field: str
+) -> None:
+    reply = api.get(path, headers=tenant.headers)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == field
+    assert reply.json()["error"] == f"{field}: is not valid Unicode text"
+
+
+def test_unknown_query_parameters_are_ignored_even_when_not_utf8(
+    api: TestClient, tenant: Tenant
+) -> None:
+    assert api.get("/api/positions/?cb=%FF", headers=tenant.headers).status_code == 200
+
+
 def test_unknown_routes_and_methods_answer_in_the_error_shape(
     api: TestClient, tenant: Tenant
 ) -> None:
