@@ -3,6 +3,7 @@ never reaches the 500 handler; money is parsed as Decimal, never through float."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from api.errors import EXCEPTION_HANDLERS
 from infra.bootstrap import Services
@@ -243,6 +245,48 @@ def test_the_last_resort_handler_hides_internals() -> None:
         "code": "internal_error",
     }
     assert "hunter2" not in reply.text
+
+
+def test_a_client_that_hangs_up_mid_body_is_an_info_line_not_an_error(
+    api: TestClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body never arrives: the app logs one plain line and sends nothing back."""
+    sent: list[Message] = []
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"note": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/policy/resume/",
+        "raw_path": b"/api/policy/resume/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {tenant.token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    caplog.set_level(logging.DEBUG)
+    assert api.portal is not None  # the app's own event loop, lifespan running
+    api.portal.call(api.app, scope, receive, send)
+    assert sent == []
+    gone = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in gone] == [
+        (logging.INFO, "client disconnected during POST /api/policy/resume/", None)
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert 'route="/api/policy/resume/",status="499"' in api.get("/metrics").text
 
 
 def test_no_bad_input_reached_the_500_handler(api: TestClient) -> None:
