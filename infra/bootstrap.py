@@ -16,7 +16,7 @@ from infra.rate_counts import create_rate_limit_table
 from infra.settings import ConfigurationError, Settings
 from infra.vault import FernetVault, vault_from
 from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
-from projections.database import PostgresParams, ProjectionDatabase
+from projections.database import TRACKING, PostgresParams, ProjectionDatabase
 from projections.rebuild import RebuildReport, rebuild, reshaped
 from projections.runner import ProjectionRunner
 from projections.sql_read_models import SqlReadModels
@@ -41,6 +41,13 @@ class Services:
         self.projections.stop()
         self.read_models.close()
         self.store.close()
+
+
+class NotMigrated(ConfigurationError):
+    """The database has none of the tables `robson migrate` creates."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} has no Robson tables yet: run `robson migrate` first")
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,12 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     vault = vault_from(settings)
+    projection_db = projection_database(settings)
+    try:
+        _ensure_migrated(settings, projection_db)
+    except BaseException:
+        projection_db.close()
+        raise
     store = open_store(settings)
     paper: PaperExchange | None = None
     if exchange is None:
@@ -200,7 +213,6 @@ def build_services(
             trading_enabled=settings.trading_enabled, operator_credentials=operator_keys
         ),
     )
-    projection_db = projection_database(settings)
     read_models = SqlReadModels(projection_db, store)
     runner = ProjectionRunner(projection_db, store)
     model = chat_model or GroqChatModel(
@@ -210,6 +222,20 @@ def build_services(
     return Services(
         settings, store, ledger, exchange, paper, vault, clock, read_models, runner, assistant
     )
+
+
+def _ensure_migrated(settings: Settings, database: ProjectionDatabase) -> None:
+    """Fail fast, saying what to do, rather than later with a raw "no such table" (and
+    without creating an empty SQLite file on the way)."""
+    if settings.is_postgres:
+        assert settings.database_url is not None
+        where = f"PostgreSQL schema {postgres_target(settings.database_url).schema!r}"
+    else:
+        where = str(settings.sqlite_path)
+        if not settings.sqlite_path.exists():
+            raise NotMigrated(where)
+    if not database.columns(TRACKING.name):  # the projections' bookkeeping, made by migrate
+        raise NotMigrated(where)
 
 
 def _binance(settings: Settings) -> Exchange:
