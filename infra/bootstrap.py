@@ -13,7 +13,7 @@ from infra.clock import SystemClock
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
 from infra.rate_counts import create_rate_limit_table
-from infra.settings import ConfigurationError, Settings
+from infra.settings import ConfigurationError, Settings, private_file
 from infra.vault import FernetVault, vault_from
 from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
 from projections.database import TRACKING, PostgresParams, ProjectionDatabase
@@ -101,7 +101,7 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
         )
     else:
         path = settings.sqlite_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(path),

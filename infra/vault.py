@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from infra.settings import ConfigurationError, Settings
+from infra.settings import ConfigurationError, Settings, private_directory
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def vault_from(settings: Settings) -> FernetVault:
 def _local_key(path: Path) -> str:
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     key = Fernet.generate_key().decode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
