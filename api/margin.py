@@ -7,11 +7,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from api.intents import Leverage, ensure_can_trade, plan_validate_execute
 from api.operations import Call, Operation, Reply
-from api.schemas import Amount, Input, MoneyOut, Output, Price, Symbol, maybe_money
+from api.schemas import (
+    Amount,
+    ExactDecimal,
+    Input,
+    MoneyOut,
+    Output,
+    Price,
+    Symbol,
+    maybe_money,
+)
 from domain.drawdown import month_of
 from domain.errors import InvalidInput
 from domain.ledger import PlanRequest
@@ -21,7 +30,9 @@ from domain.sizing import position_size
 from projections.reply_format import money
 
 MARGIN_CAP = Decimal("0.5")  # margin required never exceeds half the capital
-RiskPercent = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, decimal_places=4)]
+RiskPercent = Annotated[
+    Decimal, ExactDecimal(1, 4, "percent, above 0 up to 1, at most 4 decimals", inclusive=True)
+]
 
 
 class MarginCalculation(Input):
@@ -36,7 +47,7 @@ class MarginCalculation(Input):
 
 class MarginOpen(MarginCalculation):
     target_price: Price | None = None
-    dry_run: bool = True
+    dry_run: StrictBool = True
 
 
 class CalculationReply(Output):

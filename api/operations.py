@@ -31,7 +31,7 @@ from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
 from api.metrics import Metrics
 from api.rate_limit import RateLimiter
 from api.schemas import Empty, NoQuery
-from domain.errors import Forbidden, InvalidInput, Unauthorized
+from domain.errors import Forbidden, Unauthorized
 from infra.bootstrap import Services
 
 NO_BODY = Empty()
@@ -129,6 +129,10 @@ def _invalid(error: ValidationError, model: type[BaseModel], prefix: str = "") -
 NOT_TEXT = "is not valid Unicode text"
 
 
+def _not_text(field: str) -> RequestInvalid:
+    return RequestInvalid([{"field": field, "reason": NOT_TEXT}])
+
+
 def _printable(text: str) -> str:
     """A name that may hold lone surrogates, escaped so the error reply can carry it."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -144,7 +148,7 @@ def _check_text(body: dict[str, Any]) -> None:
             try:
                 data.encode("utf-8")
             except UnicodeEncodeError:
-                raise InvalidInput(at or "body", NOT_TEXT) from None
+                raise _not_text(at or "body") from None
         elif isinstance(data, dict):
             for key, value in data.items():
                 name = f"{at}.{_printable(key)}" if at else _printable(key)
@@ -163,7 +167,7 @@ def _check_query_text(raw: bytes, model: type[BaseModel]) -> None:
             try:
                 unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
             except UnicodeDecodeError:
-                raise InvalidInput(f"query.{key}", NOT_TEXT) from None
+                raise _not_text(f"query.{key}") from None
 
 
 async def read_body(request: Request, model: type[B]) -> B:

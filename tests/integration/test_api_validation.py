@@ -23,6 +23,7 @@ BUY = "/api/trade/buy-btc/"
 INTENTS = "/api/intents/"
 CALCULATE = "/api/margin/position/calculate/"
 PRICE = "/api/paper/price/"
+OPEN = "/api/margin/position/open/"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -80,6 +81,30 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("/api/policy/resume/", {"note": ""}, 422, "note"),
     ("/api/policy/resume/", {"note": 5}, 422, "note"),
     ("/api/positions/00000000-0000-0000-0000-000000000000/close/", {"x": 1}, 422, "x"),
+    # Booleans are JSON booleans: no 0/1 or "true" coercion.
+    (INTENTS, {"margin": 0}, 422, "margin"),
+    (INTENTS, {"margin": 1}, 422, "margin"),
+    (INTENTS, {"margin": "true"}, 422, "margin"),
+    (OPEN, {**CALC, "dry_run": "false"}, 422, "dry_run"),
+    (OPEN, {**CALC, "dry_run": 0}, 422, "dry_run"),
+    # Decimal strings are what the document's pattern says, and nothing else.
+    (BUY, {"stop_price": "0.00"}, 422, "stop_price"),
+    (BUY, {"stop_price": " 98000"}, 422, "stop_price"),
+    (BUY, {"stop_price": "9.8e4"}, 422, "stop_price"),
+    (BUY, {"stop_price": "098000"}, 422, "stop_price"),
+    (BUY, {"stop_price": "98_000"}, 422, "stop_price"),
+    (BUY, {"stop_price": 98000, "quantity": "1000000000"}, 422, "quantity"),
+    (INTENTS, {"leverage": "11"}, 422, "leverage"),
+    (INTENTS, {"leverage": 10.001}, 422, "leverage"),
+    (CALCULATE, {**CALC, "risk_percent": "0"}, 422, "risk_percent"),
+    (CALCULATE, {**CALC, "risk_percent": "1.0001"}, 422, "risk_percent"),
+    (
+        "/api/guard/analyze/",
+        {"message": "hi", "trade": {"leverage": "125.01"}},
+        422,
+        "trade.leverage",
+    ),
+    ("/api/chat/", {"message": 5}, 422, "message"),
 ]
 
 
@@ -137,6 +162,7 @@ def test_malformed_and_oversized_bodies(
         ("/api/positions/?limit=0", "query.limit"),
         ("/api/trade/balance/?asset=US%20DC", "query.asset"),
         ("/api/audit/events/?since=-4", "query.since"),
+        ("/api/audit/events/?since=9223372036854775808", "query.since"),  # past 64 bits
     ],
 )
 def test_bad_query_parameters(api: TestClient, tenant: Tenant, path: str, field: str) -> None:
@@ -170,6 +196,7 @@ def test_text_that_is_not_unicode_is_refused_naming_the_field(
         "error": f"{field}: is not valid Unicode text",
         "code": "invalid_input",
         "field": field,
+        "errors": [{"field": field, "reason": "is not valid Unicode text"}],
     }
 
 
