@@ -24,11 +24,12 @@ from projections.reply_format import money
 
 
 def _repeat(chars: str, low: int, high: int) -> str:
+    """`chars` repeated low..high times, in the shortest spelling."""
     if high == 0:
         return ""
-    return chars + (
-        "" if low == high == 1 else f"{{{low},{high}}}" if low != high else f"{{{low}}}"
-    )
+    if low == high:
+        return chars if low == 1 else f"{chars}{{{low}}}"
+    return f"{chars}{{{low},{high}}}"
 
 
 def _digit(low: int, high: int) -> str:
