@@ -2,26 +2,37 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# Two stamps: `make run` installs `.` (the runtime alone), `make test` `.[dev]` (tools too).
+RUNTIME := $(VENV)/.runtime-stamp
+DEV     := $(VENV)/.dev-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run demo test lint typecheck unit bench clean
+.PHONY: install install-runtime run demo test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+# The dev extra includes the runtime: it satisfies both stamps.
+$(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV) $(RUNTIME)
 
-install: $(STAMP)
+install: $(DEV)
 
-run: install
+install-runtime: $(RUNTIME)
+
+run: install-runtime
 	$(BIN)/robson migrate
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m infra.demo
 	$(BIN)/robson serve --host $(HOST) --port $(PORT)
 
-demo: install
+demo: install-runtime
 	$(BIN)/robson migrate
 	$(BIN)/robson demo
 

@@ -27,7 +27,7 @@ from api import (
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, ClientGone
 from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
@@ -115,6 +115,7 @@ def create_app(
 
     app = Starlette(
         middleware=[
+            Middleware(ClientGone),
             Middleware(RequestMetrics, metrics=metrics, routes=templates),
             Middleware(RateLimitHeaders),
             Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES),

@@ -9,7 +9,7 @@ from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from api.operations import Call, Operation
-from api.schemas import Query
+from api.schemas import BIGINT_MAX, Query
 from domain.errors import Forbidden
 from projections.audit import ExportFilter, export_events, to_ndjson
 
@@ -20,7 +20,7 @@ class AuditQuery(Query):
     client: str | None = Field(
         None, min_length=3, max_length=320, description="operator only: another client's email"
     )
-    since: int | None = Field(None, ge=0, description="notification id (exclusive)")
+    since: int | None = Field(None, ge=0, le=BIGINT_MAX, description="notification id (exclusive)")
 
 
 def audit_events(call: Call[Any, AuditQuery]) -> StreamingResponse:

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.errors import error_body
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, Output
+from api.schemas import Input, Message, Output
 from domain.assistant.chat import ChatReply
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
 
@@ -21,7 +21,9 @@ IntentName = Literal["buy", "sell", "analyze", "balance", "positions", "risk", "
 
 
 class ChatRequest(Input):
-    message: str | None = Field(
+    model_config = ConfigDict(json_schema_extra={"required": ["message"]})
+
+    message: Message = Field(
         None,
         description=f"1 to {MAX_MESSAGE_CHARS:,} characters; "
         '"confirm <intent_id>" executes a proposed trade',

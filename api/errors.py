@@ -14,8 +14,9 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.errors import (
     AlreadyExists,
@@ -166,6 +167,20 @@ def unexpected_error(request: Request, exc: Exception) -> Response:
     """The last resort: logged in full, answered without internals."""
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("Internal server error", "internal_error"), 500)
+
+
+class ClientGone:
+    """App middleware (outermost): a client that hangs up before its body arrives is routine,
+    not a server error, so it is one info line, with no traceback and no 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
 
 
 EXCEPTION_HANDLERS: Mapping[Any, Any] = {

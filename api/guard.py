@@ -6,16 +6,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, Output, Price, Quantity, Symbol
+from api.schemas import ExactDecimal, Input, Message, Output, Price, Quantity, Symbol
 from domain.assistant.context import guard_document
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, checked_message
 from domain.assistant.guard import IntendedTrade
 
-Leverage = Annotated[Decimal, Field(gt=0, le=125, allow_inf_nan=False, decimal_places=2)]
-RiskPercent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False, decimal_places=4)]
+Leverage = Annotated[
+    Decimal, ExactDecimal(125, 2, "leverage, above 0 up to 125, at most 2 decimals", inclusive=True)
+]
+RiskPercent = Annotated[
+    Decimal, ExactDecimal(100, 4, "percent, above 0 up to 100, at most 4 decimals", inclusive=True)
+]
 _SIDES = {"LONG": "LONG", "BUY": "LONG", "SHORT": "SHORT", "SELL": "SHORT"}
 
 
@@ -43,7 +47,9 @@ class TradeInput(Input):
 
 
 class GuardRequest(Input):
-    message: str | None = Field(
+    model_config = ConfigDict(json_schema_extra={"required": ["message"]})
+
+    message: Message = Field(
         None, description=f"what the trader wants to do, 1 to {MAX_MESSAGE_CHARS:,} characters"
     )
     trade: TradeInput | None = None

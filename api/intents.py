@@ -7,18 +7,21 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from api.operations import Call, Operation, Reply
 from api.positions import PositionView, position_view
-from api.schemas import Amount, Input, Output, Price, Quantity, Symbol
+from api.schemas import Amount, ExactDecimal, Input, Output, Price, Quantity, Symbol
 from domain.errors import OrderRejected, RiskRuleViolated
 from domain.ledger import PlanRequest
 from domain.ledger.entries import violations_of
 from domain.market import Side
 from domain.position import Position, Status
 
-Leverage = Annotated[Decimal, Field(ge=1, le=10, allow_inf_nan=False, decimal_places=2)]
+Leverage = Annotated[
+    Decimal,
+    ExactDecimal(10, 2, "leverage, 1 to 10, at most 2 decimals", inclusive=True, from_one=True),
+]
 
 
 class PlanIntent(Input):
@@ -31,7 +34,7 @@ class PlanIntent(Input):
     target_price: Price | None = None
     quantity: Quantity | None = Field(None, description="default: sized by the 1% rule")
     amount: Amount | None = Field(None, description="quote amount instead of a quantity")
-    margin: bool = False
+    margin: StrictBool = False
     leverage: Leverage = Decimal(1)
 
 

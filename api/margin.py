@@ -6,17 +6,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from api.intents import CallProgress, Leverage
 from api.operations import Call, Operation, Reply
-from api.schemas import Amount, Input, MoneyOut, Output, Price, Symbol
+from api.schemas import Amount, ExactDecimal, Input, MoneyOut, Output, Price, Symbol
 from domain.formats import maybe_money, money
 from domain.ledger.margin import MarginRequest, SizedMargin
 from domain.market import Side
 from domain.position import Status
 
-RiskPercent = Annotated[Decimal, Field(gt=0, le=1, allow_inf_nan=False, decimal_places=4)]
+RiskPercent = Annotated[
+    Decimal, ExactDecimal(1, 4, "percent, above 0 up to 1, at most 4 decimals", inclusive=True)
+]
 
 
 class MarginCalculation(Input):
@@ -31,7 +33,7 @@ class MarginCalculation(Input):
 
 class MarginOpen(MarginCalculation):
     target_price: Price | None = None
-    dry_run: bool = True
+    dry_run: StrictBool = True
 
 
 class CalculationReply(Output):

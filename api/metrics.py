@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS: tuple[float, ...] = (
@@ -109,8 +110,11 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+CLIENT_CLOSED = 499  # nginx's code for a request its client abandoned; nothing is sent
+
+
 class RequestMetrics:
-    """App middleware (outermost): times every request and labels it with its route template."""
+    """App middleware (outermost but one): times every request, labelled by route template."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: Mapping[object, str]) -> None:
         self.app = app
@@ -132,6 +136,9 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, send_recording_status)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED
+            raise
         finally:
             route = self.routes.get(scope.get("endpoint"), UNMATCHED)
             self.metrics.observe_request(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -125,6 +126,50 @@ def _invalid(error: ValidationError, model: type[BaseModel], prefix: str = "") -
     return RequestInvalid(problems or [{"field": prefix or "body", "reason": "is invalid"}])
 
 
+NOT_TEXT = "is not valid Unicode text"
+
+
+def _not_text(field: str) -> RequestInvalid:
+    return RequestInvalid([{"field": field, "reason": NOT_TEXT}])
+
+
+def _printable(text: str) -> str:
+    """A name that may hold lone surrogates, escaped so the error reply can carry it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_text(body: dict[str, Any]) -> None:
+    """Lone surrogates (`"\\ud800"` in JSON) are not text: refuse them, naming the field,
+    before they reach a model, the database or a reply (a loop: JSON may nest deeply)."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        at, data = pending.pop()
+        if isinstance(data, str):
+            try:
+                data.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _not_text(at or "body") from None
+        elif isinstance(data, dict):
+            for key, value in data.items():
+                name = f"{at}.{_printable(key)}" if at else _printable(key)
+                pending += [(name, value), (name, key)]
+        elif isinstance(data, list):
+            pending += [(f"{at}.{i}" if at else str(i), item) for i, item in enumerate(data)]
+
+
+def _check_query_text(raw: bytes, model: type[BaseModel]) -> None:
+    """Starlette decodes a query string leniently (bad UTF-8 becomes U+FFFD): refuse it in
+    the parameters the model reads (others are ignored anyway)."""
+    for pair in raw.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        key = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
+        if key in model.model_fields:
+            try:
+                unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_text(f"query.{key}") from None
+
+
 async def read_body(request: Request, model: type[B]) -> B:
     """JSON object -> model; numbers are parsed as Decimal, never through float."""
     raw = await request.body()
@@ -136,6 +181,7 @@ async def read_body(request: Request, model: type[B]) -> B:
             raise MalformedBody("body", f"is not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise MalformedBody("body", "must be a JSON object")
+    _check_text(data)
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -143,6 +189,7 @@ async def read_body(request: Request, model: type[B]) -> B:
 
 
 def read_query(request: Request, model: type[Q]) -> Q:
+    _check_query_text(request.scope["query_string"], model)
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as error:

@@ -18,10 +18,10 @@ from infra.documents import documents_for
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
 from infra.rate_counts import SqlCounter, create_rate_limit_table
-from infra.settings import Settings
+from infra.settings import Settings, private_file
 from infra.vault import FernetVault, vault_from
 from projections.catalog import PROJECTION_NAMES, all_projections, all_tables
-from projections.database import PostgresParams, ProjectionDatabase
+from projections.database import TRACKING, PostgresParams, ProjectionDatabase
 from projections.rebuild import RebuildReport, rebuild, reshaped
 from projections.runner import ProjectionRunner
 from projections.sql_read_models import SqlReadModels
@@ -49,6 +49,13 @@ class Services:
         self.rate_counts.close()
         self.read_models.close()
         self.store.close()
+
+
+class NotMigrated(ConfigurationError):
+    """The database has none of the tables `robson migrate` creates."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where} has no Robson tables yet: run `robson migrate` first")
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
         )
     else:
         path = settings.sqlite_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(path),
@@ -186,6 +193,12 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     vault = vault_from(settings)
+    projection_db = projection_database(settings)
+    try:
+        _ensure_migrated(settings, projection_db)
+    except BaseException:
+        projection_db.close()
+        raise
     store = open_store(settings)
     paper: PaperExchange | None = None
     if exchange is None:
@@ -208,7 +221,6 @@ def build_services(
             trading_enabled=settings.trading_enabled, operator_credentials=operator_keys
         ),
     )
-    projection_db = projection_database(settings)
     read_models = SqlReadModels(projection_db, store)
     runner = ProjectionRunner(projection_db, store)
     model = chat_model or GroqChatModel(
@@ -231,6 +243,20 @@ def build_services(
         rate_counts,
         documents_for(read_models),
     )
+
+
+def _ensure_migrated(settings: Settings, database: ProjectionDatabase) -> None:
+    """Fail fast, saying what to do, rather than later with a raw "no such table" (and
+    without creating an empty SQLite file on the way)."""
+    if settings.is_postgres:
+        assert settings.database_url is not None
+        where = f"PostgreSQL schema {postgres_target(settings.database_url).schema!r}"
+    else:
+        where = str(settings.sqlite_path)
+        if not settings.sqlite_path.exists():
+            raise NotMigrated(where)
+    if not database.columns(TRACKING.name):  # the projections' bookkeeping, made by migrate
+        raise NotMigrated(where)
 
 
 def _binance(settings: Settings) -> Exchange:

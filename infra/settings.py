@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from domain.errors import ConfigurationError
+
+
+def private_directory(path: Path) -> None:
+    """Local state (the database, a generated key) is the owner's alone: a directory this
+    creates is mode 0700; one that exists is left as its owner set it."""
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 (in a private directory) unless it exists, so what
+    is written to it later (SQLite, with its -wal and -shm files) is never world-readable."""
+    private_directory(path.parent)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
 
 TRUE = {"1", "true", "yes", "y", "on"}
 FALSE = {"0", "false", "no", "n", "off"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from domain.errors import ConfigurationError
-from infra.settings import Settings
+from infra.settings import Settings, private_directory
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def vault_from(settings: Settings) -> FernetVault:
 def _local_key(path: Path) -> str:
     if path.exists():
         return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(path.parent)
     key = Fernet.generate_key().decode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:

@@ -48,10 +48,9 @@ def checked_message(message: object) -> str:
     """The message to act on: a non-blank string of at most 4,000 characters."""
     if not isinstance(message, str) or not message.strip():
         raise MessageInvalid("message is required")
-    text = message.strip()
-    if len(text) > MAX_MESSAGE_CHARS:
+    if len(message) > MAX_MESSAGE_CHARS:  # as sent, as the API's document counts it
         raise MessageInvalid(f"message must be at most {MAX_MESSAGE_CHARS:,} characters")
-    return text
+    return message.strip()
 
 
 @dataclass(frozen=True)

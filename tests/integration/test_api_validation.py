@@ -3,6 +3,7 @@ never reaches the 500 handler; money is parsed as Decimal, never through float."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from api.errors import EXCEPTION_HANDLERS
 from infra.bootstrap import Services
@@ -21,6 +23,7 @@ BUY = "/api/trade/buy-btc/"
 INTENTS = "/api/intents/"
 CALCULATE = "/api/margin/position/calculate/"
 PRICE = "/api/paper/price/"
+OPEN = "/api/margin/position/open/"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -78,6 +81,30 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("/api/policy/resume/", {"note": ""}, 422, "note"),
     ("/api/policy/resume/", {"note": 5}, 422, "note"),
     ("/api/positions/00000000-0000-0000-0000-000000000000/close/", {"x": 1}, 422, "x"),
+    # Booleans are JSON booleans: no 0/1 or "true" coercion.
+    (INTENTS, {"margin": 0}, 422, "margin"),
+    (INTENTS, {"margin": 1}, 422, "margin"),
+    (INTENTS, {"margin": "true"}, 422, "margin"),
+    (OPEN, {**CALC, "dry_run": "false"}, 422, "dry_run"),
+    (OPEN, {**CALC, "dry_run": 0}, 422, "dry_run"),
+    # Decimal strings are what the document's pattern says, and nothing else.
+    (BUY, {"stop_price": "0.00"}, 422, "stop_price"),
+    (BUY, {"stop_price": " 98000"}, 422, "stop_price"),
+    (BUY, {"stop_price": "9.8e4"}, 422, "stop_price"),
+    (BUY, {"stop_price": "098000"}, 422, "stop_price"),
+    (BUY, {"stop_price": "98_000"}, 422, "stop_price"),
+    (BUY, {"stop_price": 98000, "quantity": "1000000000"}, 422, "quantity"),
+    (INTENTS, {"leverage": "11"}, 422, "leverage"),
+    (INTENTS, {"leverage": 10.001}, 422, "leverage"),
+    (CALCULATE, {**CALC, "risk_percent": "0"}, 422, "risk_percent"),
+    (CALCULATE, {**CALC, "risk_percent": "1.0001"}, 422, "risk_percent"),
+    (
+        "/api/guard/analyze/",
+        {"message": "hi", "trade": {"leverage": "125.01"}},
+        422,
+        "trade.leverage",
+    ),
+    ("/api/chat/", {"message": 5}, 422, "message"),
 ]
 
 
@@ -135,12 +162,65 @@ def test_malformed_and_oversized_bodies(
         ("/api/positions/?limit=0", "query.limit"),
         ("/api/trade/balance/?asset=US%20DC", "query.asset"),
         ("/api/audit/events/?since=-4", "query.since"),
+        ("/api/audit/events/?since=9223372036854775808", "query.since"),  # past 64 bits
     ],
 )
 def test_bad_query_parameters(api: TestClient, tenant: Tenant, path: str, field: str) -> None:
     reply = api.get(path, headers=tenant.headers)
     assert reply.status_code == 422
     assert reply.json()["field"] == field
+
+
+# A lone surrogate is not text: JSON can escape one, UTF-8 cannot encode it.
+NOT_TEXT_BODIES: list[tuple[str, bytes, str]] = [
+    ("/api/chat/", b'{"message": "\\ud800"}', "message"),
+    ("/api/guard/analyze/", b'{"trade": {"symbol": "BTC\\udfffUSDC"}}', "trade.symbol"),
+    ("/api/policy/resume/", b'{"note": "fine \\ud83d"}', "note"),
+    ("/api/policy/resume/", b'{"note": "\xed\xa0\x80"}', "note"),  # surrogate as raw bytes
+    (INTENTS, b'{"side": ["LONG", "\\udc00"]}', "side.1"),
+    (BUY, b'{"stop_price": 98000, "\\ud800": 1}', "\\ud800"),  # a key, named escaped
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"), NOT_TEXT_BODIES, ids=[str(i) for i in range(len(NOT_TEXT_BODIES))]
+)
+def test_text_that_is_not_unicode_is_refused_naming_the_field(
+    api: TestClient, tenant: Tenant, path: str, raw: bytes, field: str
+) -> None:
+    headers = {**tenant.headers, "Content-Type": "application/json"}
+    reply = api.post(path, headers=headers, content=raw)
+    assert reply.status_code == 422, reply.text
+    assert reply.json() == {
+        "success": False,
+        "error": f"{field}: is not valid Unicode text",
+        "code": "invalid_input",
+        "field": field,
+        "errors": [{"field": field, "reason": "is not valid Unicode text"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/audit/events/?client=%ED%A0%80", "query.client"),
+        ("/api/trade/balance/?asset=US%FFDC", "query.asset"),
+        ("/api/positions/?limit=5&status=%C3", "query.status"),
+    ],
+)
+def test_query_text_that_is_not_utf8_is_refused(
+    api: TestClient, tenant: Tenant, path: str, field: str
+) -> None:
+    reply = api.get(path, headers=tenant.headers)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == field
+    assert reply.json()["error"] == f"{field}: is not valid Unicode text"
+
+
+def test_unknown_query_parameters_are_ignored_even_when_not_utf8(
+    api: TestClient, tenant: Tenant
+) -> None:
+    assert api.get("/api/positions/?cb=%FF", headers=tenant.headers).status_code == 200
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(
@@ -192,6 +272,48 @@ def test_the_last_resort_handler_hides_internals() -> None:
         "code": "internal_error",
     }
     assert "hunter2" not in reply.text
+
+
+def test_a_client_that_hangs_up_mid_body_is_an_info_line_not_an_error(
+    api: TestClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body never arrives: the app logs one plain line and sends nothing back."""
+    sent: list[Message] = []
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"note": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/policy/resume/",
+        "raw_path": b"/api/policy/resume/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", f"Bearer {tenant.token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    caplog.set_level(logging.DEBUG)
+    assert api.portal is not None  # the app's own event loop, lifespan running
+    api.portal.call(api.app, scope, receive, send)
+    assert sent == []
+    gone = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert [(r.levelno, r.getMessage(), r.exc_info) for r in gone] == [
+        (logging.INFO, "client disconnected during POST /api/policy/resume/", None)
+    ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert 'route="/api/policy/resume/",status="499"' in api.get("/metrics").text
 
 
 def test_no_bad_input_reached_the_500_handler(api: TestClient) -> None:

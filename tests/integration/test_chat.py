@@ -158,6 +158,8 @@ def test_an_unknown_or_foreign_conversation_is_not_found(
         ({"message": ""}, "message is required"),
         ({"message": "   "}, "message is required"),
         ({}, "message is required"),
+        ({"message": None}, "message is required"),
+        ({"message": " " * 3000 + "x" * 1001}, "message must be at most 4,000 characters"),
         ({"message": "x" * 4001}, "message must be at most 4,000 characters"),
     ],
 )

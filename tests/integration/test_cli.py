@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from infra.bootstrap import build_services
 from infra.cli import main
 from infra.settings import Settings
+from tests.conftest import drop_schema
+from tests.conftest import test_env as env_for
 
 
 def run(
@@ -200,3 +203,29 @@ def test_paper_balances_survive_a_restart(env: dict[str, str]) -> None:
         restarted.close()
     assert after == before
     assert after["BTC"].free == Decimal("0.004995")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("client", "token", "--email", "ana@example.com"),
+        ("client", "create", "--name", "Ana", "--email", "ana@example.com"),
+        ("projections", "status"),
+        ("events", "export"),
+    ],
+    ids=lambda argv: "-".join(argv[:2]),
+)
+def test_a_command_before_migrate_says_to_run_migrate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, backend: str, argv: tuple[str, ...]
+) -> None:
+    environment = env_for(tmp_path / "home", backend)
+    try:
+        code, out, err = run(capsys, environment, *argv)
+    finally:
+        drop_schema(Settings.from_env(environment))
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ") and err.endswith(
+        "has no Robson tables yet: run `robson migrate` first\n"
+    )
+    assert not (tmp_path / "home" / "robson.sqlite3").exists()  # nor an empty file made
