@@ -293,15 +293,16 @@ def test_a_market_order_that_fills_nothing_is_rejected(
         exchange.place_order(ALICE, buy("empty-1", quantity="0.001"))
 
 
-def test_sending_the_same_client_order_id_again_returns_the_first_fill(
+def test_a_client_order_id_held_by_an_open_order_returns_that_order_instead(
     exchange: BinanceExchange, fake: FakeBinance
 ) -> None:
-    first = exchange.place_order(ALICE, buy("again-1", quantity="0.001"))
+    fake.rest_order(KEY, "again-1")  # Binance refuses the id only while this one is open
 
     second = exchange.place_order(ALICE, buy("again-1", quantity="0.001"))
 
-    assert second == first
-    assert fake.balances(KEY)["USDC"] == Decimal("9900")
+    assert second.status is OrderStatus.PENDING
+    assert second.executed_quantity == 0
+    assert fake.balances(KEY)["USDC"] == Decimal("10000")
 
 
 def test_a_client_order_id_binance_would_sign_wrongly_is_refused_before_sending(
