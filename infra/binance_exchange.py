@@ -383,6 +383,7 @@ class BinanceExchange:
         try:
             executed = Decimal(str(order["executedQty"]))
             fees: dict[str, Decimal] = {}
+            trades: Any = []
             if executed > 0:
                 trades = self._send(
                     slot,
@@ -398,7 +399,7 @@ class BinanceExchange:
                     ),
                 )
                 fees = _sum_fees(trades)
-            return _order_result(order, fees=fees)
+            return _order_result(order, fees=fees, trades=trades)
         except (KeyError, InvalidOperation, TypeError, ValueError, ZeroDivisionError) as exc:
             raise ExchangeUnavailable(f"Binance sent an unreadable answer to: {call.what}") from exc
 
@@ -727,21 +728,30 @@ _STATUSES = {
 }
 
 
-def _order_result(order: Mapping[str, Any], *, fees: dict[str, Decimal] | None) -> OrderResult:
-    """From a FULL order answer (fees from its fills) or a query answer (fees given)."""
+def _order_result(
+    order: Mapping[str, Any], *, fees: dict[str, Decimal] | None, trades: Any = ()
+) -> OrderResult:
+    """From a FULL order answer (fees from its fills) or a query answer (fees and trades given).
+
+    A query answer's cummulativeQuoteQty is < 0 when Binance lacks it (rest-api.md "Query
+    order"): the average then comes from the order's trades, and without them it is unreadable.
+    """
     executed = Decimal(str(order["executedQty"]))
     quote = Decimal(str(order["cummulativeQuoteQty"]))
-    fills = order.get("fills") or []
+    fills = order.get("fills") or (trades if quote < 0 else [])
     if fills:
         fill_qty = sum((Decimal(str(f["qty"])) for f in fills), Decimal(0))
         fill_quote = sum(
             (Decimal(str(f["price"])) * Decimal(str(f["qty"])) for f in fills), Decimal(0)
         )
         average = fill_quote / fill_qty
+        quote = fill_quote if quote < 0 else quote
     elif executed > 0:
+        if quote < 0:
+            raise ValueError("cummulativeQuoteQty is not available and no trades were given")
         average = quote / executed
     else:
-        average = Decimal(0)
+        average, quote = Decimal(0), max(quote, Decimal(0))
     if fees is None:
         fees = _sum_fees(fills)
     raw_status = str(order["status"])
