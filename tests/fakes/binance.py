@@ -548,7 +548,10 @@ class FakeBinance:
         quantity: Decimal = Decimal("0.001"),
         margin: bool = False,
     ) -> None:
-        """Leave an order open on the book (a GTC LIMIT BUY placed elsewhere, nothing filled)."""
+        """Leave an order open on the book (a GTC LIMIT BUY placed elsewhere, nothing filled).
+
+        Only its client order id matters here: the fake holds none of the key's funds for it.
+        """
         with self._lock:
             now = self.server_time_ms()
             self._accounts[api_key].orders.append(
