@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from domain.errors import (
     ExchangeUnavailable,
@@ -263,6 +264,7 @@ class BinanceExchange:
         try:
             executed = Decimal(str(order["executedQty"]))
             fees: dict[str, Decimal] = {}
+            trades: Any = []
             if executed > 0:
                 trades = self._client.send(
                     slot,
@@ -278,7 +280,7 @@ class BinanceExchange:
                     ),
                 )
                 fees = sum_fees(trades)
-            return order_result(order, fees=fees)
+            return order_result(order, fees=fees, trades=trades)
         except (KeyError, InvalidOperation, TypeError, ValueError, ZeroDivisionError) as exc:
             raise ExchangeUnavailable(f"Binance sent an unreadable answer to: {call.what}") from exc
 

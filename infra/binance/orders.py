@@ -20,21 +20,30 @@ _STATUSES = {
 }
 
 
-def order_result(order: Mapping[str, Any], *, fees: dict[str, Decimal] | None) -> OrderResult:
-    """From a FULL order answer (fees from its fills) or a query answer (fees given)."""
+def order_result(
+    order: Mapping[str, Any], *, fees: dict[str, Decimal] | None, trades: Any = ()
+) -> OrderResult:
+    """From a FULL order answer (fees from its fills) or a query answer (fees and trades given).
+
+    A query answer's cummulativeQuoteQty is < 0 when Binance lacks it (rest-api.md "Query
+    order"): the average then comes from the order's trades, and without them it is unreadable.
+    """
     executed = Decimal(str(order["executedQty"]))
     quote = Decimal(str(order["cummulativeQuoteQty"]))
-    fills = order.get("fills") or []
+    fills = order.get("fills") or (trades if quote < 0 else [])
     if fills:
         fill_qty = sum((Decimal(str(f["qty"])) for f in fills), Decimal(0))
         fill_quote = sum(
             (Decimal(str(f["price"])) * Decimal(str(f["qty"])) for f in fills), Decimal(0)
         )
         average = fill_quote / fill_qty
+        quote = fill_quote if quote < 0 else quote
     elif executed > 0:
+        if quote < 0:
+            raise ValueError("cummulativeQuoteQty is not available and no trades were given")
         average = quote / executed
     else:
-        average = Decimal(0)
+        average, quote = Decimal(0), max(quote, Decimal(0))
     if fees is None:
         fees = sum_fees(fills)
     raw_status = str(order["status"])

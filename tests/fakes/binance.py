@@ -1,8 +1,10 @@
 """A fake Binance REST server on 127.0.0.1 that python-binance's real `Client` talks to.
 
 It checks API keys, HMAC signatures and timestamps like Binance, keeps per-key balances,
-fills MARKET orders, enforces filters, and injects the faults an adapter must survive
-(429/418, 5xx or a dropped connection after execution, slow responses, error codes).
+fills MARKET orders, enforces filters and the per-minute request weight, and injects the faults
+an adapter must survive (429/418, 5xx or a dropped connection after execution, slow responses,
+error codes, look-ups that lag behind an order the client never heard back about).
+Each behaviour cites github.com/binance/binance-spot-api-docs (file, section) beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import re
 import socket
 import threading
@@ -31,6 +34,16 @@ DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
 _DECIMAL_PARAM = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 _ORDER_PATHS = ("/api/v3/order", "/sapi/v1/margin/order")
+# enums.md "Rate limiters (rateLimitType)": REQUEST_WEIGHT 6000 per MINUTE (CHANGELOG.md
+# 2023-08-25: "adjusted to 6,000 every minute").
+REQUEST_WEIGHT_PER_MINUTE = 6000
+# rest-api.md "IP Limits": bans "scale in duration for repeat offenders, from 2 minutes to 3 days".
+FIRST_BAN_SECONDS = 120
+# rest-api.md "Account trade list (USER_DATA)": limit "Default: 500; Maximum: 1000".
+TRADES_DEFAULT_LIMIT = 500
+TRADES_MAX_LIMIT = 1000
+# rest-api.md "New order (TRADE)": newClientOrderId is "A unique id among open orders".
+_OPEN_STATUSES = frozenset({"NEW", "PENDING_NEW", "PARTIALLY_FILLED"})
 
 JsonBody = dict[str, Any] | list[Any]
 
@@ -263,6 +276,28 @@ class _Reply:
     content_type: str = "application/json;charset=UTF-8"
 
 
+@dataclass
+class _MinuteWindow:
+    """Weight used in one clock minute; rest-api.md "IP Limits" and enums.md "Rate limiters":
+    REQUEST_WEIGHT has interval MINUTE, intervalNum 1, so the count restarts each minute."""
+
+    minute: int = -1
+    used: int = 0
+
+    def current(self, now: float) -> int:
+        if int(now // 60) != self.minute:
+            self.minute, self.used = int(now // 60), 0
+        return self.used
+
+    def add(self, weight: int, now: float) -> int:
+        self.used = self.current(now) + weight
+        return self.used
+
+    def set(self, used: int, now: float) -> None:
+        self.current(now)
+        self.used = used
+
+
 def _fmt(value: Decimal) -> str:
     return f"{value:.8f}"
 
@@ -285,18 +320,23 @@ def _floor(value: Decimal, step: Decimal) -> Decimal:
 class FakeBinance:
     """Binance's spot and isolated-margin REST API, in memory, on 127.0.0.1:<free port>."""
 
+    # The "Weight:" of each endpoint's section in rest-api.md (ping, time, exchangeInfo,
+    # account, New order, Query order); ticker/price and myTrades depend on their parameters.
     _WEIGHTS: Mapping[tuple[str, str], int] = {
         ("GET", "/api/v3/ping"): 1,
         ("GET", "/api/v3/time"): 1,
         ("GET", "/api/v3/exchangeInfo"): 20,
-        ("GET", "/api/v3/ticker/price"): 2,
         ("GET", "/api/v3/account"): 20,
         ("POST", "/api/v3/order"): 1,
         ("GET", "/api/v3/order"): 4,
-        ("GET", "/api/v3/myTrades"): 20,
     }
 
-    def __init__(self, symbols: Iterable[FakeSymbol] = (BTCUSDC,)) -> None:
+    def __init__(
+        self, symbols: Iterable[FakeSymbol] = (BTCUSDC,), clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock` (seconds) times the weight minutes, bans, order counts and look-up lags;
+        signed timestamps are still checked against the wall clock the real client signs with.
+        """
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -312,8 +352,24 @@ class FakeBinance:
         self.commission_rate = Decimal("0.001")
         self.commission_asset: str | None = None  # None = the asset the order receives
         self.clock_skew_ms = 0
-        self.used_weight = 0  # X-MBX-USED-WEIGHT-1M: /api weight; set it to test throttling
-        self.sapi_used_weight = 0  # X-SAPI-USED-IP-WEIGHT-1M: /sapi has its own counter
+        self._clock = clock
+        self.weight_limit = REQUEST_WEIGHT_PER_MINUTE  # published in exchangeInfo's rateLimits
+        self._weight = _MinuteWindow()  # X-MBX-USED-WEIGHT-1M: /api weight of this minute
+        self._sapi_weight = _MinuteWindow()  # X-SAPI-USED-IP-WEIGHT-1M: /sapi's own counter
+        # 429s answered while the client kept sending over the limit; this many earn a 418.
+        # rest-api.md "IP Limits" names no number: "Repeatedly violating ... will result in an
+        # automated IP ban (HTTP status 418)".
+        self.ban_after_429s = 3
+        self.ban_seconds = FIRST_BAN_SECONDS
+        self._unheeded_429s = 0
+        self._banned_until: float | None = None
+        # Seconds during which a look-up of an order executed under a fault (its answer dropped,
+        # replaced or late) still says -2013. rest-api.md "Data Sources": "The API system is
+        # asynchronous, so some delay in the response is normal and expected"; Query order reads
+        # "Memory => Database".
+        self.lookup_delay_seconds: float = 0
+        self._hidden_until: dict[int, float] = {}  # orderId -> when look-ups first see it
+        self._quote_unknown: set[int] = set()  # orderIds whose cummulativeQuoteQty reads < 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -380,6 +436,28 @@ class FakeBinance:
 
     def server_time_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_skew_ms
+
+    @property
+    def used_weight(self) -> int:
+        """This minute's /api weight (X-MBX-USED-WEIGHT-1M); set it to test throttling."""
+        with self._lock:
+            return self._weight.current(self._clock())
+
+    @used_weight.setter
+    def used_weight(self, used: int) -> None:
+        with self._lock:
+            self._weight.set(used, self._clock())
+
+    @property
+    def sapi_used_weight(self) -> int:
+        """This minute's /sapi weight (X-SAPI-USED-IP-WEIGHT-1M), counted apart from /api."""
+        with self._lock:
+            return self._sapi_weight.current(self._clock())
+
+    @sapi_used_weight.setter
+    def sapi_used_weight(self, used: int) -> None:
+        with self._lock:
+            self._sapi_weight.set(used, self._clock())
 
     def add_symbol(self, symbol: FakeSymbol, price: Decimal = Decimal("100000")) -> None:
         with self._lock:
@@ -455,6 +533,61 @@ class FakeBinance:
                     return dict(order)
             return None
 
+    def orders(self, api_key: str) -> list[dict[str, Any]]:
+        """Every stored order of the key, oldest first (several may share a client order id)."""
+        with self._lock:
+            return [dict(order) for order in self._accounts[api_key].orders]
+
+    def rest_order(
+        self,
+        api_key: str,
+        client_order_id: str,
+        *,
+        symbol: str = "BTCUSDC",
+        price: Decimal = Decimal("90000"),
+        quantity: Decimal = Decimal("0.001"),
+        margin: bool = False,
+    ) -> None:
+        """Leave an order open on the book (a GTC LIMIT BUY placed elsewhere, nothing filled).
+
+        Only its client order id matters here: the fake holds none of the key's funds for it.
+        """
+        with self._lock:
+            now = self.server_time_ms()
+            self._accounts[api_key].orders.append(
+                {
+                    "symbol": symbol,
+                    "orderId": next(self._ids),
+                    "orderListId": -1,
+                    "clientOrderId": client_order_id,
+                    "transactTime": now,
+                    "price": _fmt(price),
+                    "origQty": _fmt(quantity),
+                    "executedQty": _fmt(Decimal(0)),
+                    "origQuoteOrderQty": _fmt(Decimal(0)),
+                    "cummulativeQuoteQty": _fmt(Decimal(0)),
+                    "status": "NEW",
+                    "timeInForce": "GTC",
+                    "type": "LIMIT",
+                    "side": "BUY",
+                    "workingTime": now,
+                    "selfTradePreventionMode": "EXPIRE_MAKER",
+                    "isIsolated": margin,
+                    "fills": [],
+                }
+            )
+
+    def forget_quote_quantity(self, api_key: str, client_order_id: str) -> None:
+        """Make look-ups of this order answer a negative cummulativeQuoteQty.
+
+        rest-api.md "Query order (USER_DATA)", Notes: "For some historical orders
+        `cummulativeQuoteQty` will be < 0, meaning the data is not available at this time."
+        """
+        with self._lock:
+            for order in self._accounts[api_key].orders:
+                if order["clientOrderId"] == client_order_id:
+                    self._quote_unknown.add(int(order["orderId"]))
+
     # ---- observation
 
     def requests(self, path: str | None = None, method: str | None = None) -> list[RecordedRequest]:
@@ -509,15 +642,13 @@ class FakeBinance:
         record = RecordedRequest(method, path, params, api_key)
         with self._lock:
             self._requests.append(record)
-            weight = self._WEIGHTS.get((method, path), 1)
-            if path.startswith("/api/"):
-                self.used_weight += weight
-            elif path.startswith("/sapi/"):
-                self.sapi_used_weight += weight
+            limited = self._charge_weight(method, path, params)
         try:
-            fault = self._take_fault(method, path)
+            fault = None if limited is not None else self._take_fault(method, path)
             reply: _Reply | None
-            if isinstance(fault, RateLimit):
+            if limited is not None:
+                reply = limited
+            elif isinstance(fault, RateLimit):
                 reply = self._rate_limit_reply(fault)
             elif isinstance(fault, ApiError):
                 reply = _error_reply(fault.code, fault.msg, fault.status)
@@ -525,6 +656,8 @@ class FakeBinance:
                 reply = None
             else:
                 reply = self._dispatch(method, path, params, api_key, raw_query, raw_body)
+                if isinstance(fault, RawResponse | DropConnection | Delay):
+                    self._lag_lookups(method, path, reply)
             if isinstance(fault, Delay):
                 self._stopping.wait(fault.seconds)
                 if reply is None:
@@ -535,6 +668,8 @@ class FakeBinance:
             elif isinstance(fault, RawResponse):
                 reply = _Reply(fault.status, fault.body.encode(), content_type=fault.content_type)
             assert reply is not None
+            # rest-api.md "IP Limits": "Every request will contain
+            # X-MBX-USED-WEIGHT-(intervalNum)(intervalLetter) in the response headers".
             with self._lock:
                 if path.startswith("/api/"):
                     reply.headers["X-MBX-USED-WEIGHT-1M"] = str(self.used_weight)
@@ -546,19 +681,74 @@ class FakeBinance:
             with self._changed:
                 self._changed.notify_all()
 
-    @staticmethod
-    def _rate_limit_reply(fault: RateLimit) -> _Reply:
-        if fault.status == 418:
-            until = int(time.time() * 1000) + fault.retry_after * 1000
-            msg = f"Way too much request weight used; IP banned until {until}."
+    def _request_weight(self, method: str, path: str, params: dict[str, str]) -> int:
+        if (method, path) == ("GET", "/api/v3/ticker/price"):
+            # rest-api.md "Symbol price ticker": 2 for one symbol, 4 when it is omitted
+            return 2 if "symbol" in params else 4
+        if (method, path) == ("GET", "/api/v3/myTrades"):
+            # rest-api.md "Account trade list (USER_DATA)": 20 without orderId, 5 with it
+            return 5 if "orderId" in params else 20
+        return self._WEIGHTS.get((method, path), 1)
+
+    def _charge_weight(self, method: str, path: str, params: dict[str, str]) -> _Reply | None:
+        """Count the request's weight in this minute; a 429 or 418 when it may not run.
+
+        rest-api.md "LIMITS": "Requests fail with HTTP status code 429 when you exceed the
+        request rate limit"; "IP Limits": "Repeatedly violating rate limits and/or failing to
+        back off after receiving 429s will result in an automated IP ban (HTTP status 418)",
+        and Retry-After gives the seconds "to prevent a ban" (429) or "until the ban is over"
+        (418). Nothing runs in either case.
+        """
+        now = self._clock()
+        weight = self._request_weight(method, path, params)
+        if path.startswith("/sapi/"):
+            self._sapi_weight.add(weight, now)
+            return None
+        if not path.startswith("/api/"):
+            return None
+        if self._banned_until is not None and now < self._banned_until:
+            return self._limit_reply(418, math.ceil(self._banned_until - now))
+        used = self._weight.add(weight, now)
+        if used <= self.weight_limit:
+            self._unheeded_429s = 0
+            return None
+        if self._unheeded_429s >= self.ban_after_429s:
+            self._banned_until = now + self.ban_seconds
+            self._unheeded_429s = 0
+            return self._limit_reply(418, self.ban_seconds)
+        self._unheeded_429s += 1
+        return self._limit_reply(429, math.ceil(60 - now % 60))  # the minute's end
+
+    def _limit_reply(self, status: Literal[429, 418], retry_after: int) -> _Reply:
+        """errors.md "-1003 TOO_MANY_REQUESTS": its messages, with the published limit."""
+        if status == 418:
+            until = int((self._clock() + retry_after) * 1000)
+            msg = (
+                f"Way too much request weight used; IP banned until {until}. "
+                "Please use WebSocket Streams for live updates to avoid bans."
+            )
         else:
             msg = (
-                "Too much request weight used; current limit is 1200 request weight per "
-                "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API."
+                f"Too much request weight used; current limit is {self.weight_limit} request "
+                "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid "
+                "polling the API."
             )
-        reply = _error_reply(-1003, msg, fault.status)
-        reply.headers["Retry-After"] = str(fault.retry_after)
+        reply = _error_reply(-1003, msg, status)
+        reply.headers["Retry-After"] = str(retry_after)
         return reply
+
+    def _rate_limit_reply(self, fault: RateLimit) -> _Reply:
+        return self._limit_reply(fault.status, fault.retry_after)
+
+    def _lag_lookups(self, method: str, path: str, reply: _Reply) -> None:
+        """An order executed while its answer was lost stays invisible to look-ups a while."""
+        if method != "POST" or path not in _ORDER_PATHS or reply.status != 200:
+            return
+        if self.lookup_delay_seconds <= 0:
+            return
+        order_id = int(json.loads(reply.body)["orderId"])
+        with self._lock:
+            self._hidden_until[order_id] = self._clock() + self.lookup_delay_seconds
 
     def _dispatch(
         self,
@@ -650,18 +840,25 @@ class FakeBinance:
             {
                 "timezone": "UTC",
                 "serverTime": self.server_time_ms(),
+                # enums.md "Rate limiters (rateLimitType)"; CHANGELOG.md 2023-08-25
                 "rateLimits": [
                     {
                         "rateLimitType": "REQUEST_WEIGHT",
                         "interval": "MINUTE",
                         "intervalNum": 1,
-                        "limit": 1200,
+                        "limit": self.weight_limit,
                     },
                     {
                         "rateLimitType": "ORDERS",
                         "interval": "SECOND",
                         "intervalNum": 10,
                         "limit": 100,
+                    },
+                    {
+                        "rateLimitType": "RAW_REQUESTS",
+                        "interval": "MINUTE",
+                        "intervalNum": 5,
+                        "limit": 61000,
                     },
                 ],
                 "exchangeFilters": [],
@@ -739,8 +936,15 @@ class FakeBinance:
                 "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!",
             )
         client_order_id = params.get("newClientOrderId") or f"fake{next(self._ids)}"
+        # rest-api.md "New order (TRADE)": newClientOrderId is "A unique id among open orders
+        # ... Orders with the same `newClientOrderID` can be accepted only when the previous one
+        # is filled, otherwise the order will be rejected." errors.md "Messages for ... -2010
+        # NEW_ORDER_REJECTED": "Duplicate order sent." - "The `clOrdId` is already in use."
+        # A filled (or expired) MARKET order is no longer open: the same id trades again.
         if any(
-            o["clientOrderId"] == client_order_id and o["isIsolated"] is margin
+            o["clientOrderId"] == client_order_id
+            and o["isIsolated"] is margin
+            and o["status"] in _OPEN_STATUSES
             for o in account.orders
         ):
             raise _Reject(-2010, "Duplicate order sent.")
@@ -983,7 +1187,7 @@ class FakeBinance:
             order["marginBuyBorrowAsset"] = borrowed[0]
             order["marginBuyBorrowAmount"] = _fmt(borrowed[1])
         account.orders.append(order)
-        account.order_times.append(time.monotonic())
+        account.order_times.append(self._clock())
         body = dict(order)
         if not margin:
             del body["isIsolated"]
@@ -994,7 +1198,7 @@ class FakeBinance:
             keys = ("symbol", "orderId", "orderListId", "clientOrderId", "transactTime")
             body = {k: body[k] for k in keys}
         reply = _json_reply(200, body)
-        recent = [t for t in account.order_times if time.monotonic() - t <= 10]
+        recent = [t for t in account.order_times if self._clock() - t <= 10]
         reply.headers["X-MBX-ORDER-COUNT-10S"] = str(len(recent))
         reply.headers["X-MBX-ORDER-COUNT-1D"] = str(len(account.order_times))
         return reply
@@ -1008,7 +1212,11 @@ class FakeBinance:
                 -1102,
                 "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
             )
-        for order in account.orders:
+        now = self._clock()
+        # A reused client order id names several orders; the docs do not say which a look-up
+        # answers, so the fake answers the newest (the one the id is "in use" by, if open).
+        order: dict[str, Any]
+        for order in reversed(account.orders):
             if (
                 order["symbol"] == spec.symbol
                 and order["isIsolated"] is margin
@@ -1016,17 +1224,20 @@ class FakeBinance:
                     str(order["orderId"]) == params.get("orderId")
                     or order["clientOrderId"] == params.get("origClientOrderId")
                 )
+                and self._hidden_until.get(int(order["orderId"]), now) <= now
             ):
                 return order
+        # errors.md "-2013 NO_SUCH_ORDER": "Order does not exist."
         raise _Reject(-2013, "Order does not exist.")
 
-    @staticmethod
-    def _order_view(order: dict[str, Any], *, margin: bool) -> dict[str, Any]:
+    def _order_view(self, order: dict[str, Any], *, margin: bool) -> dict[str, Any]:
         """The query-order shape: no fills, `time`/`updateTime` instead of `transactTime`."""
         hidden = {"fills", "transactTime", "marginBuyBorrowAsset", "marginBuyBorrowAmount"}
         if not margin:
             hidden.add("isIsolated")
         view = {k: v for k, v in order.items() if k not in hidden}
+        if int(order["orderId"]) in self._quote_unknown:
+            view["cummulativeQuoteQty"] = _fmt(Decimal(-1))  # see forget_quote_quantity
         view.update(
             stopPrice=_fmt(Decimal(0)),
             icebergQty=_fmt(Decimal(0)),
@@ -1051,6 +1262,7 @@ class FakeBinance:
     def _trades(self, account: _Account, params: dict[str, str], *, margin: bool) -> _Reply:
         spec = self._symbol(params)
         order_id = params.get("orderId")
+        pick = _trade_page(params)
         rows = [
             {
                 "symbol": t["symbol"],
@@ -1073,7 +1285,7 @@ class FakeBinance:
             and t["isIsolated"] is margin
             and (order_id is None or str(t["orderId"]) == order_id)
         ]
-        return _json_reply(200, rows)
+        return _json_reply(200, pick(rows))
 
     def _spot_trades(self, account: _Account, params: dict[str, str]) -> _Reply:
         return self._trades(account, params, margin=False)
@@ -1159,6 +1371,60 @@ class FakeBinance:
                 "totalNetAssetOfBtc": zero,
             },
         )
+
+
+def _trade_page(params: dict[str, str]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """One page of a trade list, oldest first, as rest-api.md "Account trade list (USER_DATA)"
+    describes it (the margin list, developers.binance.com "Query Margin Account's Trade List",
+    takes the same fromId, startTime, endTime and limit):
+
+    - limit "Default: 500; Maximum: 1000" (a larger one is served as 1000);
+    - "If `fromId` is set, it will get trades >= that `fromId`. Otherwise most recent trades
+      are returned.";
+    - "The time between `startTime` and `endTime` can't be longer than 24 hours." (errors.md
+      "-1127 MORE_THAN_XX_HOURS");
+    - the supported combinations: symbol alone, or with orderId, startTime, endTime, fromId,
+      startTime + endTime, or orderId + fromId (errors.md "-1128 OPTIONAL_PARAMS_BAD_COMBO").
+    """
+    given = frozenset(k for k in ("orderId", "startTime", "endTime", "fromId") if k in params)
+    supported = {
+        frozenset(),
+        frozenset({"orderId"}),
+        frozenset({"startTime"}),
+        frozenset({"endTime"}),
+        frozenset({"fromId"}),
+        frozenset({"startTime", "endTime"}),
+        frozenset({"orderId", "fromId"}),
+    }
+    if given not in supported:
+        raise _Reject(-1128, "Combination of optional parameters invalid.")
+    numbers: dict[str, int] = {}
+    for name in (*given, "limit"):
+        if name in params:
+            try:
+                numbers[name] = int(params[name])
+            except ValueError:
+                raise _Reject(-1130, f"Data sent for parameter '{name}' is not valid.") from None
+    limit = min(numbers.get("limit", TRADES_DEFAULT_LIMIT), TRADES_MAX_LIMIT)
+    if limit < 1:
+        raise _Reject(-1130, "Data sent for parameter 'limit' is not valid.")
+    start, end = numbers.get("startTime"), numbers.get("endTime")
+    if start is not None and end is not None and end - start > 24 * 3600 * 1000:
+        raise _Reject(-1127, "More than 24 hours between startTime and endTime.")
+
+    def page(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows = sorted(rows, key=lambda t: int(t["id"]))
+        if "fromId" in numbers:
+            return [t for t in rows if int(t["id"]) >= numbers["fromId"]][:limit]
+        if start is not None:
+            rows = [t for t in rows if int(t["time"]) >= start]
+        if end is not None:
+            rows = [t for t in rows if int(t["time"]) <= end]
+        if start is not None:
+            return rows[:limit]  # onwards from startTime
+        return rows[-limit:]  # the most recent
+
+    return page
 
 
 def _places(value: Decimal) -> int:

@@ -293,15 +293,16 @@ def test_a_market_order_that_fills_nothing_is_rejected(
         exchange.place_order(ALICE, buy("empty-1", quantity="0.001"))
 
 
-def test_sending_the_same_client_order_id_again_returns_the_first_fill(
+def test_a_client_order_id_held_by_an_open_order_returns_that_order_instead(
     exchange: BinanceExchange, fake: FakeBinance
 ) -> None:
-    first = exchange.place_order(ALICE, buy("again-1", quantity="0.001"))
+    fake.rest_order(KEY, "again-1")  # Binance refuses the id only while this one is open
 
     second = exchange.place_order(ALICE, buy("again-1", quantity="0.001"))
 
-    assert second == first
-    assert fake.balances(KEY)["USDC"] == Decimal("9900")
+    assert second.status is OrderStatus.PENDING
+    assert second.executed_quantity == 0
+    assert fake.balances(KEY)["USDC"] == Decimal("10000")
 
 
 def test_a_client_order_id_binance_would_sign_wrongly_is_refused_before_sending(
@@ -811,3 +812,17 @@ def test_no_failure_path_logs_or_raises_the_secret(
     assert SECRET not in caplog.text
     assert "other-secret" not in caplog.text
     assert all(SECRET not in e.message and "other-secret" not in e.message for e in errors)
+
+
+def test_a_lookup_without_the_quote_quantity_averages_the_orders_trades(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    fake.set_book("BTCUSDC", [(Decimal(100000), Decimal("0.0004")), (Decimal(100020), Decimal(1))])
+    placed = exchange.place_order(ALICE, buy("old-1", quantity="0.001"))
+    fake.forget_quote_quantity(KEY, "old-1")  # cummulativeQuoteQty < 0 for some old orders
+
+    found = exchange.find_order(ALICE, "BTCUSDC", "old-1")
+
+    assert found is not None
+    assert found.average_price == placed.average_price == Decimal("100012")
+    assert found.quote_quantity == Decimal("100.012")

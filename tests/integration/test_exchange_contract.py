@@ -119,6 +119,9 @@ def test_an_order_is_found_by_its_client_order_id(kit: Kit) -> None:
     assert kit.exchange.find_order(kit.alice, "BTCUSDC", order_id()) is None
 
 
+# Paper only: Binance refuses a reused newClientOrderId only while the first order is open
+# (rest-api.md "New order"); once a MARKET order filled, the same id trades again.
+@pytest.mark.parametrize("kit", ["paper"], indirect=True)
 def test_the_same_client_order_id_never_fills_twice(kit: Kit) -> None:
     order = buy(quantity="0.01")
     first = kit.exchange.place_order(kit.alice, order)

@@ -24,11 +24,27 @@ from tests.fakes.binance import (
 
 KEY = "alice-api-key-0001"
 SECRET = "alice-secret-key-never-shown"
+MINUTE_START = 60 * 29_833_333.0  # a whole minute, in seconds since the epoch
+
+
+class Ticks:
+    """The fake's clock, moved by hand: weight minutes, bans and look-up lags without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = MINUTE_START + 15
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBinance]:
-    with FakeBinance() as server:
+def ticks() -> Ticks:
+    return Ticks()
+
+
+@pytest.fixture
+def fake(ticks: Ticks) -> Iterator[FakeBinance]:
+    with FakeBinance(clock=ticks) as server:
         server.fund(KEY, SECRET, {"USDC": Decimal("10000")})
         yield server
 
@@ -298,17 +314,31 @@ def test_scientific_notation_is_refused_as_illegal_characters(client: Any) -> No
     assert api_error(excinfo).code == -1100
 
 
-def test_a_duplicate_client_order_id_is_refused_and_fills_only_once(
+def test_a_client_order_id_held_by_an_open_order_is_refused_as_a_duplicate(
     fake: FakeBinance, client: Any
 ) -> None:
-    buy(client, quantity="0.001", newClientOrderId="once-1")
+    fake.rest_order(KEY, "held-1")
 
     with pytest.raises(BinanceAPIException) as excinfo:
-        buy(client, quantity="0.001", newClientOrderId="once-1")
+        buy(client, quantity="0.001", newClientOrderId="held-1")
 
     assert (api_error(excinfo).code, api_error(excinfo).message) == (-2010, "Duplicate order sent.")
-    assert len(fake.orders_received(client_order_id="once-1")) == 2
-    assert fake.balances(KEY)["USDC"] == Decimal("9900")
+    assert fake.balances(KEY) == {"USDC": Decimal("10000")}
+
+
+def test_the_client_order_id_of_a_filled_order_can_be_used_again_and_fills_again(
+    fake: FakeBinance, client: Any
+) -> None:
+    first = buy(client, quantity="0.001", newClientOrderId="once-1")
+
+    second = buy(client, quantity="0.001", newClientOrderId="once-1")
+
+    assert (first["status"], second["status"]) == ("FILLED", "FILLED")
+    assert second["orderId"] != first["orderId"]
+    assert [o["clientOrderId"] for o in fake.orders(KEY)] == ["once-1", "once-1"]
+    assert fake.balances(KEY)["USDC"] == Decimal("9800")
+    found = client.get_order(symbol="BTCUSDC", origClientOrderId="once-1")
+    assert found["orderId"] == second["orderId"]  # the newest order holding the id
 
 
 def test_an_order_larger_than_the_balance_is_refused_with_2010(
@@ -593,3 +623,234 @@ def test_the_isolated_account_and_margin_orders_can_be_read_back(
     assert pair["baseAsset"]["free"] == "0.00099900"
     assert (found["clientOrderId"], found["isIsolated"], found["status"]) == ("m-1", True, "FILLED")
     assert api_error(excinfo).code == -2013
+
+
+# ---- look-ups that lag behind a lost answer
+
+
+def test_an_order_whose_answer_was_lost_is_not_found_until_the_lookup_delay_passed(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    fake.lookup_delay_seconds = 45
+    fake.inject(DropConnection(), path="/api/v3/order", method="POST")
+    with pytest.raises(OSError):
+        buy(client, quantity="0.001", newClientOrderId="lagging-1")
+    answered = buy(client, quantity="0.001", newClientOrderId="answered-1")
+
+    ticks.now += 44
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_order(symbol="BTCUSDC", origClientOrderId="lagging-1")
+    still_hidden = api_error(excinfo)
+    seen_at_once = client.get_order(symbol="BTCUSDC", orderId=answered["orderId"])
+    ticks.now += 1
+    found = client.get_order(symbol="BTCUSDC", origClientOrderId="lagging-1")
+
+    assert (still_hidden.code, still_hidden.message) == (-2013, "Order does not exist.")
+    assert fake.order(KEY, "lagging-1") is not None  # it executed all along
+    assert seen_at_once["clientOrderId"] == "answered-1"
+    assert found["status"] == "FILLED"
+
+
+def test_a_margin_order_executed_behind_a_5xx_lags_the_same_way(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("500")})
+    fake.lookup_delay_seconds = 45
+    fake.inject(RawResponse(502, "<html>502</html>"), path="/sapi/v1/margin/order", method="POST")
+    with pytest.raises(BinanceAPIException):
+        client.create_margin_order(
+            symbol="BTCUSDC",
+            isIsolated="TRUE",
+            side="BUY",
+            type="MARKET",
+            quantity="0.001",
+            newClientOrderId="m-lag-1",
+        )
+
+    def lookup() -> Any:
+        return client.get_margin_order(
+            symbol="BTCUSDC", isIsolated="TRUE", origClientOrderId="m-lag-1"
+        )
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        lookup()
+    ticks.now += 45
+
+    assert api_error(excinfo).code == -2013
+    assert lookup()["status"] == "FILLED"
+
+
+# ---- historical answers
+
+
+def test_a_lookup_can_report_a_negative_quote_quantity_for_an_old_order(
+    fake: FakeBinance, client: Any
+) -> None:
+    placed = buy(client, quantity="0.001", newClientOrderId="old-1")
+
+    fake.forget_quote_quantity(KEY, "old-1")
+    found = client.get_order(symbol="BTCUSDC", origClientOrderId="old-1")
+    trades = client.get_my_trades(symbol="BTCUSDC", orderId=placed["orderId"])
+
+    assert placed["cummulativeQuoteQty"] == "100.00000000"
+    assert Decimal(found["cummulativeQuoteQty"]) < 0
+    assert [(t["price"], t["qty"]) for t in trades] == [("100000.00000000", "0.00100000")]
+
+
+# ---- trade list pages
+
+
+def many_fills(fake: FakeBinance, client: Any, count: int, client_order_id: str) -> Any:
+    """One order of `count` fills: a book of `count` levels of the smallest lot each."""
+    fake.set_book("BTCUSDC", [(Decimal("100000") + i, Decimal("0.00001")) for i in range(count)])
+    return buy(client, quantity=str(Decimal("0.00001") * count), newClientOrderId=client_order_id)
+
+
+def test_trades_come_500_by_default_and_at_most_1000_most_recent_first_page_oldest_first(
+    fake: FakeBinance, client: Any
+) -> None:
+    order = many_fills(fake, client, 1200, "big-1")
+    ids = [f["tradeId"] for f in order["fills"]]
+
+    default = client.get_my_trades(symbol="BTCUSDC")
+    largest = client.get_my_trades(symbol="BTCUSDC", limit=5000)
+    of_order = client.get_my_trades(symbol="BTCUSDC", orderId=order["orderId"], limit=1000)
+
+    assert [t["id"] for t in default] == ids[-500:]
+    assert [t["id"] for t in largest] == ids[-1000:]
+    assert [t["id"] for t in of_order] == ids[-1000:]
+
+
+def test_from_id_pages_forwards_through_an_orders_trades(fake: FakeBinance, client: Any) -> None:
+    order = many_fills(fake, client, 1200, "big-2")
+    ids = [f["tradeId"] for f in order["fills"]]
+
+    first = client.get_my_trades(
+        symbol="BTCUSDC", orderId=order["orderId"], fromId=ids[0], limit=1000
+    )
+    rest = client.get_my_trades(
+        symbol="BTCUSDC", orderId=order["orderId"], fromId=first[-1]["id"] + 1, limit=1000
+    )
+
+    assert [t["id"] for t in first + rest] == ids
+
+
+def test_start_and_end_time_select_trades_by_time(fake: FakeBinance, client: Any) -> None:
+    early = buy(client, quantity="0.001", newClientOrderId="early-1")
+    assert fake.wait_for(lambda: fake.server_time_ms() > early["transactTime"])
+    late = buy(client, quantity="0.001", newClientOrderId="late-1")
+
+    until_early = client.get_my_trades(symbol="BTCUSDC", endTime=early["transactTime"])
+    from_late = client.get_my_trades(symbol="BTCUSDC", startTime=late["transactTime"])
+    both = client.get_my_trades(
+        symbol="BTCUSDC", startTime=early["transactTime"], endTime=late["transactTime"]
+    )
+
+    assert [t["orderId"] for t in until_early] == [early["orderId"]]
+    assert [t["orderId"] for t in from_late] == [late["orderId"]]
+    assert [t["orderId"] for t in both] == [early["orderId"], late["orderId"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"startTime": 0, "endTime": 24 * 3600 * 1000 + 1}, -1127),
+        ({"orderId": 1, "startTime": 0}, -1128),
+        ({"fromId": 1, "endTime": 1}, -1128),
+    ],
+)
+def test_a_trade_query_outside_the_documented_shapes_is_refused(
+    client: Any, params: dict[str, int], code: int
+) -> None:
+    with pytest.raises(BinanceAPIException) as excinfo:
+        client.get_my_trades(symbol="BTCUSDC", **params)
+
+    assert api_error(excinfo).code == code
+
+
+# ---- request weight
+
+
+def test_exchange_info_publishes_the_request_weight_limit_it_enforces(
+    fake: FakeBinance, client: Any
+) -> None:
+    limits = {r["rateLimitType"]: r for r in client.get_exchange_info()["rateLimits"]}
+
+    assert limits["REQUEST_WEIGHT"] == {
+        "rateLimitType": "REQUEST_WEIGHT",
+        "interval": "MINUTE",
+        "intervalNum": 1,
+        "limit": 6000,
+    }
+    assert fake.weight_limit == 6000
+
+
+def test_weights_follow_the_parameters_of_trade_lists_and_tickers(
+    fake: FakeBinance, client: Any
+) -> None:
+    def weight_of(call: Any) -> int:
+        before = fake.used_weight
+        call()
+        return fake.used_weight - before
+
+    assert weight_of(lambda: client.get_my_trades(symbol="BTCUSDC")) == 20
+    assert weight_of(lambda: client.get_my_trades(symbol="BTCUSDC", orderId=1)) == 5
+    assert weight_of(lambda: client.get_symbol_ticker(symbol="BTCUSDC")) == 2
+    assert weight_of(client.get_symbol_ticker) == 4
+    placed = buy(client, quantity="0.001")
+    assert weight_of(lambda: client.get_order(symbol="BTCUSDC", orderId=placed["orderId"])) == 4
+
+
+def test_used_weight_restarts_with_each_minute(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    fake.used_weight = 5000
+    client.ping()
+    in_the_minute = client.response.headers["X-MBX-USED-WEIGHT-1M"]
+    ticks.now = MINUTE_START + 60
+    client.ping()
+
+    assert in_the_minute == "5001"
+    assert client.response.headers["X-MBX-USED-WEIGHT-1M"] == "1"
+
+
+def test_weight_beyond_the_limit_is_429_with_retry_after_until_the_minute_ends(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    fake.used_weight = 5999
+    client.ping()  # 6000: still within the limit
+
+    with pytest.raises(BinanceAPIException) as excinfo:
+        buy(client, quantity="0.001", newClientOrderId="too-many-1")
+    ticks.now = MINUTE_START + 60
+    after = buy(client, quantity="0.001", newClientOrderId="too-many-1")
+
+    error = api_error(excinfo)
+    assert (error.status_code, error.code) == (429, -1003)
+    assert "current limit is 6000 request weight per 1 MINUTE" in error.message
+    assert error.response.headers["Retry-After"] == "45"  # 15 s into the minute
+    assert error.response.headers["X-MBX-USED-WEIGHT-1M"] == "6001"
+    assert after["status"] == "FILLED"  # the refused one never executed
+    assert len(fake.orders(KEY)) == 1
+
+
+def test_sending_on_after_429s_gets_the_ip_banned_with_418(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    fake.used_weight = 6000
+    statuses = []
+    for _ in range(fake.ban_after_429s + 2):
+        with pytest.raises(BinanceAPIException) as excinfo:
+            client.ping()
+        statuses.append(api_error(excinfo).status_code)
+    ban = api_error(excinfo)
+    ticks.now = MINUTE_START + 60  # a new minute does not lift the ban
+    with pytest.raises(BinanceAPIException) as still:
+        client.ping()
+    ticks.now = MINUTE_START + 15 + fake.ban_seconds
+
+    assert statuses == [429] * fake.ban_after_429s + [418, 418]
+    assert (ban.code, ban.response.headers["Retry-After"]) == (-1003, "120")
+    assert "IP banned until" in ban.message
+    assert api_error(still).status_code == 418
+    assert client.ping() == {}
