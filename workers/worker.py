@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from domain.ledger import RECONCILE_GRACE, Ledger
 from workers.index import PositionIndex
@@ -23,10 +23,39 @@ from workers.position_jobs import PositionJobs
 from workers.proposal_sweep import AbandonedProposals, ProposalSweep
 from workers.watchlist import OpenPositions, Shard, Watchlist
 
-if TYPE_CHECKING:
-    from infra.bootstrap import Services
-
 log = logging.getLogger("robson.worker")
+
+
+class _Settings(Protocol):
+    @property
+    def poll_seconds(self) -> Decimal: ...
+
+
+class _Runner(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def run_once(self) -> int: ...
+
+
+class _Assistant(Protocol):
+    @property
+    def proposals(self) -> AbandonedProposals: ...
+
+
+class WorkerServices(Protocol):
+    """What a worker takes from the composition root's services."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def read_models(self) -> OpenPositions: ...
+    @property
+    def projections(self) -> _Runner: ...
+    @property
+    def settings(self) -> _Settings: ...
+    @property
+    def assistant(self) -> _Assistant: ...
 
 
 class Worker:
@@ -77,7 +106,7 @@ class Worker:
     @classmethod
     def from_services(
         cls,
-        services: Services,
+        services: WorkerServices,
         *,
         jobs: Iterable[Job] = ALL_JOBS,
         shard: Shard | None = None,
