@@ -463,6 +463,9 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="one position, end to end, on paper").set_defaults(
         handler=cmd_demo
     )
+    from infra import replay_command
+
+    replay_command.add_parser(commands)
     return root
 
 
