@@ -139,6 +139,8 @@ class Replay:
             count += 1
             if progress is not None and not count & 0xFFF:
                 progress(count)
+        if progress is not None:
+            progress(count)
         return self.finish(count)
 
     def finish(self, count: int) -> ReplayResult:
@@ -153,6 +155,10 @@ class Replay:
             result.open_at_end = len(self._open)
             result.equity_curve.append((end, self.equity))
         return result
+
+    @property
+    def open_positions(self) -> list[Position]:
+        return [live.position for live in self._open]
 
     def _moment(self) -> datetime:
         return moment(self._last_ms)

@@ -159,8 +159,10 @@ def _price(row: dict[str, str], column: str, where: str, required: bool) -> Deci
 # --- outputs ---
 
 
-def money(value: Decimal, places: str = "0.00000001") -> str:
-    return f"{value.quantize(Decimal(places)).normalize():f}"
+def money(value: Decimal, places: str | None = None) -> str:
+    """Exact by default (so saved figures add up), or rounded to `places` for reading."""
+    shown = value if places is None else value.quantize(Decimal(places))
+    return f"{shown.normalize():f}"
 
 
 def trade_rows(result: ReplayResult) -> list[dict[str, str]]:
@@ -271,7 +273,7 @@ class ProgressLine:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.drawn_at < 0.2:
+        if now - self.drawn_at < 0.2 and self.files.read < self.total:
             return
         self.drawn_at = now
         share = self.files.read / self.total if self.total else 0.0
