@@ -116,7 +116,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         err.write(f"error: {error}\n")
         return 2
     summary = summarise(result)
-    saved = save(args.output, result, summary, settings.rules.symbol, chart=not args.no_chart)
+    try:
+        saved = save(args.output, result, summary, settings.rules.symbol, not args.no_chart)
+    except OSError as error:
+        err.write(f"error: cannot save to {args.output}: {error.strerror or error}\n")
+        return 2
     report(out, result, summary, settings.rules.symbol)
     out.write("Saved: " + ", ".join(str(path) for path in saved) + "\n")
     return 0

@@ -57,6 +57,11 @@ class KlineFiles:
     paths: Sequence[Path]
     read: int = 0
 
+    def __post_init__(self) -> None:
+        for path in self.paths:
+            if not path.is_file():
+                raise InvalidInput("klines", f"{path}: no such file")
+
     @property
     def size(self) -> int:
         return sum(path.stat().st_size for path in self.paths)

@@ -138,6 +138,11 @@ def test_bad_input_is_refused_with_the_file_line_and_field(tmp_path: Path) -> No
     assert code == 2
     assert f"klines: {broken}:4: not a Binance kline row" in err.getvalue()
 
+    err = io.StringIO()
+    missing = tmp_path / "missing.csv"
+    code = replay_command.run(arguments(str(missing)), Terminal(), err)
+    assert (code, err.getvalue()) == (2, f"error: klines: {missing}: no such file\n")
+
     plans = tmp_path / "plans.csv"
     plans.write_text("time,side,entry,stop,target\n2023-01-21T02:00:00Z,UP,1,1,\n")
     with pytest.raises(InvalidInput, match=r"side: .*plans.csv:2: must be LONG or SHORT"):
