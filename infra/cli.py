@@ -20,6 +20,7 @@ from domain.errors import DomainError
 from domain.identity import client_id_for
 from domain.ledger import PlanRequest
 from domain.market import Side
+from infra import replay_command
 from infra.bootstrap import Services, build_services, migrate
 from infra.price_feed import csv_replay, feed, random_walk
 from infra.settings import ConfigurationError, Settings
@@ -463,8 +464,6 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="one position, end to end, on paper").set_defaults(
         handler=cmd_demo
     )
-    from infra import replay_command
-
     replay_command.add_parser(commands)
     return root
 

@@ -49,7 +49,9 @@ bar touching both counts as stopped out; then the stop trails from the bar's fav
 extreme (high for a LONG, low for a SHORT), AFTER the exit checks. A plan fills at its
 entry price on the first bar whose range contains it (within --entry-window hours, else it
 is cancelled); in that bar only its stop is checked. Exits fill at their level, or at the
-bar's open when it opened past it. BTC's spot filters apply (tick 0.01, lot 0.00001).
+bar's open when it opened past it. BTC's spot filters apply (tick 0.01, lot 0.00001). A
+SHORT is a margin position, as in the ledger; loan interest is not replayed. The drawdown is
+measured on the equity each closed trade leaves.
 """
 
 DAILY_RULE = """\
@@ -70,17 +72,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=DAILY_RULE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    command.add_argument("klines", nargs="+", type=Path, metavar="KLINES.csv", help="in order")
+    command.add_argument(
+        "klines", nargs="+", type=Path, metavar="KLINES.csv", help="kline files, in time order"
+    )
     command.add_argument("--plans", type=Path, metavar="FILE", help="planned trades (CSV)")
     command.add_argument("--symbol", help="default: from the first file's name, else BTCUSDT")
-    command.add_argument("--capital", type=_positive, default=Decimal(1000))
-    command.add_argument("--stop-percent", type=_positive, default=Decimal(2))
-    command.add_argument("--reward", type=_positive, default=Decimal(2), help="target in R")
-    command.add_argument("--entry-window", type=_positive, default=Decimal(24), metavar="HOURS")
-    command.add_argument("--review-monthly", action="store_true", help="lift a pause monthly")
-    command.add_argument("--output", type=Path, default=Path("replay-output"), metavar="DIR")
+    command.add_argument(
+        "--capital", type=_positive, default=Decimal(1000), help="in the quote asset (1000)"
+    )
+    command.add_argument(
+        "--stop-percent", type=_positive, default=Decimal(2), help="demo rule: stop distance (2)"
+    )
+    command.add_argument(
+        "--reward", type=_positive, default=Decimal(2), help="demo rule: target in R (2)"
+    )
+    command.add_argument(
+        "--entry-window",
+        type=_positive,
+        default=Decimal(24),
+        metavar="HOURS",
+        help="how long a plan waits for its entry price (24)",
+    )
+    command.add_argument(
+        "--review-monthly", action="store_true", help="lift a drawdown pause at each new month"
+    )
+    command.add_argument(
+        "--output",
+        type=Path,
+        default=Path("replay-output"),
+        metavar="DIR",
+        help="where trades.csv, months.csv, skipped.csv, summary.json and equity.png go "
+        "(replay-output)",
+    )
     command.add_argument("--no-chart", action="store_true", help="skip the equity chart")
-    command.add_argument("--quiet", action="store_true", help="no progress line")
+    command.add_argument(
+        "--quiet", action="store_true", help="no progress line (none either when not a terminal)"
+    )
     command.set_defaults(handler=_handle)
     return command
 

@@ -223,3 +223,17 @@ def test_a_replayed_trade_ends_exactly_as_the_ledger_closes_it_on_paper(
     assert trade.risk == closed.risk_amount
     assert trade.pnl == closed.realised_pnl
     assert trade.fees == closed.entry_fees_quote + closed.exit_fees_quote
+
+
+def test_the_help_states_the_order_of_checks_within_a_bar(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", "--help"], env={})
+    assert exit_.value.code == 0
+
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the STOP FIRST, so a bar touching both counts as stopped out" in text
+    assert "then the stop trails from the bar's favourable extreme" in text
+    assert "AFTER the exit checks" in text
+    assert "the built-in demo rule" in text
