@@ -12,6 +12,11 @@ the favourable one, the stop first, so a bar touching both stops out; then the s
 by the hand-span rule from the favourable extreme, AFTER the exit checks. A validated plan
 fills at its entry price on the first bar whose range contains it; in that bar only its stop
 is checked. An exit fills at its level, or at the bar's open when the bar opened past it.
+
+The drawdown is observed at each exit fill from the month's realised P&L, as the order desk
+does. The live rule that also values open positions at the market is not replayed: with
+every stop checked on every bar, an open loss at a bar's close stays within the risk the
+month's budget already holds for it.
 """
 
 from __future__ import annotations
