@@ -83,8 +83,12 @@ class ReplaySettings:
     review_monthly: bool = False  # record a review lifting a pause when a new month starts
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def moment(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """Milliseconds since the epoch as a UTC time, exactly (no float on the way)."""
+    return EPOCH + timedelta(milliseconds=ms)
 
 
 @dataclass(slots=True)
@@ -182,7 +186,7 @@ class Replay:
             self._start(bar)
         now = moment(bar.opened_ms)
         following = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-        self._month_ends_ms = int(following.timestamp() * 1000)
+        self._month_ends_ms = (following - EPOCH) // timedelta(milliseconds=1)
         policy = self._policy()
         if self.settings.review_monthly and policy.paused:
             policy.resume("replay", "automatic review at the start of a new month", now)

@@ -7,13 +7,15 @@ its bars once and keeps none of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 
 from domain.errors import InvalidInput
 from domain.market import Side
-from domain.replay import Bar, PlannedTrade, moment
+from domain.replay import EPOCH, Bar, PlannedTrade, moment
 
 DAY_MS = 86_400_000
+MILLISECOND = timedelta(milliseconds=1)
 NOTHING: tuple[PlannedTrade, ...] = ()
 
 
@@ -22,7 +24,7 @@ class Schedule:
 
     def __init__(self, plans: Iterable[PlannedTrade]) -> None:
         self._plans = sorted(plans, key=lambda plan: plan.at)
-        self._due_ms = [int(plan.at.timestamp() * 1000) for plan in self._plans]
+        self._due_ms = [(plan.at - EPOCH) // MILLISECOND for plan in self._plans]
         self._next = 0
 
     def __call__(self, bar: Bar) -> Sequence[PlannedTrade]:

@@ -22,7 +22,7 @@ from typing import Any, TextIO, cast
 
 from domain.errors import InvalidInput
 from domain.market import Side
-from domain.replay import Bar, PlannedTrade
+from domain.replay import Bar, PlannedTrade, moment
 from domain.replay_report import ReplayResult, Summary
 
 MICROSECONDS_FROM = 10**14
@@ -140,12 +140,12 @@ def _time(text: str, where: str) -> datetime:
     text = (text or "").strip()
     if text.isdigit():
         value = int(text)
-        return datetime.fromtimestamp(value / (1e6 if value >= MICROSECONDS_FROM else 1e3), UTC)
+        return moment(value // 1000 if value >= MICROSECONDS_FROM else value)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput("time", f"{where}: {text!r} is not an ISO time or epoch ms") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _price(row: dict[str, str], column: str, where: str, required: bool) -> Decimal | None:
