@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from domain.errors import ConfigurationError, DomainError
-from infra.cli import clients, event_log, paper, processes
+from infra.cli import clients, event_log, paper, processes, replay
 from infra.cli.common import Handler
 from infra.settings import Settings
 from infra.vault import VaultError
@@ -30,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     processes.add_serve(commands)
     processes.add_workers(commands)
     paper.add_demo(commands)
+    replay.add_parser(commands)
     return root
 
 
