@@ -30,7 +30,7 @@ from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
 from api.metrics import Metrics
 from api.rate_limit import RateLimiter
 from api.schemas import Empty, NoQuery
-from domain.errors import Forbidden, Unauthorized
+from domain.errors import OperatorOnly, Unauthorized
 from infra.bootstrap import Services
 
 NO_BODY = Empty()
@@ -183,7 +183,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
         if operation.access is Access.OPERATOR:
             principal = request.scope.get(PRINCIPAL_KEY)
             if not isinstance(principal, Principal) or not principal.is_operator:
-                raise Forbidden("This endpoint is for the operator only")
+                raise OperatorOnly("This endpoint is for the operator only")
         call: Call[Any, Any] = Call(
             request=request,
             services=runtime.services,
