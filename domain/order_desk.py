@@ -143,6 +143,7 @@ class OrderDesk:
             client_order_id=order_id,
             quantity=position.quantity,
             margin=MarginEffect.MARGIN_BUY if position.margin else None,
+            leverage=position.leverage if position.margin else None,
         )
         try:
             result = self.exchange.place_order(account, request)

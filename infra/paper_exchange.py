@@ -26,6 +26,7 @@ from infra.paper_accounts import (
     market_id,
     order_id,
 )
+from infra.paper_margin import isolated_debt, isolated_free
 
 
 class PaperExchange:
@@ -154,25 +155,52 @@ class PaperExchange:
         retry_on_conflict(command)
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
+        rules = self.symbol_rules(symbol)
+
         def command() -> None:
             paper = self._account(account.client_id)
-            paper.repay(asset, amount, self.clock.now())
+            paper.repay(asset, amount, rules, self.clock.now())
             self.store.save(paper)
 
         retry_on_conflict(command)
 
     def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
-        """A paper account is its own margin account, and paper loans charge no interest."""
+        """What the symbol's isolated account owes, and what it can use: paper moves an
+        order's collateral in from the spot wallet, so the spot wallet counts as free."""
         rules = self.symbol_rules(symbol)
         paper = self._account(account.client_id)
+        held, owed = isolated_free(paper, rules.symbol), isolated_debt(paper, rules.symbol)
         return {
             asset: MarginHolding(
                 asset,
-                borrowed=paper.borrowed.get(asset, Decimal(0)),
-                free=paper.free.get(asset, Decimal(0)),
+                borrowed=owed.get(asset, Decimal(0)),
+                free=held.get(asset, Decimal(0)) + paper.free.get(asset, Decimal(0)),
             )
             for asset in (rules.base_asset, rules.quote_asset)
         }
 
+    def isolated_accounts(self, client_id: UUID) -> dict[str, dict[str, MarginHolding]]:
+        """Each isolated account in use, as it stands (its collateral and loans per asset)."""
+        paper = self._account(client_id)
+        accounts: dict[str, dict[str, MarginHolding]] = {}
+        for symbol in sorted(
+            {*vars(paper).get("isolated", {}), *vars(paper).get("isolated_borrowed", {})}
+        ):
+            held, owed = isolated_free(paper, symbol), isolated_debt(paper, symbol)
+            holdings = {
+                asset: MarginHolding(asset, borrowed=owed.get(asset, Decimal(0)), free=free)
+                for asset in sorted({*held, *owed})
+                if (free := held.get(asset, Decimal(0))) or owed.get(asset)
+            }
+            if holdings:
+                accounts[symbol] = holdings
+        return accounts
+
     def borrowed(self, client_id: UUID) -> dict[str, Decimal]:
-        return {a: v for a, v in self._account(client_id).borrowed.items() if v}
+        """Everything this tenant owes, across its isolated accounts, per asset."""
+        paper = self._account(client_id)
+        total = dict(paper.borrowed)
+        for owed in vars(paper).get("isolated_borrowed", {}).values():
+            for asset, amount in owed.items():
+                total[asset] = total.get(asset, Decimal(0)) + amount
+        return {a: v for a, v in total.items() if v}

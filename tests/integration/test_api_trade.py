@@ -66,6 +66,7 @@ def test_balance_of_one_asset_and_of_every_non_zero_asset(api: TestClient, alice
         "success": True,
         "environment": "paper",
         "data": {"asset": "USDC", "free": "10000.00000000", "locked": "0.00000000"},
+        "isolated_margin": [],  # no margin position, no isolated account
     }
     buy(api, alice)
     every = api.get("/api/trade/balance/", headers=alice.headers).json()["data"]
