@@ -13,6 +13,7 @@ from domain.store import EventStore
 from infra.clock import SystemClock
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
+from infra.paper_prices import paper_exchange
 from infra.rate_counts import create_rate_limit_table
 from infra.settings import ConfigurationError, Settings
 from infra.vault import FernetVault, vault_from
@@ -183,7 +184,7 @@ def build_services(
     paper: PaperExchange | None = None
     if exchange is None:
         if settings.exchange == "paper":
-            paper = PaperExchange(store, clock, settings.paper_balance)
+            paper = paper_exchange(settings, store, clock)
             exchange = paper
         else:
             exchange = _binance(settings)

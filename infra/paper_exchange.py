@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from infra.paper_accounts import (
     order_id,
 )
 from infra.paper_margin import isolated_debt, isolated_free
+from infra.paper_prices import MarketPrices, PricesFromBinance
 
 
 class PaperExchange:
@@ -35,21 +37,38 @@ class PaperExchange:
     name = "paper"
     is_live = False
 
-    def __init__(self, store: EventStore, clock: Clock, opening_balance: Decimal) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        opening_balance: Decimal,
+        symbols: Mapping[str, SymbolRules] = SYMBOLS,
+        market: MarketPrices | None = None,
+    ) -> None:
+        """`market` None: prices are set by hand (CLI, API, a demo feed); otherwise every
+        price comes from it (Binance's) and setting one is refused."""
         self.store = store
         self.clock = clock
         self.opening_balance = opening_balance
+        self.symbols = dict(symbols)
+        self.market = market
+
+    @property
+    def prices_are_live(self) -> bool:
+        return self.market is not None
 
     def symbol_rules(self, symbol: str) -> SymbolRules:
-        rules = SYMBOLS.get(symbol.upper())
+        rules = self.symbols.get(symbol.upper())
         if rules is None:
             raise InvalidInput(
-                "symbol", f"unknown symbol {symbol!r}; supported: {', '.join(SYMBOLS)}"
+                "symbol", f"unknown symbol {symbol!r}; supported: {', '.join(self.symbols)}"
             )
         return rules
 
     def set_price(self, symbol: str, price: Decimal) -> Decimal:
         rules = self.symbol_rules(symbol)
+        if self.market is not None:
+            raise PricesFromBinance(rules.symbol)
         if not price.is_finite() or price <= 0:
             raise InvalidInput("price", "must be a finite number greater than zero")
         price = rules.round_price_down(price)
@@ -76,6 +95,8 @@ class PaperExchange:
 
     def price(self, symbol: str) -> Decimal:
         rules = self.symbol_rules(symbol)
+        if self.market is not None:
+            return self.market.price(rules.symbol)
         market = self.store.load(market_id(rules.symbol), PaperMarket)
         if market is None:
             raise ExchangeUnavailable(
