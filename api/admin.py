@@ -116,7 +116,7 @@ OPERATIONS = [
         body=PaperPrice,
         response=PaperPriceReply,
         access=Access.OPERATOR,
-        errors=(404,),
+        errors=(404, 409),
         command=True,
     ),
 ]
