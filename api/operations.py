@@ -32,7 +32,7 @@ from api.metrics import Metrics
 from api.rate_limit import RateLimiter
 from api.schemas import Empty, NoQuery
 from api.services import Services
-from domain.errors import Forbidden, Unauthorized
+from domain.errors import OperatorOnly, Unauthorized
 
 NO_BODY = Empty()
 NO_QUERY = NoQuery()
@@ -230,7 +230,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
         if operation.access is Access.OPERATOR:
             principal = request.scope.get(PRINCIPAL_KEY)
             if not isinstance(principal, Principal) or not principal.is_operator:
-                raise Forbidden("This endpoint is for the operator only")
+                raise OperatorOnly("This endpoint is for the operator only")
         call: Call[Any, Any] = Call(
             request=request,
             services=runtime.services,

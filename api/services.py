@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Protocol
+from uuid import UUID
 
 from api.documents import Documents
 from api.rate_limit import Counter
 from domain.assistant.chat import Assistant
 from domain.ledger import Ledger
-from domain.ports import Clock, Exchange
+from domain.ports import Clock, Exchange, MarginHolding
 from domain.store import EventStore
 from projections.sql_read_models import SqlReadModels
 
@@ -27,11 +28,14 @@ class ApiSettings(Protocol):
 
 
 class PaperPrices(Protocol):
-    """The paper exchange's prices, which the operator sets (absent on a real exchange)."""
+    """The paper exchange's prices, which the operator sets (absent on a real exchange), and
+    the isolated accounts it keeps beside each tenant's spot wallet."""
 
     def price(self, symbol: str) -> Decimal: ...
 
     def set_price(self, symbol: str, price: Decimal) -> Decimal: ...
+
+    def isolated_accounts(self, client_id: UUID) -> dict[str, dict[str, MarginHolding]]: ...
 
 
 class Services(Protocol):

@@ -10,6 +10,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from api.intents import CallProgress
+from api.margin_accounts import isolated_margin_accounts
 from api.operations import Call, Operation, Reply
 from api.schemas import (
     Amount,
@@ -214,7 +215,15 @@ def balance(call: Call[Any, BalanceQuery]) -> Reply:
             for b in sorted(balances.values(), key=lambda b: b.asset)
             if b.total != 0
         ]
-    return Reply({"success": True, "environment": _environment(call), "data": data})
+    isolated = isolated_margin_accounts(call.services, call.principal.client_id)
+    return Reply(
+        {
+            "success": True,
+            "environment": _environment(call),
+            "data": data,
+            "isolated_margin": isolated,
+        }
+    )
 
 
 def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
@@ -314,7 +323,7 @@ OPERATIONS = [
         "GET",
         "/api/trade/balance/",
         balance,
-        "Exchange balance of one asset, or every non-zero balance",
+        "Spot balance of one asset, or every non-zero one; and each isolated margin account",
         tag="trade",
         query=BalanceQuery,
         errors=(400, 503),

@@ -62,6 +62,12 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class OperatorOnly(Forbidden):
+    """An action on the whole system (projections, the shared paper market), not one tenant's."""
+
+    code = "operator_only"
+
+
 class TradingDisabled(DomainError):
     code = "trading_disabled"
 

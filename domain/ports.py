@@ -70,6 +70,7 @@ class OrderRequest:
     quantity: Decimal | None = None
     quote_amount: Decimal | None = None
     margin: MarginEffect | None = None  # None = spot; otherwise an isolated-margin order
+    leverage: Decimal | None = None  # a margin entry's: its collateral is the value / leverage
 
     def __post_init__(self) -> None:
         if (self.quantity is None) == (self.quote_amount is None):

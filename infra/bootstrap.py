@@ -17,6 +17,7 @@ from infra.clock import SystemClock
 from infra.documents import documents_for
 from infra.groq_model import GroqChatModel
 from infra.paper_exchange import PaperExchange
+from infra.paper_prices import paper_exchange
 from infra.rate_counts import SqlCounter, create_rate_limit_table
 from infra.settings import Settings, private_file
 from infra.vault import FernetVault, vault_from
@@ -203,7 +204,7 @@ def build_services(
     paper: PaperExchange | None = None
     if exchange is None:
         if settings.exchange == "paper":
-            paper = PaperExchange(store, clock, settings.paper_balance)
+            paper = paper_exchange(settings, store, clock)
             exchange = paper
         else:
             exchange = _binance(settings)

@@ -27,7 +27,7 @@ def prepare(settings: Settings) -> str:
             ).token
         except AlreadyExists:
             token = services.ledger.issue_token(DEMO_EMAIL)
-        if services.paper is not None:
+        if services.paper is not None and not services.paper.prices_are_live:
             try:
                 services.paper.price("BTCUSDC")
             except ExchangeUnavailable:  # no price yet

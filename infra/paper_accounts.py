@@ -13,10 +13,16 @@ from domain.aggregate import LedgerAggregate
 from domain.errors import InsufficientBalance, InvalidInput
 from domain.identity import NAMESPACE
 from domain.market import BTCUSDC, OrderSide, SymbolRules
-from domain.ports import MarginEffect, OrderRequest, OrderResult, OrderStatus
+from domain.ports import OrderRequest, OrderResult, OrderStatus
+from infra.paper_margin import (
+    isolated_debt,
+    isolated_fill,
+    isolated_free,
+    isolated_loan,
+    isolated_repayment,
+    trade_legs,
+)
 
-TAKER_FEE = Decimal("0.001")
-MAX_LEVERAGE = Decimal(10)
 SYMBOLS: dict[str, SymbolRules] = {BTCUSDC.symbol: BTCUSDC}
 
 
@@ -43,20 +49,10 @@ class PaperAccount(LedgerAggregate):
     def __init__(self, client_id: UUID, balances: dict[str, Decimal]) -> None:
         self.client_id = client_id
         self.free: dict[str, Decimal] = dict(balances)
-        self.borrowed: dict[str, Decimal] = {}
+        self.borrowed: dict[str, Decimal] = {}  # the spot wallet's loans, before isolated accounts
+        self.isolated: dict[str, dict[str, Decimal]] = {}  # symbol -> asset -> free
+        self.isolated_borrowed: dict[str, dict[str, Decimal]] = {}  # symbol -> asset -> owed
         self.orders_filled = 0
-
-    class BalancesChanged(Aggregate.Event):
-        client_order_id: str
-        changes: dict[str, Decimal]
-        borrowed_changes: dict[str, Decimal]
-
-        def apply(self, aggregate: Any) -> None:
-            for asset, delta in self.changes.items():
-                aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) + delta
-            for asset, delta in self.borrowed_changes.items():
-                aggregate.borrowed[asset] = aggregate.borrowed.get(asset, Decimal(0)) + delta
-            aggregate.orders_filled += 1
 
     def fill(
         self,
@@ -67,47 +63,10 @@ class PaperAccount(LedgerAggregate):
         now: datetime,
     ) -> PaperOrder:
         """Move the balances and return the filled order, to be saved in one transaction."""
-        base, quote = rules.base_asset, rules.quote_asset
-        notional = quantity * price
-        changes: dict[str, Decimal] = {}
-        borrowed: dict[str, Decimal] = {}
-        if order.side is OrderSide.BUY:
-            fee = {base: quantity * TAKER_FEE}
-            needed = notional
-            if order.margin is MarginEffect.MARGIN_BUY:
-                shortfall = max(Decimal(0), needed - self.free.get(quote, Decimal(0)))
-                borrowed[quote] = shortfall
-                changes[quote] = shortfall
-            self._require(quote, needed, changes.get(quote, Decimal(0)))
-            changes[quote] = changes.get(quote, Decimal(0)) - needed
-            received = quantity - fee[base]
-            changes[base] = received
-            if order.margin is MarginEffect.AUTO_REPAY:
-                repay = min(received, self.borrowed.get(base, Decimal(0)))
-                changes[base] -= repay
-                borrowed[base] = -repay
+        if order.margin is None:
+            fee = self._spot_fill(order, rules, quantity, price, now)
         else:
-            fee = {quote: notional * TAKER_FEE}
-            if order.margin is MarginEffect.MARGIN_BUY:
-                shortfall = max(Decimal(0), quantity - self.free.get(base, Decimal(0)))
-                borrowed[base] = shortfall
-                changes[base] = shortfall
-            self._require(base, quantity, changes.get(base, Decimal(0)))
-            changes[base] = changes.get(base, Decimal(0)) - quantity
-            received = notional - fee[quote]
-            changes[quote] = received
-            if order.margin is MarginEffect.AUTO_REPAY:
-                repay = min(received, self.borrowed.get(quote, Decimal(0)))
-                changes[quote] -= repay
-                borrowed[quote] = -repay
-        self._check_leverage(borrowed, rules, price)
-        self.trigger_event(
-            self.BalancesChanged,
-            timestamp=now,
-            client_order_id=order.client_order_id,
-            changes=changes,
-            borrowed_changes={k: v for k, v in borrowed.items() if v},
-        )
+            fee = isolated_fill(self, order, rules, quantity, price, now)
         return PaperOrder._create(
             PaperOrder.Filled,
             id=order_id(self.client_id, order.client_order_id),
@@ -122,32 +81,62 @@ class PaperAccount(LedgerAggregate):
             fees=fee,
         )
 
-    def _check_leverage(
-        self, new_borrowing: dict[str, Decimal], rules: SymbolRules, price: Decimal
-    ) -> None:
-        """Isolated margin lends at most (10 − 1) × the net collateral, valued at the price."""
-
-        def value(asset: str, amount: Decimal) -> Decimal:
-            return amount * price if asset == rules.base_asset else amount
-
-        assets = {*self.borrowed, *new_borrowing}
-        debt = sum(
-            (
-                value(a, self.borrowed.get(a, Decimal(0)) + new_borrowing.get(a, Decimal(0)))
-                for a in assets
-            ),
-            Decimal(0),
+    def _spot_fill(
+        self,
+        order: OrderRequest,
+        rules: SymbolRules,
+        quantity: Decimal,
+        price: Decimal,
+        now: datetime,
+    ) -> dict[str, Decimal]:
+        spent, paid, got, received, fee = trade_legs(order.side, rules, quantity, price)
+        self._require(spent, paid, Decimal(0))
+        self.trigger_event(
+            self.BalancesChanged,
+            timestamp=now,
+            client_order_id=order.client_order_id,
+            changes={spent: -paid, got: received},
+            borrowed_changes={},
         )
-        if debt <= 0:
-            return
-        held = sum((value(a, v) for a, v in self.free.items()), Decimal(0))
-        owed = sum((value(a, v) for a, v in self.borrowed.items()), Decimal(0))
-        if debt > (held - owed) * (MAX_LEVERAGE - 1):
-            raise InsufficientBalance(
-                rules.quote_asset,
-                f"Insufficient margin: borrowing {debt:.2f} {rules.quote_asset} needs at least "
-                f"{debt / (MAX_LEVERAGE - 1):.2f} {rules.quote_asset} of collateral",
-            )
+        return fee
+
+    class IsolatedChanged(Aggregate.Event):
+        """One symbol's isolated margin account changed: collateral moved in from the spot
+        wallet (or back, negative), an order filled in it, or a loan was taken or repaid."""
+
+        symbol: str
+        client_order_id: str  # "" for a loan or a repayment outside an order
+        transfer: dict[str, Decimal]
+        changes: dict[str, Decimal]
+        borrowed_changes: dict[str, Decimal]
+
+        def apply(self, aggregate: Any) -> None:
+            held = isolated_free(aggregate, self.symbol)
+            owed = isolated_debt(aggregate, self.symbol)
+            for asset, amount in self.transfer.items():
+                aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) - amount
+                held[asset] = held.get(asset, Decimal(0)) + amount
+            for asset, delta in self.changes.items():
+                held[asset] = held.get(asset, Decimal(0)) + delta
+            for asset, delta in self.borrowed_changes.items():
+                owed[asset] = owed.get(asset, Decimal(0)) + delta
+            if self.client_order_id:
+                aggregate.orders_filled += 1
+
+    # Before isolated accounts, margin fills, loans and repayments moved the spot wallet
+    # itself: these events are kept so that those accounts still replay.
+
+    class BalancesChanged(Aggregate.Event):
+        client_order_id: str
+        changes: dict[str, Decimal]
+        borrowed_changes: dict[str, Decimal]
+
+        def apply(self, aggregate: Any) -> None:
+            for asset, delta in self.changes.items():
+                aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) + delta
+            for asset, delta in self.borrowed_changes.items():
+                aggregate.borrowed[asset] = aggregate.borrowed.get(asset, Decimal(0)) + delta
+            aggregate.orders_filled += 1
 
     class Borrowed(Aggregate.Event):
         asset: str
@@ -172,15 +161,13 @@ class PaperAccount(LedgerAggregate):
     ) -> None:
         if not amount.is_finite() or amount <= 0:
             raise InvalidInput("amount", "must be a positive number")
-        self._check_leverage({asset: amount}, rules, price)
-        self.trigger_event(self.Borrowed, timestamp=now, asset=asset, amount=amount)
+        isolated_loan(self, asset, amount, rules, price, now)
 
-    def repay(self, asset: str, amount: Decimal, now: datetime) -> None:
-        owed = self.borrowed.get(asset, Decimal(0))
+    def repay(self, asset: str, amount: Decimal, rules: SymbolRules, now: datetime) -> None:
+        owed = isolated_debt(self, rules.symbol).get(asset, Decimal(0))
         if not amount.is_finite() or amount <= 0 or amount > owed:
             raise InvalidInput("amount", f"must be above 0 and at most the {owed} {asset} owed")
-        self._require(asset, amount, Decimal(0))
-        self.trigger_event(self.Repaid, timestamp=now, asset=asset, amount=amount)
+        isolated_repayment(self, asset, amount, rules, now)
 
     def _require(self, asset: str, amount: Decimal, credit: Decimal) -> None:
         available = self.free.get(asset, Decimal(0)) + credit

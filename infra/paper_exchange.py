@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from uuid import UUID
 
@@ -26,6 +27,8 @@ from infra.paper_accounts import (
     market_id,
     order_id,
 )
+from infra.paper_margin import isolated_debt, isolated_free
+from infra.paper_prices import MarketPrices, PricesFromBinance
 
 
 class PaperExchange:
@@ -34,21 +37,38 @@ class PaperExchange:
     name = "paper"
     is_live = False
 
-    def __init__(self, store: EventStore, clock: Clock, opening_balance: Decimal) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        opening_balance: Decimal,
+        symbols: Mapping[str, SymbolRules] = SYMBOLS,
+        market: MarketPrices | None = None,
+    ) -> None:
+        """`market` None: prices are set by hand (CLI, API, a demo feed); otherwise every
+        price comes from it (Binance's) and setting one is refused."""
         self.store = store
         self.clock = clock
         self.opening_balance = opening_balance
+        self.symbols = dict(symbols)
+        self.market = market
+
+    @property
+    def prices_are_live(self) -> bool:
+        return self.market is not None
 
     def symbol_rules(self, symbol: str) -> SymbolRules:
-        rules = SYMBOLS.get(symbol.upper())
+        rules = self.symbols.get(symbol.upper())
         if rules is None:
             raise InvalidInput(
-                "symbol", f"unknown symbol {symbol!r}; supported: {', '.join(SYMBOLS)}"
+                "symbol", f"unknown symbol {symbol!r}; supported: {', '.join(self.symbols)}"
             )
         return rules
 
     def set_price(self, symbol: str, price: Decimal) -> Decimal:
         rules = self.symbol_rules(symbol)
+        if self.market is not None:
+            raise PricesFromBinance(rules.symbol)
         if not price.is_finite() or price <= 0:
             raise InvalidInput("price", "must be a finite number greater than zero")
         price = rules.round_price_down(price)
@@ -75,6 +95,8 @@ class PaperExchange:
 
     def price(self, symbol: str) -> Decimal:
         rules = self.symbol_rules(symbol)
+        if self.market is not None:
+            return self.market.price(rules.symbol)
         market = self.store.load(market_id(rules.symbol), PaperMarket)
         if market is None:
             raise ExchangeUnavailable(
@@ -154,25 +176,52 @@ class PaperExchange:
         retry_on_conflict(command)
 
     def repay(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
+        rules = self.symbol_rules(symbol)
+
         def command() -> None:
             paper = self._account(account.client_id)
-            paper.repay(asset, amount, self.clock.now())
+            paper.repay(asset, amount, rules, self.clock.now())
             self.store.save(paper)
 
         retry_on_conflict(command)
 
     def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
-        """A paper account is its own margin account, and paper loans charge no interest."""
+        """What the symbol's isolated account owes, and what it can use: paper moves an
+        order's collateral in from the spot wallet, so the spot wallet counts as free."""
         rules = self.symbol_rules(symbol)
         paper = self._account(account.client_id)
+        held, owed = isolated_free(paper, rules.symbol), isolated_debt(paper, rules.symbol)
         return {
             asset: MarginHolding(
                 asset,
-                borrowed=paper.borrowed.get(asset, Decimal(0)),
-                free=paper.free.get(asset, Decimal(0)),
+                borrowed=owed.get(asset, Decimal(0)),
+                free=held.get(asset, Decimal(0)) + paper.free.get(asset, Decimal(0)),
             )
             for asset in (rules.base_asset, rules.quote_asset)
         }
 
+    def isolated_accounts(self, client_id: UUID) -> dict[str, dict[str, MarginHolding]]:
+        """Each isolated account in use, as it stands (its collateral and loans per asset)."""
+        paper = self._account(client_id)
+        accounts: dict[str, dict[str, MarginHolding]] = {}
+        for symbol in sorted(
+            {*vars(paper).get("isolated", {}), *vars(paper).get("isolated_borrowed", {})}
+        ):
+            held, owed = isolated_free(paper, symbol), isolated_debt(paper, symbol)
+            holdings = {
+                asset: MarginHolding(asset, borrowed=owed.get(asset, Decimal(0)), free=free)
+                for asset in sorted({*held, *owed})
+                if (free := held.get(asset, Decimal(0))) or owed.get(asset)
+            }
+            if holdings:
+                accounts[symbol] = holdings
+        return accounts
+
     def borrowed(self, client_id: UUID) -> dict[str, Decimal]:
-        return {a: v for a, v in self._account(client_id).borrowed.items() if v}
+        """Everything this tenant owes, across its isolated accounts, per asset."""
+        paper = self._account(client_id)
+        total = dict(paper.borrowed)
+        for owed in vars(paper).get("isolated_borrowed", {}).values():
+            for asset, amount in owed.items():
+                total[asset] = total.get(asset, Decimal(0)) + amount
+        return {a: v for a, v in total.items() if v}

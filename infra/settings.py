@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from domain.errors import ConfigurationError
+from infra.paper_symbols import DEFAULT_SYMBOLS, UnknownPaperSymbol, paper_symbols
 
 
 def private_directory(path: Path) -> None:
@@ -81,6 +82,8 @@ class Settings:
     poll_seconds: Decimal
     paper_balance: Decimal
     binance_base_url: str | None = None  # only to point the adapter at a test server
+    paper_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    paper_prices: str = "manual"  # or "binance": Binance's public last prices
 
     @property
     def is_postgres(self) -> bool:
@@ -114,6 +117,16 @@ class Settings:
                 "ROBSON_DATABASE_URL must be postgresql://user:pass@host:port/db or sqlite:///path"
             )
         keys = tuple(k.strip() for k in (env.get("RBS_CREDENTIAL_ENCRYPTION_KEY") or "").split(","))
+        symbols = env.get("ROBSON_PAPER_SYMBOLS") or ",".join(DEFAULT_SYMBOLS)
+        try:
+            known = tuple(paper_symbols(s for s in symbols.split(",") if s.strip()))
+        except UnknownPaperSymbol as exc:
+            raise ConfigurationError(f"ROBSON_PAPER_SYMBOLS: {exc}") from None
+        prices = (env.get("ROBSON_PAPER_PRICES") or "manual").strip().lower()
+        if prices not in {"manual", "binance"}:
+            raise ConfigurationError(
+                f"ROBSON_PAPER_PRICES must be manual or binance, not {prices!r}"
+            )
         return cls(
             home=Path(env.get("ROBSON_HOME") or "./var"),
             database_url=url,
@@ -130,4 +143,6 @@ class Settings:
             poll_seconds=_decimal(env, "ROBSON_POLL_SECONDS", "1"),
             paper_balance=_decimal(env, "ROBSON_PAPER_BALANCE", "10000"),
             binance_base_url=env.get("ROBSON_BINANCE_BASE_URL") or None,
+            paper_symbols=known,
+            paper_prices=prices,
         )

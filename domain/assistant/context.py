@@ -142,6 +142,7 @@ def trade_records(rows: Iterable[TradeRow]) -> list[TradeRecord]:
             pnl=row.pnl if row.is_closed else None,
             entry_time=row.entry_time,
             exit_time=row.exit_time if row.is_closed else None,
+            fees=row.fees,
         )
         for row in rows
     ]

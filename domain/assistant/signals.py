@@ -15,6 +15,9 @@ Weight table (one signal per type; score = sum of weights, floored at 0):
     revenge_trading      +30   a trade opened <= 30 min after a losing exit, larger than it
     overtrading          +20   more trades entered today (UTC) than the daily limit
     loss_streak          +20   the 3+ most recent closed trades (by exit time) all lost
+
+A trade "lost" only when its net result is below minus the fees it paid: a result within
+the fees is the cost of trading, not a loss that could drive revenge.
     stop_defined         -10   a stop price is given (text or trade)
     target_defined        -5   a target price is given (text or trade)
     small_risk            -5   the trade risks at most 1% of capital
@@ -86,6 +89,12 @@ class TradeRecord:
     pnl: Decimal | None  # None while the trade is still open
     entry_time: datetime
     exit_time: datetime | None
+    fees: Decimal = Decimal(0)  # paid on the trade, in the quote asset; the pnl is net of them
+
+    @property
+    def is_loss(self) -> bool:
+        """Lost more than the fees paid: the price moved against the trade."""
+        return self.pnl is not None and self.pnl < -abs(self.fees)
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,7 @@ def _revenge_evidence(
     losses = [
         (utc(t.exit_time), -t.pnl, t)
         for t in history
-        if t.pnl is not None and t.pnl < 0 and t.exit_time is not None
+        if t.pnl is not None and t.is_loss and t.exit_time is not None
     ]
     for entry, quantity, label in sorted(entries, key=lambda e: e[0], reverse=True):
         for exit_time, lost, loss in losses:
@@ -255,7 +264,7 @@ def _revenge_evidence(
 def _loss_streak(history: Sequence[TradeRecord], now: datetime) -> int:
     closed = sorted(
         (
-            (utc(t.exit_time), t.pnl)
+            (utc(t.exit_time), t.is_loss)
             for t in history
             if t.pnl is not None and t.exit_time is not None and utc(t.exit_time) <= now
         ),
@@ -263,8 +272,8 @@ def _loss_streak(history: Sequence[TradeRecord], now: datetime) -> int:
         reverse=True,
     )
     streak = 0
-    for _, pnl in closed:
-        if pnl >= 0:
+    for _, lost in closed:
+        if not lost:
             break
         streak += 1
     return streak

@@ -3,6 +3,7 @@ reads (a tenant never sees another's client, policy or position)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -14,7 +15,15 @@ from domain.client import Client
 from domain.errors import CredentialsMissing
 from domain.ledger.unit_of_work import UnitOfWork, load_client, load_policy, load_position
 from domain.policy import Policy
-from domain.ports import ApiCredentials, Balance, Cipher, Clock, Exchange, TradingAccount
+from domain.ports import (
+    ApiCredentials,
+    Balance,
+    Cipher,
+    Clock,
+    Exchange,
+    MarginHolding,
+    TradingAccount,
+)
 from domain.position import Position
 from domain.store import EventStore
 
@@ -90,6 +99,13 @@ class LedgerBase:
     def balances(self, client_id: UUID) -> dict[str, Balance]:
         """The tenant's exchange balances, by asset."""
         return self.exchange.balances(self.trading_account(client_id))
+
+    def isolated_margin(
+        self, client_id: UUID, symbols: Iterable[str]
+    ) -> dict[str, dict[str, MarginHolding]]:
+        """The tenant's isolated margin accounts of these symbols: collateral, loan, interest."""
+        account = self.trading_account(client_id)
+        return {symbol: self.exchange.isolated_margin(account, symbol) for symbol in symbols}
 
 
 class Progress(Protocol):

@@ -36,6 +36,7 @@ def order_for(leg: Leg, position: Position, order_id: str) -> OrderRequest:
             client_order_id=order_id,
             quantity=position.quantity,
             margin=MarginEffect.MARGIN_BUY if position.margin else None,
+            leverage=position.leverage if position.margin else None,
         )
     return OrderRequest(
         symbol=position.symbol,

@@ -17,6 +17,7 @@ from domain.ledger import PlanRequest
 from domain.market import Side
 from infra.bootstrap import Services
 from infra.cli.common import Commands, decimal_arg, print_json, with_services
+from infra.demo_market import demo_prices
 from infra.price_feed import csv_replay, feed, random_walk
 from infra.settings import Settings
 from projections.audit import ExportFilter, export_events, to_ndjson
@@ -73,14 +74,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     def body(s: Services) -> int:
         assert s.paper is not None
         email = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S%f}@robson.local"
-        reg = s.ledger.register_client("Demo trader", email, Decimal(10000))
-        entry = s.paper.set_price("BTCUSDC", Decimal("98500"))
-        stop = entry - Decimal(2000)
-        position = s.ledger.plan_validate_execute(
-            reg.client_id, PlanRequest(symbol="BTCUSDC", side=Side.LONG, stop_price=stop)
-        )
-        s.paper.set_price("BTCUSDC", entry + Decimal(3000))
-        closed = s.ledger.close_position(reg.client_id, position.id)
+        catch_up = s.projections.run_once
+        with demo_prices(s.paper, s.read_models, catch_up, "BTCUSDC", Decimal(98500)) as move:
+            reg = s.ledger.register_client("Demo trader", email, Decimal(10000))
+            entry = move(Decimal(0))
+            stop = s.paper.symbol_rules("BTCUSDC").round_price_up(entry * Decimal("0.98"))
+            position = s.ledger.plan_validate_execute(
+                reg.client_id, PlanRequest(symbol="BTCUSDC", side=Side.LONG, stop_price=stop)
+            )
+            move(Decimal(3000))  # a winner, on hand-set prices; the real price otherwise
+            closed = s.ledger.close_position(reg.client_id, position.id)
         selection = ExportFilter(client_id=reg.client_id)
         for record in export_events(s.store, selection):
             if record["stream_id"] == str(position.id):

@@ -100,11 +100,14 @@ def test_a_client_buys_sells_and_reads_its_pnl_from_a_real_server(
         robson(environment, "client", "create", "--name", "E2E", "--email", "e2e@example.com")
     )
     auth = {"Authorization": f"Bearer {created['token']}"}
+    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
+    operator = json.loads(robson(environment, *ops))
+    market = {"Authorization": f"Bearer {operator['token']}"}
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/readyz").status_code == 200
         price = http.post(
-            "/api/paper/price/", headers=auth, json={"symbol": "BTCUSDC", "price": 100000}
+            "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": 100000}
         )
         assert price.status_code == 200, price.text
 
@@ -113,7 +116,7 @@ def test_a_client_buys_sells_and_reads_its_pnl_from_a_real_server(
         assert bought.json()["trade"]["quantity"] == "0.00500000"
 
         moved = http.post(
-            "/api/paper/price/", headers=auth, json={"symbol": "BTCUSDC", "price": "104000"}
+            "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": "104000"}
         )
         assert moved.status_code == 200
 

@@ -105,7 +105,7 @@ def test_operator_endpoints_refuse_tenants(
     for method, path in [("GET", "/api/projections/"), ("POST", "/api/projections/pnl/rebuild/")]:
         denied = api.request(method, path, headers=alice.headers)
         assert denied.status_code == 403, path
-        assert denied.json()["code"] == "forbidden"
+        assert denied.json()["code"] == "operator_only"
     status = api.get("/api/projections/", headers=operator.headers)
     assert status.status_code == 200
     assert {p["name"] for p in status.json()["projections"]} == {

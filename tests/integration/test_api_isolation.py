@@ -54,7 +54,7 @@ def world(shared: tuple[Services, TestClient]) -> World:
     api.post(f"/api/positions/{closed_id}/close/", headers=a.headers)
     open_id = buy(api, a)["position_id"]
     planned = api.post("/api/intents/", headers=a.headers, json={"stop_price": "98000"})
-    set_price(api, a, "99000")
+    set_price(api, new_tenant(services, operator=True), "99000")
     return World(a, b, open_id, closed_id, planned.json()["intent"]["id"])
 
 

@@ -170,3 +170,67 @@ def test_opening_for_real_on_paper_records_the_stop(
     detail = api.get(f"/api/positions/{body['position_id']}/", headers=alice.headers).json()
     assert detail["side"] == side and detail["margin"] is True
     assert detail["initial_stop_price"] == f"{stop}.00000000"
+
+
+def test_a_paper_margin_long_posts_only_its_collateral_and_shows_its_loan(
+    api: TestClient, alice: Tenant
+) -> None:
+    opened = api.post(
+        OPEN,
+        headers=alice.headers,
+        json={
+            "side": "LONG",
+            "entry_price": 100000,
+            "stop_price": 98000,
+            "dry_run": False,
+            "leverage": 2,
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["calculation"]["margin_required"] == "250.00000000"
+
+    balance = api.get("/api/trade/balance/", headers=alice.headers).json()
+
+    # 0.005 BTC at 100000 = 500 USDC at 2x: 250 of collateral leaves the 10000 wallet,
+    # the other 250 is borrowed in the BTCUSDC isolated account.
+    assert {b["asset"]: b["free"] for b in balance["data"]} == {"USDC": "9750.00000000"}
+    assert balance["isolated_margin"] == [
+        {
+            "symbol": "BTCUSDC",
+            "assets": [
+                {
+                    "asset": "BTC",
+                    "free": "0.00499500",
+                    "borrowed": "0.00000000",
+                    "interest": "0.00000000",
+                    "net_asset": "0.00499500",
+                },
+                {
+                    "asset": "USDC",
+                    "free": "0.00000000",
+                    "borrowed": "250.00000000",
+                    "interest": "0.00000000",
+                    "net_asset": "-250.00000000",
+                },
+            ],
+        }
+    ]
+
+
+def test_closing_a_paper_margin_long_repays_the_loan_and_returns_the_rest(
+    api: TestClient, alice: Tenant, services: Services
+) -> None:
+    body = {"side": "LONG", "entry_price": 100000, "stop_price": 98000, "dry_run": False}
+    opened = api.post(OPEN, headers=alice.headers, json={**body, "leverage": 2}).json()
+
+    closed = api.post(f"/api/positions/{opened['position_id']}/close/", headers=alice.headers)
+
+    assert closed.status_code == 200, closed.text
+    balance = api.get("/api/trade/balance/", headers=alice.headers).json()
+    assert balance["isolated_margin"] == []
+    assert services.paper is not None
+    assert services.paper.borrowed(alice.client_id) == {}
+    spot = {b["asset"]: b["free"] for b in balance["data"]}
+    # 9750 + 0.00499 BTC sold (the lot step) at 100000 less 0.1% fee, less the 250 repaid;
+    # the 0.000005 BTC the step left behind comes back to the spot wallet too.
+    assert spot == {"USDC": "9998.50100000", "BTC": "0.00000500"}

@@ -24,6 +24,11 @@ def alice(services: Services) -> Tenant:
     return new_tenant(services, capital="1000")
 
 
+@pytest.fixture
+def operator(services: Services) -> Tenant:
+    return new_tenant(services, operator=True)
+
+
 # --- positions ---
 
 
@@ -148,14 +153,14 @@ def test_policy_state_shows_the_budget(api: TestClient, alice: Tenant) -> None:
 
 
 def test_a_drawdown_pause_blocks_buys_until_a_review_resumes_trading(
-    api: TestClient, alice: Tenant
+    api: TestClient, alice: Tenant, operator: Tenant
 ) -> None:
     not_paused = api.post("/api/policy/resume/", headers=alice.headers, json={"note": "x"})
     assert not_paused.status_code == 409
     buy(api, alice)
-    set_price(api, alice, "90000")  # far through the stop: about 5% of capital lost
+    set_price(api, operator, "90000")  # far through the stop: about 5% of capital lost
     api.post("/api/trade/sell-btc/", headers=alice.headers)
-    set_price(api, alice, "100000")
+    set_price(api, operator, "100000")
     policy = api.get("/api/policy/", headers=alice.headers).json()
     assert policy["paused"] is True
     assert "limit" in policy["pause_reason"]

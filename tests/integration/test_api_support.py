@@ -90,8 +90,9 @@ def buy(client: TestClient, tenant: Tenant, stop: str = "98000", **fields: Any) 
     return reply
 
 
-def set_price(client: TestClient, tenant: Tenant, price: str) -> None:
+def set_price(client: TestClient, operator: Tenant, price: str) -> None:
+    """Move the shared paper market, which only the operator may do."""
     response = client.post(
-        "/api/paper/price/", headers=tenant.headers, json={"symbol": "BTCUSDC", "price": price}
+        "/api/paper/price/", headers=operator.headers, json={"symbol": "BTCUSDC", "price": price}
     )
     assert response.status_code == 200, response.text

@@ -40,6 +40,11 @@ def alice(services: Services) -> Tenant:
     return new_tenant(services, capital="1000")
 
 
+@pytest.fixture
+def operator(services: Services) -> Tenant:
+    return new_tenant(services, operator=True)
+
+
 # --- status and balance ---
 
 
@@ -61,6 +66,7 @@ def test_balance_of_one_asset_and_of_every_non_zero_asset(api: TestClient, alice
         "success": True,
         "environment": "paper",
         "data": {"asset": "USDC", "free": "10000.00000000", "locked": "0.00000000"},
+        "isolated_margin": [],  # no margin position, no isolated account
     }
     buy(api, alice)
     every = api.get("/api/trade/balance/", headers=alice.headers).json()["data"]
@@ -282,14 +288,31 @@ def test_an_order_whose_outcome_is_unknown_is_202_naming_the_position(
         assert detail.json()["status"] == "entering"
 
 
+def test_only_the_operator_moves_the_shared_paper_market(
+    api: TestClient, alice: Tenant, operator: Tenant, services: Services
+) -> None:
+    assert services.paper is not None
+    before = services.paper.price("BTCUSDC")
+    body = {"symbol": "BTCUSDC", "price": "1000"}  # would fire every tenant's long stops
+
+    refused = api.post("/api/paper/price/", headers=alice.headers, json=body)
+
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "operator_only"
+    assert services.paper.price("BTCUSDC") == before
+    moved = api.post("/api/paper/price/", headers=operator.headers, json=body)
+    assert moved.status_code == 200, moved.text
+    assert services.paper.price("BTCUSDC") == Decimal(1000)
+
+
 def test_the_paper_price_endpoint_exists_only_on_paper(
     production: tuple[Services, FakeBinance],
 ) -> None:
     services, _ = production
-    tenant = new_tenant(services)
+    operator = new_tenant(services, operator=True)
     with running(services) as api:
         reply = api.post(
-            "/api/paper/price/", headers=tenant.headers, json={"symbol": "BTCUSDC", "price": 1}
+            "/api/paper/price/", headers=operator.headers, json={"symbol": "BTCUSDC", "price": 1}
         )
     assert reply.status_code == 404
     assert reply.json()["code"] == "not_found"
@@ -311,12 +334,12 @@ def test_no_price_yet_is_503(env: dict[str, str], clock: ManualClock) -> None:
 
 
 def test_sell_everything_closes_every_open_long(
-    api: TestClient, alice: Tenant, clock: ManualClock
+    api: TestClient, alice: Tenant, operator: Tenant, clock: ManualClock
 ) -> None:
     first = buy(api, alice)
     clock.advance(timedelta(minutes=5))
     second = buy(api, alice, stop="99000", quantity="0.002")
-    set_price(api, alice, "104000")
+    set_price(api, operator, "104000")
     reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -362,10 +385,10 @@ def test_selling_more_than_is_open_or_with_nothing_open(api: TestClient, alice: 
 
 
 def test_history_lists_trades_with_pnl_and_a_summary(
-    api: TestClient, alice: Tenant, clock: ManualClock
+    api: TestClient, alice: Tenant, operator: Tenant, clock: ManualClock
 ) -> None:
     buy(api, alice)
-    set_price(api, alice, "104000")
+    set_price(api, operator, "104000")
     api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
     buy(api, alice, stop="102000")
     reply = api.get("/api/trade/history/?days=30&limit=100", headers=alice.headers)
@@ -390,9 +413,11 @@ def test_history_lists_trades_with_pnl_and_a_summary(
     ("period", "key"),
     [("daily", "2026-11-02"), ("weekly", "2026-W45"), ("monthly", "2026-11"), ("yearly", "2026")],
 )
-def test_pnl_by_period(api: TestClient, alice: Tenant, period: str, key: str) -> None:
+def test_pnl_by_period(
+    api: TestClient, alice: Tenant, operator: Tenant, period: str, key: str
+) -> None:
     buy(api, alice)
-    set_price(api, alice, "98000")
+    set_price(api, operator, "98000")
     api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
     reply = api.get(f"/api/trade/pnl/?period={period}&months=12", headers=alice.headers)
     assert reply.status_code == 200

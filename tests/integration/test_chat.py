@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -384,9 +385,8 @@ def test_the_context_values_open_positions_at_the_current_price(
     first = open_position_ids(services, alice)[0]
     api.post(f"/api/positions/{first}/close/", headers=alice.headers, json={})
     buy(api, alice, stop="98000")
-    api.post(
-        "/api/paper/price/", headers=alice.headers, json={"symbol": "BTCUSDC", "price": "101000"}
-    )
+    assert services.paper is not None
+    services.paper.set_price("BTCUSDC", Decimal("101000"))
 
     context = api.get("/api/chat/context/", headers=alice.headers).json()
 

@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from domain.ledger import PlanRequest
+from domain.market import Side
+from domain.position import Status
 from infra.bootstrap import build_services
 from infra.cli import main
 from infra.settings import Settings
 from tests.conftest import drop_schema
 from tests.conftest import test_env as env_for
+from tests.factories import register
+from tests.fakes.binance import FakeBinance
 
 
 def run(
@@ -146,6 +151,63 @@ def test_demo_then_export_contains_every_stored_event(
     )
     topics = {r["topic"].rsplit(".", 1)[-1] for r in records}
     assert {"Planned", "Validated", "EntrySubmitted", "EntryFilled", "Closed"} <= topics
+
+
+def test_demo_refuses_to_move_a_paper_market_where_others_have_stops(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    services = build_services(Settings.from_env(env))
+    try:
+        assert services.paper is not None
+        services.paper.set_price("BTCUSDC", Decimal(100000))
+        client_id, _ = register(services.ledger, capital="1000")
+        plan = PlanRequest(symbol="BTCUSDC", side=Side.LONG, stop_price=Decimal(99000))
+        other = services.ledger.plan_validate_execute(client_id, plan)
+    finally:
+        services.close()
+
+    code, out, err = run(capsys, env, "demo")
+
+    assert code != 0 and out == ""
+    assert "would fire the stops of 1 live position(s) of 1 tenant(s)" in err
+    services = build_services(Settings.from_env(env))
+    try:
+        assert services.paper is not None
+        assert services.paper.price("BTCUSDC") == Decimal(100000)  # never moved
+        assert services.ledger.position(client_id, other.id).status is Status.OPEN
+    finally:
+        services.close()
+
+
+def test_demo_puts_back_the_paper_price_it_found(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    assert run(capsys, env, "paper", "price", "BTCUSDC", "91234.5")[0] == 0
+
+    code, out, _ = run(capsys, env, "demo")
+
+    assert code == 0 and "closed, realised P&L" in out
+    services = build_services(Settings.from_env(env))
+    try:
+        assert services.paper is not None
+        assert services.paper.price("BTCUSDC") == Decimal("91234.5")
+    finally:
+        services.close()
+
+
+def test_demo_on_binances_prices_moves_no_price(
+    capsys: pytest.CaptureFixture[str], env: dict[str, str]
+) -> None:
+    with FakeBinance() as fake:
+        fake.set_price("BTCUSDC", Decimal("87654.32"))
+        real = {**env, "ROBSON_PAPER_PRICES": "binance", "ROBSON_BINANCE_BASE_URL": fake.url}
+
+        code, out, _ = run(capsys, real, "demo")
+        refused, _, err = run(capsys, real, "paper", "price", "BTCUSDC", "1000")
+
+    assert code == 0
+    assert '"price":"87654.32000000"' in out  # the entry filled at Binance's price
+    assert refused != 0 and "Paper prices come from Binance" in err
 
 
 def test_export_by_client_and_time_to_a_file(

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import cast
 from uuid import UUID
 
 import pytest
 
+from api.margin_accounts import isolated_margin_accounts
 from domain.ledger import Ledger, TradingConfig
 from domain.market import Side
 from domain.position import Position, Status
@@ -145,3 +148,18 @@ def test_a_margin_long_close_repays_the_quote_loan_and_charges_its_interest(
         e for e in services.store.events.get(position.id) if isinstance(e, Position.ExitFilled)
     ]
     assert filled.interest_quote == Decimal("0.05")
+
+
+def test_the_balance_lists_the_isolated_account_of_an_open_margin_position(
+    desk: Desk, services: Services
+) -> None:
+    client_id, _ = desk.short()
+    desk.fake.accrue_interest(KEY, "BTCUSDC", "BTC", INTEREST)
+    services.projections.run_once()
+    on_binance = SimpleNamespace(paper=None, read_models=services.read_models, ledger=desk.ledger)
+
+    (account,) = isolated_margin_accounts(cast(Services, on_binance), client_id)
+
+    assert account["symbol"] == "BTCUSDC"
+    btc = {a["asset"]: a for a in account["assets"]}["BTC"]
+    assert (btc["borrowed"], btc["interest"]) == ("0.00500000", "0.00001000")

@@ -82,3 +82,26 @@ def test_closing_a_margin_short_through_the_ledger_repays_the_whole_loan(
     assert paper.balances(TradingAccount(client_id))["BTC"].free == Decimal("0.00000499")
     # 10 USDC of loss would be the stop; here only the two fees (0.5 + 0.501) are lost
     assert closed.realised_pnl == Decimal("-1.00100000")
+
+
+def test_a_margin_buy_moves_only_its_collateral_and_borrows_the_rest(services: Services) -> None:
+    paper = services.paper
+    assert paper is not None
+    account = TradingAccount(uuid4())  # 10000 USDC in the spot wallet
+    entry = OrderRequest(
+        "BTCUSDC",
+        OrderSide.BUY,
+        "L1-1",
+        quantity=Decimal("0.0985"),
+        margin=MarginEffect.MARGIN_BUY,
+        leverage=Decimal(3),
+    )
+
+    paper.place_order(account, entry)
+
+    # 9850 USDC of BTC at 3x: 3283.33333334 of collateral (rounded up), 6566.66666666 lent
+    assert paper.balances(account)["USDC"].free == Decimal("6716.66666666")
+    assert paper.borrowed(account.client_id) == {"USDC": Decimal("6566.66666666")}
+    (holdings,) = paper.isolated_accounts(account.client_id).values()
+    assert holdings["USDC"].free == 0
+    assert holdings["BTC"].free == Decimal("0.0984015")  # 0.0985 less the 0.1% fee

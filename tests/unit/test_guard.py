@@ -33,6 +33,7 @@ def closed(
     quantity: str = "0.010",
     held_minutes: float = 60,
     symbol: str = "BTCUSDC",
+    fees: str = "0",
 ) -> TradeRecord:
     exit_time = NOW - timedelta(minutes=exit_minutes_ago)
     return TradeRecord(
@@ -42,6 +43,7 @@ def closed(
         pnl=Decimal(pnl),
         entry_time=exit_time - timedelta(minutes=held_minutes),
         exit_time=exit_time,
+        fees=Decimal(fees),
     )
 
 
@@ -179,6 +181,31 @@ def test_a_larger_trade_after_a_win_is_not_revenge() -> None:
     report = analyze(CALM, IntendedTrade(quantity=Decimal("0.050")), history, NOW)
 
     assert SignalType.REVENGE_TRADING not in types(report)
+
+
+@pytest.mark.parametrize(
+    ("pnl", "fees", "flagged"),
+    [("-0.058", "0.058", False), ("-0.05", "0.058", False), ("-0.059", "0.058", True)],
+)
+def test_a_result_within_the_fees_paid_is_not_a_loss_to_revenge(
+    pnl: str, fees: str, flagged: bool
+) -> None:
+    history = [closed(pnl, exit_minutes_ago=5, quantity="0.010", fees=fees)]
+    trade = IntendedTrade(symbol="BTCUSDC", side="LONG", quantity=Decimal("0.020"))
+
+    report = analyze(CALM, trade, history, NOW)
+
+    assert (SignalType.REVENGE_TRADING in types(report)) is flagged
+
+
+def test_fee_only_results_do_not_make_a_loss_streak() -> None:
+    history = [
+        closed("-0.06", exit_minutes_ago=300, fees="0.06"),
+        closed("-0.05", exit_minutes_ago=200, fees="0.06"),
+        closed("-0.04", exit_minutes_ago=100, fees="0.06"),
+    ]
+
+    assert SignalType.LOSS_STREAK not in types(analyze(CALM, None, history, NOW))
 
 
 def test_revenge_pattern_already_in_todays_history_is_flagged_without_a_new_trade() -> None:
