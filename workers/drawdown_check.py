@@ -18,7 +18,7 @@ log = logging.getLogger("robson.worker")
 CHECK_EVERY = timedelta(seconds=5)  # it reads every tenant's month: not on every tick
 
 
-class DrawdownRule(Protocol):
+class MonthlyLossRule(Protocol):
     """What the check needs of `projections.drawdown_rule.DrawdownRule`."""
 
     dry_run: bool
@@ -29,7 +29,7 @@ class DrawdownRule(Protocol):
 class DrawdownCheck:
     """Runs the rule at most once per `every`; a failure is logged and counted, never raised."""
 
-    def __init__(self, rule: DrawdownRule, every: timedelta = CHECK_EVERY) -> None:
+    def __init__(self, rule: MonthlyLossRule, every: timedelta = CHECK_EVERY) -> None:
         self.rule = rule
         self.every = every
         self.checked_at: datetime | None = None
