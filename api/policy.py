@@ -34,7 +34,10 @@ class PolicyState(Output):
     unrealised_pnl: MoneyOut
     loss_percent: str
     open_risk: MoneyOut
-    remaining_budget: MoneyOut
+    remaining_budget: MoneyOut  # never below 0
+    can_trade: bool  # as the trade status says and VALIDATE decides
+    reason: str | None
+    until: str | None
     paused: bool
     pause_reason: str | None
     alerts: list[str]
@@ -86,6 +89,9 @@ def policy_state(call: Call[Any, Any]) -> Reply:
     open_risk = sum((risk_at_stake(p) for p in positions), Decimal(0))
     limit: Decimal = policy["drawdown_limit_percent"]
     reached = drawdown.alert_level or Decimal(0)
+    budget = remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
+    keys_ok = call.principal.has_credentials or not call.services.ledger.live
+    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok)
     return Reply(
         {
             "month": month,
@@ -97,9 +103,10 @@ def policy_state(call: Call[Any, Any]) -> Reply:
             "unrealised_pnl": money(drawdown.unrealised_pnl),
             "loss_percent": f"{drawdown.loss_percent:.4f}",
             "open_risk": money(open_risk),
-            "remaining_budget": money(
-                remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
-            ),
+            "remaining_budget": money(max(budget, Decimal(0))),
+            "can_trade": gate.allowed,
+            "reason": gate.reason,
+            "until": gate.until,
             "paused": bool(policy["paused"]),
             "pause_reason": policy["pause_reason"],
             "alert_level": maybe_money(drawdown.alert_level),

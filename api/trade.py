@@ -21,7 +21,6 @@ from api.schemas import (
     Quantity,
     Query,
 )
-from domain.drawdown import month_of
 from domain.formats import iso, maybe_money, money
 from domain.ledger.spot import BuyOrder, Holding
 from domain.market import Side
@@ -69,6 +68,9 @@ class StatusReply(Output):
     environment: Literal["production", "testnet", "paper"]
     has_credentials: bool
     can_trade: bool
+    reason: str | None  # why a new entry would be refused now
+    until: str | None  # when that lifts: YYYY-MM-DD (UTC), "after a review", or on a release
+    paused: bool
     user: str
     timestamp: str
 
@@ -185,17 +187,17 @@ def _trade(position: Position, event: Any, side: str) -> dict[str, Any]:
 
 def trade_status(call: Call[Any, Any]) -> Reply:
     services, who = call.services, call.principal
-    enabled = services.ledger.config.trading_enabled
-    drawdown = services.read_models.drawdown(who.client_id, month_of(services.clock.now()))
-    paused = drawdown.paused if drawdown is not None else False
     keys_ok = who.has_credentials or not services.ledger.live
+    gate = services.ledger.entry_gate(who.client_id, credentials_ok=keys_ok)
     return Reply(
         {
-            "trading_enabled": enabled,
+            "trading_enabled": services.ledger.config.trading_enabled,
             "environment": _environment(call),
             "has_credentials": who.has_credentials,
-            "can_trade": enabled and keys_ok and not paused,
-            "paused": paused,
+            "can_trade": gate.allowed,
+            "reason": gate.reason,
+            "until": gate.until,
+            "paused": gate.paused,
             "user": who.email,
             "timestamp": iso(services.clock.now()),
         }

@@ -13,6 +13,7 @@ from domain.aggregate import LedgerAggregate
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import IllegalTransition, InvalidInput
 from domain.identity import policy_id_for
+from domain.risk import EntryGate, entry_gate
 
 MAX_RISK_PERCENT = Decimal(1)
 MONTHLY_LIMIT_PERCENT = Decimal(4)
@@ -170,6 +171,27 @@ class Policy(LedgerAggregate):
             self.drawdown_limit_percent,
             self.realised_pnl(month),
             self.open_risk_excluding(excluding),
+        )
+
+    def entry_gate(
+        self,
+        month: str,
+        excluding: UUID | None = None,
+        *,
+        trading_enabled: bool = True,
+        credentials_ok: bool = True,
+    ) -> EntryGate:
+        """Whether a new entry (other than `excluding`) may be taken this month, and why not."""
+        open_risk = sum((v for k, v in self.open_risk.items() if k != str(excluding)), Decimal(0))
+        return entry_gate(
+            month,
+            self.capital_base(month),
+            self.drawdown_limit_percent,
+            self.realised_pnl(month),
+            open_risk,
+            paused=self.paused,
+            trading_enabled=trading_enabled,
+            credentials_ok=credentials_ok,
         )
 
     def reserve_risk(self, position_id: UUID, amount: Decimal, now: datetime) -> None:

@@ -230,8 +230,7 @@ class Replay:
         context = RiskContext(
             capital=position.capital_base,
             max_risk_percent=policy.risk_percent,
-            paused=policy.paused,
-            remaining_budget=policy.remaining_budget(month, excluding=position.id),
+            entry=policy.entry_gate(month, excluding=position.id),
             trading_enabled=True,
             credentials_ok=True,
             rules=s.rules,

@@ -5,12 +5,73 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from domain.drawdown import remaining_budget
 from domain.errors import CredentialsMissing, TradingDisabled, Violation
 from domain.market import Side, SymbolRules, floor_to_step
 
 PAUSED = Violation(
     "policy_paused", "Trading is paused by the monthly drawdown rule; a review must resume it"
 )
+BUDGET_EXCEEDED = "monthly_budget_exceeded"
+AFTER_REVIEW = "after a review"
+WHEN_RISK_IS_RELEASED = "an open position closes or its stop is tightened"
+
+
+@dataclass(frozen=True)
+class EntryGate:
+    """Whether a new position may be entered now and, if not, the rule refusing it, why, and
+    when that lifts: the one answer the status, the policy reply and VALIDATE all give."""
+
+    rule: str | None
+    reason: str | None
+    until: str | None  # a date (YYYY-MM-DD, UTC), AFTER_REVIEW or WHEN_RISK_IS_RELEASED
+    remaining_budget: Decimal  # what may still be lost this month, never below 0
+    paused: bool = False  # a recorded pause awaits its review (even behind another refusal)
+
+    @property
+    def allowed(self) -> bool:
+        return self.rule is None
+
+
+def entry_gate(
+    month: str,
+    capital_base: Decimal,
+    limit_percent: Decimal,
+    realised_pnl: Decimal,
+    open_risk: Decimal,
+    *,
+    paused: bool,
+    trading_enabled: bool = True,
+    credentials_ok: bool = True,
+) -> EntryGate:
+    """The first refusal of: trading off, keys missing, a pause (lifted only by a review),
+    the month's loss budget used up (by realised losses: until next month begins; by
+    open positions' risk: until one of them releases it)."""
+    budget = remaining_budget(capital_base, limit_percent, realised_pnl, open_risk)
+    left = max(budget, Decimal(0))
+    if not trading_enabled:
+        return EntryGate(TradingDisabled.code, TradingDisabled().message, None, left, paused)
+    if not credentials_ok:
+        missing = CredentialsMissing()
+        return EntryGate(missing.code, missing.message, None, left, paused)
+    if paused:
+        return EntryGate(PAUSED.rule, PAUSED.reason, AFTER_REVIEW, left, paused)
+    if budget > 0:
+        return EntryGate(None, None, None, left)
+    limit = f"{limit_percent.normalize():f}%"
+    if budget + open_risk <= 0:  # realised losses alone spent it
+        until = next_month_start(month)
+        reason = f"This month's losses used up the {limit} loss budget; new entries wait until"
+        return EntryGate(BUDGET_EXCEEDED, f"{reason} {until} (UTC)", until, left)
+    reason = f"The risk of open positions holds the rest of this month's {limit} loss budget"
+    return EntryGate(BUDGET_EXCEEDED, reason, WHEN_RISK_IS_RELEASED, left)
+
+
+def next_month_start(month: str) -> str:
+    """`2026-11` → `2026-12-01`: the day a month's loss budget is renewed (UTC)."""
+    year, number = (int(part) for part in month.split("-"))
+    year, number = (year + 1, 1) if number == 12 else (year, number + 1)
+    return f"{year:04d}-{number:02d}-01"
 
 
 @dataclass(frozen=True)
@@ -28,8 +89,7 @@ class RiskContext:
 
     capital: Decimal
     max_risk_percent: Decimal
-    paused: bool
-    remaining_budget: Decimal  # of the month's loss limit, after realised loss and open risk
+    entry: EntryGate  # the pause and the month's loss budget (trading and keys: below)
     trading_enabled: bool
     credentials_ok: bool
     rules: SymbolRules
@@ -83,17 +143,17 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
                     f"{max_qty.normalize():f}",
                 )
             )
-        if risk > ctx.remaining_budget:
-            budget = max(ctx.remaining_budget, Decimal(0))
+        budget = ctx.entry.remaining_budget
+        if risk > budget and ctx.entry.rule != BUDGET_EXCEEDED:
             found.append(
                 Violation(
-                    "monthly_budget_exceeded",
+                    BUDGET_EXCEEDED,
                     f"Risk {risk.normalize():f} exceeds the month's remaining loss budget "
                     f"({budget.normalize():f})",
                 )
             )
-    if ctx.paused:
-        found.append(PAUSED)
+    if ctx.entry.rule in (PAUSED.rule, BUDGET_EXCEEDED):
+        found.append(Violation(ctx.entry.rule, ctx.entry.reason or ""))
     if not ctx.trading_enabled:
         found.append(Violation(TradingDisabled.code, TradingDisabled().message))
     if not ctx.credentials_ok:

@@ -56,6 +56,7 @@ class DrawdownRule:
         catch_up_timeout: float = 5.0,
         shard: tuple[int, int] | None = None,
         catch_up: Callable[[], object] | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.ledger = ledger
         self.read_models = read_models
@@ -64,9 +65,11 @@ class DrawdownRule:
         self.shard = shard  # (i, n): only tenants whose client id % n == i, as the workers
         # Where no runner follows the log in this process: e.g. `ProjectionRunner.run_once`.
         self.catch_up = catch_up
+        self.dry_run = dry_run  # observe and return what is due; record nothing
 
     def run_once(self) -> list[Observation]:
-        """Check every tenant for the current month; returns the observations recorded."""
+        """Check every tenant for the current month; returns the observations recorded (in a
+        dry run, those that would be)."""
         head = self.read_models.log_position()
         if self.catch_up is not None:
             self.catch_up()
@@ -84,6 +87,7 @@ class DrawdownRule:
             if not alerts and not pause:
                 continue
             row = tenant.row
-            self.ledger.observe_drawdown(row.client_id, month, row.loss_percent)
+            if not self.dry_run:
+                self.ledger.observe_drawdown(row.client_id, month, row.loss_percent)
             observations.append(Observation(row.client_id, month, row.loss_percent, alerts, pause))
         return observations

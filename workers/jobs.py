@@ -22,13 +22,14 @@ class Job(Enum):
     STOPS = "stops"  # stop-loss and take-profit exits
     TRAILING = "trailing"  # the hand-span trailing stop
     RECONCILE = "reconcile"  # settle unknown order outcomes; expire abandoned proposals
+    DRAWDOWN = "drawdown"  # the month's realised plus open loss: alerts and the pause
 
 
 ALL_JOBS = frozenset(Job)
 
 
 def parse_jobs(text: str) -> frozenset[Job]:
-    """`stops,trailing,reconcile` (any subset, any order)."""
+    """`stops,trailing,reconcile,drawdown` (any subset, any order)."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     known = {job.value: job for job in Job}
     unknown = [name for name in names if name not in known]
@@ -60,13 +61,14 @@ class Outcome(Enum):
 
 @dataclass(frozen=True)
 class Action:
-    """One thing a tick did (or, in a dry run, would do) to one position."""
+    """One thing a tick did (or, in a dry run, would do) to one position, or to a tenant's
+    policy (the drawdown job: no position, no symbol)."""
 
     job: Job
     outcome: Outcome
-    position_id: UUID
     client_id: UUID
-    symbol: str
+    position_id: UUID | None = None
+    symbol: str | None = None
     price: Decimal | None = None
     reason: ExitReason | None = None
     from_stop: Decimal | None = None
@@ -80,7 +82,8 @@ class Action:
         absent fields left out."""
         found: dict[str, Any] = {"job": self.job.value, "outcome": self.outcome.value}
         for name in ("position_id", "client_id", "symbol"):
-            found[name] = str(getattr(self, name))
+            if getattr(self, name) is not None:
+                found[name] = str(getattr(self, name))
         for name in ("price", "from_stop", "to_stop"):
             value = getattr(self, name)
             if value is not None:

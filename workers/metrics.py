@@ -15,6 +15,8 @@ Counter = Literal[
     "exits_pending",
     "reconciled",
     "proposals_expired",
+    "drawdown_alerts",
+    "drawdown_pauses",
     "lost_races",
     "errors",
 ]
@@ -32,6 +34,8 @@ class WorkerMetrics:
     exits_pending: int = 0  # sent, outcome not yet known: reconciliation settles them
     reconciled: int = 0
     proposals_expired: int = 0  # chat proposals left unconfirmed, their risk released
+    drawdown_alerts: int = 0  # 2% and 3% alerts recorded from the month's loss, open included
+    drawdown_pauses: int = 0
     lost_races: int = 0  # another worker (or a trader) acted on the position first
     errors: int = 0
     positions_watched: int = 0

@@ -1,5 +1,6 @@
 """The stop worker's loop: every poll, one price per symbol, then trailing, exits and
-reconciliation (`workers.position_jobs`) and the proposal sweep.
+reconciliation (`workers.position_jobs`), the proposal sweep and, every few seconds, the
+drawdown check (`workers.drawdown_check`).
 
 Each tick asks the index which positions the price concerns (O(log n + k)); nothing one
 position or one exchange call does can stop the loop, and `stop()` lets a tick finish.
@@ -16,6 +17,10 @@ from decimal import Decimal
 from typing import Protocol
 
 from domain.ledger import RECONCILE_GRACE, Ledger
+from domain.ports import Exchange
+from projections.drawdown_rule import DrawdownRule
+from projections.sql_read_models import SqlReadModels
+from workers.drawdown_check import DrawdownCheck
 from workers.index import PositionIndex
 from workers.jobs import ALL_JOBS, Action, Job, Report, describe, log_action
 from workers.metrics import WorkerMetrics
@@ -49,7 +54,9 @@ class WorkerServices(Protocol):
     @property
     def ledger(self) -> Ledger: ...
     @property
-    def read_models(self) -> OpenPositions: ...
+    def read_models(self) -> SqlReadModels: ...
+    @property
+    def exchange(self) -> Exchange: ...
     @property
     def projections(self) -> _Runner: ...
     @property
@@ -76,9 +83,11 @@ class Worker:
         report: Report = log_action,
         metrics: WorkerMetrics | None = None,
         proposals: AbandonedProposals | None = None,
+        drawdown: DrawdownCheck | None = None,
     ) -> None:
         """`catch_up` runs before each refresh (e.g. bring the projections up to date);
-        with `proposals`, reconciliation also expires chat proposals left unconfirmed."""
+        with `proposals`, reconciliation also expires chat proposals left unconfirmed; with
+        `drawdown`, the drawdown job checks the month's loss, open positions included."""
         self.ledger = ledger
         self.exchange = ledger.exchange
         self.clock = ledger.clock
@@ -88,6 +97,7 @@ class Worker:
         self.catch_up = catch_up
         self.metrics = metrics or WorkerMetrics()
         self.sweep = None if proposals is None else ProposalSweep(proposals)
+        self.drawdown = drawdown
         self.index = PositionIndex(ledger.config.fee_buffer)
         self.watchlist = Watchlist(positions, self.index, shard, full_refresh_every)
         self.positions = PositionJobs(
@@ -122,6 +132,14 @@ class Worker:
             if not runner.running:
                 runner.run_once()
 
+        rule = DrawdownRule(
+            services.ledger,
+            services.read_models,
+            services.exchange.price,
+            shard=shard,
+            catch_up=catch_up,
+            dry_run=dry_run,
+        )
         return cls(
             services.ledger,
             services.read_models,
@@ -133,6 +151,7 @@ class Worker:
             catch_up=catch_up,
             report=report,
             proposals=services.assistant.proposals,
+            drawdown=DrawdownCheck(rule),
         )
 
     # --- running ---
@@ -187,7 +206,7 @@ class Worker:
 
     def tick(self) -> list[Action]:
         """Refresh, then per symbol one price, the trailing step and the exit check; then
-        reconciliation. Never raises: failures are logged and counted."""
+        reconciliation and the drawdown check. Never raises: failures are logged and counted."""
         started = time.perf_counter()
         actions: list[Action] = []
         try:
@@ -207,6 +226,9 @@ class Worker:
                     now, shard = self.clock.now(), self.watchlist.shard
                     swept = self.sweep(now, shard, self.metrics, self.dry_run)
                     actions += [self.positions.done(action) for action in swept]
+            if Job.DRAWDOWN in self.jobs and self.drawdown is not None:
+                checked = self.drawdown(self.clock.now(), self.metrics)
+                actions += [self.positions.done(action) for action in checked]
         except Exception:  # the loop must outlive anything one tick meets
             log.exception("worker tick failed")
             self.metrics.add("errors")

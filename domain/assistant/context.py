@@ -91,10 +91,12 @@ class RiskMetrics:
     unrealised_pnl: Decimal
     loss_percent: Decimal  # of the capital base, realised plus unrealised
     open_risk: Decimal  # reserved by validated and open positions
-    remaining_budget: Decimal  # what may still be lost this month
+    remaining_budget: Decimal  # what may still be lost this month, never below 0
     alert_level: Decimal | None
     paused: bool
     pause_reason: str | None
+    refusal: str | None = None  # why VALIDATE would refuse a new entry now
+    refused_until: str | None = None  # when that lifts
 
 
 def risk_metrics(policy: Policy, month: str, unrealised: Decimal) -> RiskMetrics:
@@ -102,6 +104,7 @@ def risk_metrics(policy: Policy, month: str, unrealised: Decimal) -> RiskMetrics
     capital = policy.capital_base(month)
     realised = policy.realised_pnl(month)
     loss = loss_percent(capital, realised, unrealised)
+    gate = policy.entry_gate(month)
     return RiskMetrics(
         month=month,
         capital_base=capital,
@@ -113,10 +116,12 @@ def risk_metrics(policy: Policy, month: str, unrealised: Decimal) -> RiskMetrics
         unrealised_pnl=unrealised,
         loss_percent=loss,
         open_risk=policy.open_risk_excluding(NO_POSITION),
-        remaining_budget=policy.remaining_budget(month, excluding=NO_POSITION),
+        remaining_budget=gate.remaining_budget,
         alert_level=alert_level(loss),
         paused=policy.paused,
         pause_reason=policy.pause_reason,
+        refusal=gate.reason,
+        refused_until=gate.until,
     )
 
 
@@ -236,6 +241,9 @@ def risk_document(risk: RiskMetrics) -> dict[str, Any]:
         "alert_level": None if risk.alert_level is None else percent(risk.alert_level),
         "trading_paused": risk.paused,
         "pause_reason": risk.pause_reason,
+        "can_trade": risk.refusal is None,
+        "refusal": risk.refusal,
+        "refused_until": risk.refused_until,
     }
 
 

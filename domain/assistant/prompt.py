@@ -73,6 +73,8 @@ def context_lines(context: TradingContext) -> list[str]:
 
 def _risk_line(risk: RiskMetrics) -> str:
     state = f"PAUSED ({risk.pause_reason})" if risk.paused else "ACTIVE"
+    if not risk.paused and risk.refusal is not None:
+        state = f"NEW ENTRIES REFUSED ({risk.refusal})"
     return (
         f"Month {risk.month}: capital base {money(risk.capital_base)}, risk per trade "
         f"{money(risk.risk_per_trade)} ({percent(risk.risk_percent)}%), realised P&L "
@@ -164,6 +166,8 @@ def _risk(context: TradingContext, _: object) -> str:
     state = (
         f"Trading is PAUSED: {risk.pause_reason}. Only a recorded review resumes it."
         if risk.paused
+        else f"New entries are refused: {risk.refusal}."
+        if risk.refusal is not None
         else "Trading is active."
     )
     alert = (

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
+from domain.drawdown import month_of
 from domain.ledger.base import LedgerBase
 from domain.ledger.unit_of_work import Work
 from domain.policy import Policy
+from domain.risk import EntryGate
 
 
 class Policies(LedgerBase):
@@ -46,6 +48,14 @@ class Policies(LedgerBase):
         policy.observe_drawdown(month, loss_pct, self.clock.now())
         work.save(policy)
         return policy
+
+    def entry_gate(self, client_id: UUID, credentials_ok: bool = True) -> EntryGate:
+        """Whether the tenant may take a new entry now, as VALIDATE would decide it, and why not."""
+        return self.policy(client_id).entry_gate(
+            month_of(self.clock.now()),
+            trading_enabled=self.config.trading_enabled,
+            credentials_ok=credentials_ok,
+        )
 
     def resume_trading(self, client_id: UUID, by: str, note: str) -> Policy:
         return self.work.run(self._resume, client_id, by, note)

@@ -92,7 +92,7 @@ def add_workers(commands: Commands) -> None:
     worker = commands.add_parser("worker", help="stop monitor, trailing stop, reconciliation")
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.add_argument(
-        "--jobs", type=_jobs, default=ALL_JOBS, help="any of stops,trailing,reconcile (all)"
+        "--jobs", type=_jobs, default=ALL_JOBS, help="any of stops,trailing,reconcile,drawdown"
     )
     worker.set_defaults(handler=cmd_worker)
     monitor = commands.add_parser("monitor-stops", help="one stop-loss / take-profit pass")

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from tests.conftest import TEST_KEY
 
 STARTUP_SECONDS = 30
+ALERT_SECONDS = 60  # a deadline for slow machines: the worker looks every few seconds
 LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)/")
 
 
@@ -57,9 +59,26 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def server(environment: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with serving(environment, "--no-workers") as started:
+        yield started
+
+
+@pytest.fixture
+def server_with_workers(
+    environment: dict[str, str],
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with serving(environment) as started:
+        yield started
+
+
+@contextmanager
+def serving(
+    environment: dict[str, str], *flags: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`robson serve` on a free port with `flags`; yields the process and its URL."""
     robson(environment, "migrate")
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", "--no-workers"],
+        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", *flags],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -135,3 +154,42 @@ def test_a_client_buys_sells_and_reads_its_pnl_from_a_real_server(
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.slow
+def test_an_open_loss_past_2_percent_of_capital_is_alerted_by_the_running_worker(
+    environment: dict[str, str], server_with_workers: tuple[subprocess.Popen[str], str]
+) -> None:
+    _, url = server_with_workers
+    created = json.loads(
+        robson(environment, "client", "create", "--name", "Open", "--email", "open@example.com")
+    )
+    auth = {"Authorization": f"Bearer {created['token']}"}
+    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
+    market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
+    with httpx.Client(base_url=url, timeout=10) as http:
+        assert http.post(
+            "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": "100000"}
+        ).is_success
+        # Three positions of 0.005 BTC, each risking 1% of the 1000 capital at its stop.
+        for _ in range(3):
+            bought = http.post("/api/trade/buy-btc/", headers=auth, json={"stop_price": "98000"})
+            assert bought.status_code == 200, bought.text
+        assert http.get("/api/policy/", headers=auth).json()["alerts"] == []
+
+        # 98100 is above every stop: nothing exits, but 0.015 BTC held lose 28.50 (2.85%).
+        assert http.post(
+            "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": "98100"}
+        ).is_success
+        deadline = time.monotonic() + ALERT_SECONDS
+        policy = http.get("/api/policy/", headers=auth).json()
+        while policy["alerts"] != ["2%"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the server, not waiting for time to pass
+            policy = http.get("/api/policy/", headers=auth).json()
+
+        assert policy["alerts"] == ["2%"], policy
+        assert policy["paused"] is False
+        assert Decimal(policy["realised_pnl"]) == 0
+        assert Decimal("2") <= Decimal(policy["loss_percent"]) < Decimal("3")
+        open_positions = http.get("/api/positions/?status=open", headers=auth).json()
+        assert len(open_positions["positions"]) == 3

@@ -115,7 +115,9 @@ def test_risk_above_the_months_remaining_budget_is_rejected(services: Services) 
     fifth = ledger.plan_position(client_id, long_plan())
     rejected = ledger.validate_position(client_id, fifth.id)
     assert rules_of(rejected) == ["monthly_budget_exceeded"]
-    assert "remaining loss budget (0)" in rejected.violations[0]["reason"]
+    assert rejected.violations[0]["reason"] == (
+        "The risk of open positions holds the rest of this month's 4% loss budget"
+    )
 
 
 def test_a_stop_tightened_to_the_entry_gives_the_month_its_budget_back(

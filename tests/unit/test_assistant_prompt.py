@@ -295,3 +295,22 @@ def test_an_unavailable_part_of_the_context_is_said_not_hidden() -> None:
 def test_times_in_documents_are_utc() -> None:
     document = context_document(context(as_of=UNIT_NOW + timedelta(hours=1)))
     assert document["as_of"] == "2026-03-10T13:00:00Z"
+
+
+def test_a_resumed_month_whose_budget_is_spent_says_so_and_never_shows_a_negative_budget() -> None:
+    policy = configured_policy("1000")
+    policy.realise(uuid4(), "2026-03", Decimal("-51.84"), Decimal(0), later(1))
+    policy.observe_drawdown("2026-03", Decimal("5.184"), later(1))
+    policy.resume("risk-officer", "Reviewed", later(2))
+
+    risk = risk_metrics(policy, "2026-03", Decimal(0))
+    document = context_document(context(risk=risk))
+    prompt = system_prompt(context(risk=risk))
+
+    assert risk.remaining_budget == 0
+    assert document["risk"]["remaining_budget"] == "0.00000000"
+    assert document["risk"]["can_trade"] is False
+    assert document["risk"]["refused_until"] == "2026-04-01"
+    assert "remaining loss budget 0.00000000" in prompt
+    assert "Trading: NEW ENTRIES REFUSED (This month's losses used up the 4% loss" in prompt
+    assert "-11.84" not in prompt

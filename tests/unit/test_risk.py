@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from domain.errors import RiskRuleViolated
 from domain.market import BTCUSDC, Side
-from domain.risk import PlanFacts, RiskContext, check_plan
+from domain.risk import (
+    AFTER_REVIEW,
+    WHEN_RISK_IS_RELEASED,
+    EntryGate,
+    PlanFacts,
+    RiskContext,
+    check_plan,
+    entry_gate,
+    next_month_start,
+)
 from domain.sizing import position_size
 
 D = Decimal
@@ -31,11 +40,20 @@ GOOD_SHORT = PlanFacts(
     target_price=D(94000),
     quantity=D("0.005"),
 )
+MARCH = "2026-03"
+
+
+def gate(
+    realised: str = "0", open_risk: str = "0", paused: bool = False, **switches: bool
+) -> EntryGate:
+    """The entry gate of March for capital 1000 and the 4% limit (a budget of 40)."""
+    return entry_gate(MARCH, D(1000), D(4), D(realised), D(open_risk), paused=paused, **switches)
+
+
 CONTEXT = RiskContext(
     capital=D(1000),
     max_risk_percent=D(1),
-    paused=False,
-    remaining_budget=D(40),
+    entry=gate(),
     trading_enabled=True,
     credentials_ok=True,
     rules=BTCUSDC,
@@ -119,23 +137,23 @@ def test_a_good_plan_passes_with_no_violations(plan: PlanFacts) -> None:
         ),
         pytest.param(
             GOOD_LONG,
-            replace(CONTEXT, paused=True),
+            replace(CONTEXT, entry=gate(paused=True)),
             "policy_paused",
             ["paused", "monthly drawdown", "review"],
             id="policy-paused",
         ),
         pytest.param(
             GOOD_LONG,
-            replace(CONTEXT, remaining_budget=D("8.5")),
+            replace(CONTEXT, entry=gate(open_risk="31.5")),
             "monthly_budget_exceeded",
             ["Risk 10 ", "remaining loss budget", "(8.5)"],
             id="month-budget-left-8.5",
         ),
         pytest.param(
             GOOD_LONG,
-            replace(CONTEXT, remaining_budget=D(-5)),
+            replace(CONTEXT, entry=gate(realised="-45")),
             "monthly_budget_exceeded",
-            ["Risk 10 ", "(0)"],
+            ["losses used up the 4% loss budget", "new entries wait until 2026-04-01 (UTC)"],
             id="month-budget-overdrawn",
         ),
         pytest.param(
@@ -225,7 +243,7 @@ def test_without_credentials_the_unreadable_balance_is_not_reported_as_empty() -
 def test_risk_exactly_at_one_percent_passes() -> None:
     # 0.005 × 2000 = 10 = 1% of 1000: the limit is inclusive
     assert check_plan(GOOD_LONG, CONTEXT) == []
-    assert check_plan(GOOD_LONG, replace(CONTEXT, remaining_budget=D(10))) == []
+    assert check_plan(GOOD_LONG, replace(CONTEXT, entry=gate(open_risk="30"))) == []
 
 
 def test_below_the_minimum_lot_reports_lot_size_and_notional() -> None:
@@ -241,7 +259,7 @@ def test_a_plan_failing_several_rules_lists_all_of_them_at_once() -> None:
     plan = replace(GOOD_LONG, stop_price=None, target_price=D(90000), quantity=D("0.00004"))
     ctx = replace(
         CONTEXT,
-        paused=True,
+        entry=gate(paused=True),
         trading_enabled=False,
         credentials_ok=False,
         available_balance=D(0),
@@ -265,7 +283,7 @@ def test_a_plan_failing_several_rules_lists_all_of_them_at_once() -> None:
 
 def test_risk_and_budget_rules_are_both_reported_when_both_fail() -> None:
     plan = replace(GOOD_LONG, quantity=D("0.02"))  # risk 40
-    violations = check_plan(plan, replace(CONTEXT, remaining_budget=D(30)))
+    violations = check_plan(plan, replace(CONTEXT, entry=gate(open_risk="10")))
 
     assert [v.rule for v in violations] == ["risk_above_limit", "monthly_budget_exceeded"]
     assert "Risk 40 " in violations[0].reason
@@ -295,10 +313,71 @@ def test_the_one_percent_size_never_breaks_the_risk_rule(
     assume(stop != entry)
     quantity = position_size(capital, entry, stop, BTCUSDC.step_size).quantity
     plan = PlanFacts(side, entry, stop, None, quantity)
-    ctx = replace(CONTEXT, capital=capital, remaining_budget=capital * 4 / 100)
+    ctx = replace(
+        CONTEXT, capital=capital, entry=entry_gate(MARCH, capital, D(4), D(0), D(0), paused=False)
+    )
 
     rules = {v.rule for v in check_plan(plan, ctx)}
 
     assert "risk_above_limit" not in rules
     assert "monthly_budget_exceeded" not in rules
     assert "stop_wrong_side" not in rules
+
+
+# --- the entry gate: one answer for the status, the policy reply and VALIDATE ---
+
+
+def test_an_open_month_with_budget_left_lets_a_new_entry_in() -> None:
+    assert gate(realised="-15", open_risk="10") == EntryGate(None, None, None, D(15))
+    assert gate().allowed
+
+
+def test_a_pause_refuses_new_entries_until_a_review() -> None:
+    paused = gate(paused=True)
+    assert (paused.allowed, paused.rule, paused.until) == (False, "policy_paused", AFTER_REVIEW)
+    assert "review" in (paused.reason or "")
+
+
+def test_a_month_whose_losses_used_up_the_budget_refuses_until_the_next_month_begins() -> None:
+    resumed = gate(realised="-51.84")  # resumed after a review: no pause, no budget
+
+    assert (resumed.allowed, resumed.rule) == (False, "monthly_budget_exceeded")
+    assert resumed.until == "2026-04-01"
+    assert resumed.reason == (
+        "This month's losses used up the 4% loss budget; new entries wait until 2026-04-01 (UTC)"
+    )
+    assert resumed.remaining_budget == 0  # never negative
+
+
+def test_a_budget_held_by_open_risk_is_refused_until_that_risk_is_released() -> None:
+    held = gate(realised="-25", open_risk="20")
+    assert (held.allowed, held.until, held.remaining_budget) == (
+        False,
+        WHEN_RISK_IS_RELEASED,
+        D(0),
+    )
+
+
+def test_trading_off_and_missing_keys_come_first_and_a_pause_still_shows() -> None:
+    off = gate(paused=True, trading_enabled=False)
+    assert (off.rule, off.until, off.paused) == ("trading_disabled", None, True)
+    no_keys = gate(realised="-40", credentials_ok=False)
+    assert no_keys.rule == "credentials_missing"
+
+
+@pytest.mark.parametrize(
+    ("month", "first_day"),
+    [("2026-11", "2026-12-01"), ("2026-12", "2027-01-01"), ("2027-01", "2027-02-01")],
+)
+def test_the_budget_is_renewed_on_the_first_day_of_the_next_month(
+    month: str, first_day: str
+) -> None:
+    assert next_month_start(month) == first_day
+
+
+def test_validate_refuses_an_exhausted_month_with_the_gates_own_reason() -> None:
+    exhausted = gate(realised="-40")
+    violations = check_plan(GOOD_LONG, replace(CONTEXT, entry=exhausted))
+    assert [(v.rule, v.reason) for v in violations] == [
+        ("monthly_budget_exceeded", exhausted.reason)
+    ]
