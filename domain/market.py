@@ -68,6 +68,11 @@ class SymbolRules:
         """Round a stop to the tick in the safe direction: never looser than computed."""
         return self.round_price_up(stop) if side is Side.LONG else self.round_price_down(stop)
 
+    def smallest_order(self, price: Decimal) -> Decimal:
+        """The least quantity the exchange accepts at `price`: LOT_SIZE's minimum, or what
+        reaches the NOTIONAL minimum, in whole lot steps."""
+        return max(self.min_qty, ceil_to_step(self.min_notional / price, self.step_size))
+
     def order_problems(self, quantity: Decimal, price: Decimal) -> list[str]:
         """Why the exchange would refuse this quantity at this price (empty when it would not)."""
         problems: list[str] = []
