@@ -81,12 +81,48 @@ def split_sale(
     return parts
 
 
+def least_kept(rules: SymbolRules, price: Decimal, stop: Decimal | None) -> Decimal:
+    """What a position exited in part must keep so its stop can still exit it: the smallest
+    order at the lower of the price and the stop (a LONG's stop sells below today's price)."""
+    return rules.smallest_order(min(price, stop) if stop is not None else price)
+
+
+def check_partial_exit(
+    open_quantity: Decimal,
+    quantity: Decimal,
+    stop: Decimal | None,
+    rules: SymbolRules,
+    price: Decimal,
+) -> None:
+    """Refuse, before any order, a part the exchange would not accept or one that leaves a
+    remainder too small to ever exit; what would empty the position is a whole close."""
+    held = rules.round_quantity(open_quantity)
+    part = rules.round_quantity(min(quantity, open_quantity))
+    if quantity > open_quantity or part >= held:
+        return  # beyond the open quantity (the position says so), or all of it
+    smallest = rules.smallest_order(price)
+    if part < smallest:
+        raise InvalidInput(
+            "quantity",
+            f"the smallest sellable amount is {_amount(smallest, rules)} "
+            f"({_minimum(rules, price)})",
+        )
+    keep = least_kept(rules, price, stop)
+    if held - part < keep:
+        at = min(price, stop) if stop is not None else price
+        most = f", or at most {_amount(held - keep, rules)}" if held - keep >= smallest else ""
+        raise InvalidInput(
+            "quantity",
+            f"would leave {_amount(held - part, rules)}, less than the smallest order the "
+            f"exchange accepts at {at.normalize():f} ({_amount(keep, rules)}), so its stop "
+            f"could never exit it; close it all{most}",
+        )
+
+
 def _room(holding: Holding, rules: SymbolRules, price: Decimal, smallest: Decimal) -> _Room:
-    """A position sold in part keeps what its stop can still sell (valued at the stop when
-    it is below the price: a LONG's stop sells lower than today)."""
+    """A position sold in part keeps what its stop can still sell."""
     held = rules.round_quantity(holding.open_quantity)
-    stop = holding.stop_price if holding.stop_price is not None else price
-    keep = rules.smallest_order(min(price, stop))
+    keep = least_kept(rules, price, holding.stop_price)
     return _Room(holding.position_id, held, smallest, held - keep)
 
 
