@@ -119,7 +119,8 @@ class Spot(Entries, Exits):
                 if n == 0:
                     raise
                 pending += part.quantity
-                return self._stopped(sold, trades, parts[n + 1 :], pending, unknown.message)
+                reason = f"not sent while an earlier part is unconfirmed ({unknown.message})"
+                return self._stopped(sold, trades, parts[n + 1 :], pending, reason)
             except DomainError as refused:
                 if n == 0:
                     raise  # nothing sold: the refusal is the reply

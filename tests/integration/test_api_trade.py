@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from starlette.testclient import TestClient
 
-from domain.errors import FilterFailure
+from domain.errors import FilterFailure, OrderOutcomeUnknown
 from domain.ledger import Ledger
 from domain.ports import ApiCredentials, OrderRequest, OrderResult, TradingAccount
 from infra.binance_exchange import BinanceExchange
@@ -479,6 +479,55 @@ def test_a_part_refused_after_others_sold_is_reported_as_not_sold_never_as_faile
             (older["position_id"], "closed")
         ]
         assert btc_held(api, alice) == "0.00030940"  # 0.0002997 + the older one's dust
+
+
+class UnconfirmedAfter(RefusesAfter):
+    """The paper exchange, executing every order after the first `allowed` but never
+    answering for it (a timeout), nor when asked about it straight away."""
+
+    def place_order(self, account: TradingAccount, order: OrderRequest) -> OrderResult:
+        if self.allowed <= 0:
+            self.paper.place_order(account, order)
+            raise OrderOutcomeUnknown("Binance did not answer in time")
+        self.allowed -= 1
+        return self.paper.place_order(account, order)
+
+    def find_order(self, account: TradingAccount, symbol: str, order_id: str) -> OrderResult:
+        raise OrderOutcomeUnknown("Binance did not answer in time")
+
+
+def test_a_part_sent_but_unconfirmed_is_reported_pending_and_the_rest_is_not_sent(
+    services: Services, alice: Tenant, clock: ManualClock
+) -> None:
+    assert services.paper is not None
+    with running(services) as api:
+        for _ in range(3):
+            buy(api, alice, amount="30")
+            clock.advance(timedelta(minutes=5))
+    ledger = Ledger(
+        services.store,
+        UnconfirmedAfter(services.paper, allowed=1),  # type: ignore[arg-type]
+        services.vault,
+        services.clock,
+        services.ledger.config,
+    )
+    with running(dataclasses.replace(services, ledger=ledger)) as api:
+        reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
+
+        assert reply.status_code == 202, reply.text
+        body = reply.json()
+        assert (body["quantity"], body["pending_quantity"], body["unsold_quantity"]) == (
+            "0.00029000",
+            "0.00029000",
+            "0.00029000",
+        )
+        assert body["message"] == (
+            "Sold 0.00029000 BTC; 0.00029000 BTC sent, not yet confirmed by the exchange; "
+            "0.00029000 BTC was not sold: not sent while an earlier part is unconfirmed "
+            "(Binance did not answer in time)"
+        )
+        assert len(body["trades"]) == 1
+        assert services.paper.orders_filled(alice.client_id) == 5  # 3 entries, 2 exits
 
 
 # --- history and P&L ---
