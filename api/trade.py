@@ -22,10 +22,11 @@ from api.schemas import (
     Query,
 )
 from domain.formats import iso, maybe_money, money
-from domain.ledger.spot import BuyOrder, Holding
+from domain.ledger.spot import BuyOrder
 from domain.market import Side
 from domain.position import Position
 from domain.read_models import Period
+from domain.sale import Holding
 
 SYMBOL = "BTCUSDC"
 FIRST_TRADE = "🎉 Historic first production trade executed!"
@@ -98,7 +99,9 @@ class SellReply(Output):
     success: bool
     message: str
     environment: str
-    quantity: MoneyOut
+    quantity: MoneyOut = Field(description="BTC sold")
+    pending_quantity: MoneyOut = Field(description="BTC sent, not yet confirmed (202)")
+    unsold_quantity: MoneyOut = Field(description="BTC refused after earlier parts sold (202)")
     trades: list[Trade]
 
 
@@ -269,10 +272,13 @@ def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
 
 
 def sell_btc(call: Call[SellBtc, Any]) -> Reply:
-    """Sell from the tenant's open LONG BTC positions, oldest first, splitting one if needed."""
+    """Sell from the tenant's open LONG BTC positions, oldest first, whole or not at all; a
+    part refused after others executed is reported as not sold (202), never as failed."""
     client_id = call.principal.client_id
     holdings = [
-        Holding(r.position_id, r.symbol, Side(r.side), r.open_quantity, r.planned_at)
+        Holding(
+            r.position_id, r.symbol, Side(r.side), r.open_quantity, r.planned_at, r.current_stop
+        )
         for r in call.services.read_models.positions(client_id, "open", 500)
     ]
     sale = call.services.ledger.sell(
@@ -284,14 +290,22 @@ def sell_btc(call: Call[SellBtc, Any]) -> Reply:
         trade["pnl"] = money(sold.fill.realised_pnl)
         trade["position_status"] = sold.position.status.value
         trades.append(trade)
+    message = f"Sold {money(sale.quantity)} BTC"
+    if sale.pending:
+        message += f"; {money(sale.pending)} BTC sent, not yet confirmed by the exchange"
+    if sale.unsold:
+        message += f"; {money(sale.unsold)} BTC was not sold: {sale.reason}"
     return Reply(
         {
             "success": True,
-            "message": f"Sold {money(sale.quantity)} BTC",
+            "message": message,
             "environment": _environment(call),
             "quantity": money(sale.quantity),
+            "pending_quantity": money(sale.pending),
+            "unsold_quantity": money(sale.unsold),
             "trades": trades,
-        }
+        },
+        202 if sale.pending or sale.unsold else 200,
     )
 
 

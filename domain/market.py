@@ -7,6 +7,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
 
 ASSET_PRECISION = Decimal("0.00000001")  # exchanges keep asset amounts to 8 decimal places
+# Binance's standard spot taker fee: the most a buy's fee, taken in the asset bought,
+# withholds of it (https://www.binance.com/en/fee/schedule).
+BASE_FEE_ALLOWANCE = Decimal("0.001")
 
 
 class Side(Enum):
@@ -67,6 +70,17 @@ class SymbolRules:
     def protective_stop(self, side: Side, stop: Decimal) -> Decimal:
         """Round a stop to the tick in the safe direction: never looser than computed."""
         return self.round_price_up(stop) if side is Side.LONG else self.round_price_down(stop)
+
+    def smallest_order(self, price: Decimal) -> Decimal:
+        """The least quantity the exchange accepts at `price`: LOT_SIZE's minimum, or what
+        reaches the NOTIONAL minimum, in whole lot steps."""
+        return max(self.min_qty, ceil_to_step(self.min_notional / price, self.step_size))
+
+    def held_after_fee(self, side: Side, quantity: Decimal) -> Decimal:
+        """What an entry of `quantity` leaves to exit, in lot steps: a buy's fee may be
+        taken from the asset bought."""
+        kept = quantity * (1 - BASE_FEE_ALLOWANCE) if side is Side.LONG else quantity
+        return self.round_quantity(kept)
 
     def order_problems(self, quantity: Decimal, price: Decimal) -> list[str]:
         """Why the exchange would refuse this quantity at this price (empty when it would not)."""

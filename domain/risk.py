@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from domain.drawdown import remaining_budget
 from domain.errors import CredentialsMissing, TradingDisabled, Violation
-from domain.market import Side, SymbolRules, floor_to_step
+from domain.market import BASE_FEE_ALLOWANCE, Side, SymbolRules, ceil_to_step, floor_to_step
 
 PAUSED = Violation(
     "policy_paused", "Trading is paused by the monthly drawdown rule; a review must resume it"
@@ -161,10 +161,11 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
     if plan.quantity <= 0:
         found.append(Violation("quantity_too_small", "Quantity must be greater than zero"))
     else:
-        found.extend(
-            Violation("exchange_filter", problem)
-            for problem in ctx.rules.order_problems(plan.quantity, plan.entry_price)
-        )
+        entry_problems = ctx.rules.order_problems(plan.quantity, plan.entry_price)
+        found.extend(Violation("exchange_filter", problem) for problem in entry_problems)
+        stop_ok = stop is not None and (plan.entry_price - stop) * plan.side.sign > 0
+        if not entry_problems and stop is not None and stop_ok:
+            found.extend(_exit_problems(plan, stop, ctx.rules))
     if not ctx.credentials_ok:
         pass  # without keys the balance cannot be read: the credentials reason says why
     elif ctx.available_balance <= 0:
@@ -184,3 +185,24 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
             )
         )
     return found
+
+
+def _exit_problems(plan: PlanFacts, stop: Decimal, rules: SymbolRules) -> list[Violation]:
+    """An entry whose stop could not sell what it holds after the fee would leave a stop
+    retrying forever: refused, with the least quantity that can be exited."""
+    held, step = rules.held_after_fee(plan.side, plan.quantity), rules.step_size
+    problems = rules.order_problems(held, stop)
+    if not problems:
+        return []
+    fee_share = BASE_FEE_ALLOWANCE if plan.side is Side.LONG else Decimal(0)
+    least = max(plan.quantity, ceil_to_step(rules.smallest_order(stop) / (1 - fee_share), step))
+    while rules.order_problems(rules.held_after_fee(plan.side, least), stop):
+        least += step
+    return [
+        Violation(
+            "exit_unsellable",
+            f"The position would hold {held.normalize():f} {rules.base_asset} after the entry "
+            f"fee, which its stop at {stop.normalize():f} could not sell "
+            f"({'; '.join(problems)}); buy at least {least.normalize():f} {rules.base_asset}",
+        )
+    ]

@@ -10,6 +10,7 @@ from domain.ledger.orders import Leg, Orders
 from domain.ledger.unit_of_work import Work
 from domain.ports import MarginHolding, TradingAccount
 from domain.position import ExitReason, Position, Status
+from domain.sale import check_partial_exit
 
 
 class Exits(Orders):
@@ -21,12 +22,16 @@ class Exits(Orders):
         trigger_price: Decimal | None = None,
         quantity: Decimal | None = None,
     ) -> Position:
-        """Exit all (or part) of an open position. Protective exits ignore a paused policy."""
+        """Exit all (or part) of an open position. Protective exits ignore a paused policy;
+        a part that would leave less than the stop can exit is refused (close it all)."""
         account = self.trading_account(client_id)
         if reason is ExitReason.MANUAL and not self.config.trading_enabled:
             raise TradingDisabled()
         current = self.position(client_id, position_id, cached=True)  # its symbol and side
         price = trigger_price or self.exchange.price(current.symbol)
+        if quantity is not None:
+            rules = self.exchange.symbol_rules(current.symbol)
+            check_partial_exit(current.open_quantity, quantity, current.stop_price, rules, price)
         loan = self._loan(account, current)
         position, order_id = self.work.cached_first().run(
             self._trigger, client_id, position_id, reason, price, quantity, loan

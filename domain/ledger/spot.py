@@ -1,21 +1,21 @@
 """The spec's spot trades: buy with a mandatory stop (sized by the 1% rule and what the
-balance can pay), and sell from open LONG positions, oldest first."""
+balance can pay), and sell from open LONG positions, oldest first, whole or not at all."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
-from domain.errors import InsufficientBalance, InvalidInput
+from domain.errors import DomainError, InsufficientBalance, OrderOutcomeUnknown, OrderRejected
 from domain.ledger.base import UNOBSERVED, Progress
 from domain.ledger.entries import Entries, PlanRequest
 from domain.ledger.exits import Exits
-from domain.market import Side, SymbolRules, floor_to_step
-from domain.position import Position, Status
+from domain.market import Side
+from domain.position import Position
+from domain.sale import Holding, Part, split_sale
 
 E = TypeVar("E")
 
@@ -39,17 +39,6 @@ class Bought:
 
 
 @dataclass(frozen=True)
-class Holding:
-    """An open position as the tenant's list of positions shows it."""
-
-    position_id: UUID
-    symbol: str
-    side: Side
-    open_quantity: Decimal
-    planned_at: datetime
-
-
-@dataclass(frozen=True)
 class Sold:
     position: Position
     fill: Position.ExitFilled
@@ -57,34 +46,14 @@ class Sold:
 
 @dataclass(frozen=True)
 class Sale:
+    """What a sale sold; a part the exchange refused after earlier parts executed is
+    `unsold` (nothing of it executed), one it has not confirmed yet is `pending`."""
+
     quantity: Decimal
     trades: list[Sold]
-
-
-def split_sale(
-    holdings: list[Holding], wanted: Decimal | None, rules: SymbolRules
-) -> list[tuple[UUID, Decimal | None]]:
-    """Which positions to close (None: all of it) to sell `wanted` (None: everything)."""
-    plan: list[tuple[UUID, Decimal | None]] = []
-    for holding in holdings:
-        held = floor_to_step(holding.open_quantity, rules.step_size)
-        if wanted is None or wanted >= held:
-            plan.append((holding.position_id, None))
-            if wanted is not None:
-                wanted -= held
-                if wanted <= 0:
-                    break
-            continue
-        piece = floor_to_step(wanted, rules.step_size)
-        if piece < rules.min_qty:
-            raise InvalidInput(
-                "quantity",
-                f"would leave a piece of {wanted.normalize():f} {rules.base_asset}, below the "
-                f"exchange's minimum of {rules.min_qty.normalize():f}",
-            )
-        plan.append((holding.position_id, piece))
-        break
-    return plan
+    unsold: Decimal = Decimal(0)
+    pending: Decimal = Decimal(0)
+    reason: str | None = None
 
 
 class Spot(Entries, Exits):
@@ -129,28 +98,51 @@ class Spot(Entries, Exits):
         progress: Progress = UNOBSERVED,
     ) -> Sale:
         """Sell `wanted` (None: all) from the open LONG positions of `symbol` among
-        `holdings`, oldest first, the last one in part if needed."""
+        `holdings`; the whole sale is checked before its first order (see `split_sale`)."""
         self.ensure_can_trade(client_id)
         rules = self.exchange.symbol_rules(symbol)
         longs = [h for h in holdings if h.symbol == symbol and h.side is Side.LONG]
         longs.sort(key=lambda h: h.planned_at)
-        open_total = sum(
-            (floor_to_step(h.open_quantity, rules.step_size) for h in longs), Decimal(0)
-        )
-        if open_total <= 0:
+        if not any(rules.round_quantity(h.open_quantity) > 0 for h in longs):
             raise InsufficientBalance(rules.base_asset)
-        if wanted is not None and wanted > open_total:
-            raise InvalidInput(
-                "quantity", f"at most {open_total.normalize():f} {rules.base_asset} is open"
-            )
+        parts = split_sale(longs, wanted, rules, self.exchange.price(symbol))
         trades: list[Sold] = []
-        sold = Decimal(0)
-        for position_id, piece in split_sale(longs, wanted, rules):
-            progress.working_on(position_id)
-            position = self.close_position(client_id, position_id, quantity=piece)
+        sold = pending = Decimal(0)
+        for n, part in enumerate(parts):
+            progress.working_on(part.position_id)
+            before = len(self._events(part.position_id, Position.ExitFilled))
+            try:
+                position = self.close_position(
+                    client_id, part.position_id, quantity=None if part.whole else part.quantity
+                )
+            except OrderOutcomeUnknown as unknown:
+                if n == 0:
+                    raise
+                pending += part.quantity
+                reason = f"not sent while an earlier part is unconfirmed ({unknown.message})"
+                return self._stopped(sold, trades, parts[n + 1 :], pending, reason)
+            except DomainError as refused:
+                if n == 0:
+                    raise  # nothing sold: the refusal is the reply
+                return self._stopped(sold, trades, parts[n:], pending, refused.message)
             progress.order_sent("exit")
-            exits = self._events(position_id, Position.ExitFilled)
-            if exits and position.status in (Status.OPEN, Status.CLOSED):
+            exits = self._events(part.position_id, Position.ExitFilled)
+            if position.order_in_flight is not None:
+                pending += part.quantity
+            elif len(exits) > before:
                 trades.append(Sold(position, exits[-1]))
                 sold += exits[-1].quantity
-        return Sale(sold, trades)
+            elif n == 0:
+                raise OrderRejected(position.note or "The order was not executed")
+            else:
+                note = position.note or "The order was not executed"
+                return self._stopped(sold, trades, parts[n:], pending, note)
+        return Sale(sold, trades, pending=pending)
+
+    @staticmethod
+    def _stopped(
+        sold: Decimal, trades: list[Sold], unsent: list[Part], pending: Decimal, reason: str
+    ) -> Sale:
+        """A part failed after others executed: what executed stands, the rest is not sold."""
+        unsold = sum((p.quantity for p in unsent), Decimal(0))
+        return Sale(sold, trades, unsold=unsold, pending=pending, reason=reason)

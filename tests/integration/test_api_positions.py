@@ -97,6 +97,42 @@ def test_close_in_part_then_in_full_then_again(api: TestClient, alice: Tenant) -
     assert sorted(t["quantity"] for t in trades) == ["0.00200000", "0.00299000"]
 
 
+@pytest.mark.parametrize(
+    ("quantity", "reason"),
+    [
+        pytest.param(
+            "0.00025",
+            "would leave 0.00004 BTC, less than the smallest order the exchange accepts at "
+            "98000 (0.00006 BTC), so its stop could never exit it; close it all, or at most "
+            "0.00023 BTC",
+            id="leaves dust",
+        ),
+        pytest.param(
+            "0.00003",
+            "the smallest sellable amount is 0.00005 BTC (5 USDC at 100000)",
+            id="below the notional minimum",
+        ),
+    ],
+)
+def test_a_partial_close_that_would_leave_dust_is_refused_and_sends_nothing(
+    api: TestClient, alice: Tenant, quantity: str, reason: str
+) -> None:
+    position_id = buy(api, alice, amount="30")["position_id"]  # 0.0002997 held
+    path = f"/api/positions/{position_id}/close/"
+
+    refused = api.post(path, headers=alice.headers, json={"quantity": quantity})
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["field"] == "quantity"
+    assert reason in refused.json()["error"]
+    detail = api.get(f"/api/positions/{position_id}/", headers=alice.headers).json()
+    assert (detail["status"], detail["open_quantity"]) == ("open", "0.00029970")
+    assert "ExitTriggered" not in [e["type"] for e in detail["events"]]
+    most = api.post(path, headers=alice.headers, json={"quantity": "0.00023"})
+    assert most.status_code == 200, most.text
+    assert most.json()["position"]["open_quantity"] == "0.00006970"
+
+
 # --- intents ---
 
 

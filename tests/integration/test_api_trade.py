@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -10,10 +11,13 @@ from decimal import Decimal
 import pytest
 from starlette.testclient import TestClient
 
-from domain.ports import ApiCredentials, TradingAccount
+from domain.errors import FilterFailure, OrderOutcomeUnknown
+from domain.ledger import Ledger
+from domain.ports import ApiCredentials, OrderRequest, OrderResult, TradingAccount
 from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services, build_services
 from infra.clock import ManualClock
+from infra.paper_exchange import PaperExchange
 from infra.settings import Settings
 from tests.fakes.binance import DropConnection, FakeBinance, RawResponse
 from tests.integration.test_api_support import (
@@ -379,6 +383,174 @@ def test_selling_more_than_is_open_or_with_nothing_open(api: TestClient, alice: 
     too_much = api.post("/api/trade/sell-btc/", headers=alice.headers, json={"quantity": "1"})
     assert too_much.status_code == 422
     assert too_much.json()["field"] == "quantity"
+
+
+def btc_held(api: TestClient, tenant: Tenant) -> str:
+    reply = api.get("/api/trade/balance/?asset=BTC", headers=tenant.headers)
+    assert reply.status_code == 200, reply.text
+    free: str = reply.json()["data"]["free"]
+    return free
+
+
+def test_the_spec_sale_after_two_30_usdc_buys_sells_exactly_that_in_sellable_parts(
+    api: TestClient, alice: Tenant, clock: ManualClock
+) -> None:
+    older = buy(api, alice, amount="30")
+    clock.advance(timedelta(minutes=5))
+    newer = buy(api, alice, amount="30")
+    # 0.0003 bought each time, 0.0000003 of it taken as the fee: 0.0002997 held each.
+    assert btc_held(api, alice) == "0.00059940"
+
+    reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={"quantity": 0.0003})
+
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["success"] is True and body["quantity"] == "0.00030000"
+    # 0.00029 whole + 0.00001 (1 USDC) would fail the 5 USDC minimum: two sellable parts,
+    # each position keeping enough for its stop at 98000 to sell (at least 0.00006).
+    assert [(t["id"], t["quantity"], t["position_status"]) for t in body["trades"]] == [
+        (older["position_id"], "0.00023000", "open"),
+        (newer["position_id"], "0.00007000", "open"),
+    ]
+    assert btc_held(api, alice) == "0.00029940"
+
+
+def test_a_sale_that_would_leave_dust_sells_nothing_and_says_what_can_be_sold(
+    api: TestClient, alice: Tenant
+) -> None:
+    position = buy(api, alice, amount="30")  # 0.0002997 held
+
+    reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={"quantity": "0.00026"})
+
+    assert reply.status_code == 422, reply.text
+    body = reply.json()
+    assert body["field"] == "quantity"
+    assert "the nearest amounts that can be sold are 0.00023 and 0.00029 BTC" in body["error"]
+    assert btc_held(api, alice) == "0.00029970"
+    detail = api.get(f"/api/positions/{position['position_id']}/", headers=alice.headers).json()
+    assert (detail["status"], detail["open_quantity"]) == ("open", "0.00029970")
+    assert "ExitTriggered" not in [e["type"] for e in detail["events"]]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "reason"),
+    [
+        ("0.00003", "the smallest sellable amount is 0.00005 BTC (5 USDC at 100000)"),
+        ("0.000205", "must be a multiple of the lot step 0.00001 BTC"),
+        ("0.0003", "at most 0.00029 BTC is held in open positions"),
+    ],
+)
+def test_a_sale_the_exchange_would_refuse_is_refused_before_any_order(
+    api: TestClient, alice: Tenant, quantity: str, reason: str
+) -> None:
+    buy(api, alice, amount="30")
+
+    reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={"quantity": quantity})
+
+    assert reply.status_code == 422, reply.text
+    assert (reply.json()["field"], reply.json()["success"]) == ("quantity", False)
+    assert reason in reply.json()["error"]
+    assert btc_held(api, alice) == "0.00029970"
+
+
+class RefusesAfter:
+    """The paper exchange, refusing every order after the first `allowed` (as when the price
+    moved between two parts of a sale and a part fell below the NOTIONAL minimum)."""
+
+    def __init__(self, paper: PaperExchange, allowed: int) -> None:
+        self.paper = paper
+        self.name = paper.name
+        self.is_live = paper.is_live
+        self.allowed = allowed
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.paper, name)
+
+    def place_order(self, account: TradingAccount, order: OrderRequest) -> OrderResult:
+        if self.allowed <= 0:
+            raise FilterFailure("NOTIONAL", "Binance refused the order: Filter failure: NOTIONAL")
+        self.allowed -= 1
+        return self.paper.place_order(account, order)
+
+
+def test_a_part_refused_after_others_sold_is_reported_as_not_sold_never_as_failed(
+    services: Services, alice: Tenant, clock: ManualClock
+) -> None:
+    assert services.paper is not None
+    with running(services) as api:
+        older = buy(api, alice, amount="30")
+        clock.advance(timedelta(minutes=5))
+        buy(api, alice, amount="30")
+    refusing = RefusesAfter(services.paper, allowed=1)
+    ledger = Ledger(
+        services.store,
+        refusing,  # type: ignore[arg-type]
+        services.vault,
+        services.clock,
+        services.ledger.config,
+    )
+    with running(dataclasses.replace(services, ledger=ledger)) as api:
+        reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
+
+        assert reply.status_code == 202, reply.text
+        body = reply.json()
+        assert body["success"] is True
+        assert (body["quantity"], body["unsold_quantity"]) == ("0.00029000", "0.00029000")
+        assert body["message"].startswith("Sold 0.00029000 BTC; 0.00029000 BTC was not sold")
+        assert "NOTIONAL" in body["message"]
+        assert [(t["id"], t["position_status"]) for t in body["trades"]] == [
+            (older["position_id"], "closed")
+        ]
+        assert btc_held(api, alice) == "0.00030940"  # 0.0002997 + the older one's dust
+
+
+class UnconfirmedAfter(RefusesAfter):
+    """The paper exchange, executing every order after the first `allowed` but never
+    answering for it (a timeout), nor when asked about it straight away."""
+
+    def place_order(self, account: TradingAccount, order: OrderRequest) -> OrderResult:
+        if self.allowed <= 0:
+            self.paper.place_order(account, order)
+            raise OrderOutcomeUnknown("Binance did not answer in time")
+        self.allowed -= 1
+        return self.paper.place_order(account, order)
+
+    def find_order(self, account: TradingAccount, symbol: str, order_id: str) -> OrderResult:
+        raise OrderOutcomeUnknown("Binance did not answer in time")
+
+
+def test_a_part_sent_but_unconfirmed_is_reported_pending_and_the_rest_is_not_sent(
+    services: Services, alice: Tenant, clock: ManualClock
+) -> None:
+    assert services.paper is not None
+    with running(services) as api:
+        for _ in range(3):
+            buy(api, alice, amount="30")
+            clock.advance(timedelta(minutes=5))
+    ledger = Ledger(
+        services.store,
+        UnconfirmedAfter(services.paper, allowed=1),  # type: ignore[arg-type]
+        services.vault,
+        services.clock,
+        services.ledger.config,
+    )
+    with running(dataclasses.replace(services, ledger=ledger)) as api:
+        reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
+
+        assert reply.status_code == 202, reply.text
+        body = reply.json()
+        assert (body["quantity"], body["pending_quantity"], body["unsold_quantity"]) == (
+            "0.00029000",
+            "0.00029000",
+            "0.00029000",
+        )
+        assert body["message"] == (
+            "Sold 0.00029000 BTC; 0.00029000 BTC sent, not yet confirmed by the exchange; "
+            "0.00029000 BTC was not sold: not sent while an earlier part is unconfirmed "
+            "(Binance did not answer in time)"
+        )
+        assert len(body["trades"]) == 1
+        assert services.paper.orders_filled(alice.client_id) == 5  # 3 entries, 2 exits
 
 
 # --- history and P&L ---

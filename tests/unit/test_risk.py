@@ -179,6 +179,14 @@ def test_a_good_plan_passes_with_no_violations(plan: PlanFacts) -> None:
             id="below-min-notional",
         ),
         pytest.param(
+            # 5 USDC at entry, but 0.00004 BTC held after the fee is 3.92 USDC at the stop
+            replace(GOOD_LONG, quantity=D("0.00005")),
+            CONTEXT,
+            "exit_unsellable",
+            ["hold 0.00004 BTC after the entry fee", "NOTIONAL", "buy at least 0.00007 BTC"],
+            id="stop-could-not-sell-what-is-held",
+        ),
+        pytest.param(
             replace(GOOD_LONG, quantity=D("0.004995")),
             CONTEXT,
             "exchange_filter",
