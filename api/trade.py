@@ -329,6 +329,7 @@ OPERATIONS = [
         response=TradeReply,
         errors=(202, 400, 403, 422, 503),
         command=True,
+        idempotent=True,
     ),
     Operation(
         "POST",
@@ -340,6 +341,7 @@ OPERATIONS = [
         response=SellReply,
         errors=(202, 400, 403, 422, 503),
         command=True,
+        idempotent=True,
     ),
     Operation(
         "GET",
