@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from eventsourcing.persistence import OperationalError
 from starlette.testclient import TestClient
@@ -20,11 +19,12 @@ from infra.idempotency_keys import TABLE
 from tests.integration.test_api_support import Tenant, new_tenant, running, services_for
 
 BUY = "/api/trade/buy-btc/"
+Reply = Any  # the test client's response (httpx or httpx2, as Starlette finds them)
 
 
 def post(
     client: TestClient, tenant: Tenant, key: str | None, body: dict[str, Any], path: str = BUY
-) -> httpx.Response:
+) -> Reply:
     headers = {**tenant.headers, **({"Idempotency-Key": key} if key is not None else {})}
     return client.post(path, headers=headers, json=body)
 
@@ -43,7 +43,7 @@ def stored_keys(services: Services, tenant: Tenant) -> int:
     return int(rows[0][0])
 
 
-def assert_replayed(first: httpx.Response, again: httpx.Response) -> None:
+def assert_replayed(first: Reply, again: Reply) -> None:
     assert again.status_code == first.status_code
     assert again.content == first.content
     assert again.headers["content-type"] == first.headers["content-type"]
@@ -100,11 +100,12 @@ def test_a_key_that_is_not_1_to_255_printable_ascii_is_a_422_naming_the_header(
 ) -> None:
     with running(services) as client:
         tenant = new_tenant(services)
-        headers = [*tenant.headers.items(), ("Idempotency-Key", key.encode("latin-1"))]
+        auth = [(name.encode(), value.encode()) for name, value in tenant.headers.items()]
+        headers = [*auth, (b"Idempotency-Key", key.encode("latin-1"))]
         refused = client.post(BUY, headers=headers, json={"stop_price": "98000"})
         assert refused.status_code == 422, refused.text
         assert refused.json()["field"] == "Idempotency-Key"
-        twice = [*tenant.headers.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+        twice = [*auth, (b"Idempotency-Key", b"a"), (b"Idempotency-Key", b"b")]
         assert client.post(BUY, headers=twice, json={"stop_price": "98000"}).status_code == 422
         longest = post(client, tenant, "~" * 255, {"stop_price": "98000"})
         assert longest.status_code == 200, longest.text
@@ -118,6 +119,8 @@ def test_keys_are_per_tenant(services: Services) -> None:
         theirs = post(client, bob, "shared-key", {"stop_price": "97000"})
         assert mine.status_code == theirs.status_code == 200
         assert mine.json()["position_id"] != theirs.json()["position_id"]
+        assert_replayed(mine, post(client, alice, "shared-key", {"stop_price": "98000"}))
+        assert_replayed(theirs, post(client, bob, "shared-key", {"stop_price": "97000"}))
         assert positions(services, alice) == positions(services, bob) == 1
 
 
@@ -138,7 +141,7 @@ def test_a_request_still_running_with_the_same_key_gets_a_409(
     monkeypatch.setattr(services.paper, "place_order", held)
     with running(services) as client:
         tenant = new_tenant(services)
-        replies: list[httpx.Response] = []
+        replies: list[Reply] = []
         first = threading.Thread(
             target=lambda: replies.append(post(client, tenant, "twin", {"stop_price": "98000"}))
         )
@@ -235,6 +238,7 @@ def test_a_failure_before_any_order_frees_the_key_for_a_retry(
         retried = post(client, tenant, "retry-me", {"stop_price": "98000"})
         assert retried.status_code == 200, retried.text
         assert "idempotent-replayed" not in retried.headers
+        assert_replayed(retried, post(client, tenant, "retry-me", {"stop_price": "98000"}))
         assert positions(services, tenant) == 1
 
 
