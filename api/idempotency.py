@@ -41,6 +41,7 @@ HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"  # on a stored reply sent again (Stripe's name)
 TTL = timedelta(hours=24)
 PURGE_EVERY = timedelta(minutes=10)
+STALE = timedelta(minutes=5)  # longer than any request runs: its process may have died
 MAX_LENGTH = 255
 # Printable ASCII; no space at either end (HTTP strips it from a field value anyway).
 KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
@@ -67,6 +68,7 @@ class KeyRecord:
     state: State
     reply: StoredReply | None = None
     position_id: str | None = None
+    claimed_at: datetime | None = None
 
 
 class KeyStore(Protocol):
@@ -209,7 +211,7 @@ class Idempotency:
         self._purge(now)
         found = self._claim(str(tenant), key, digest, now)
         if found is not None:
-            return self._answer(request, found, digest)
+            return self._answer(request, found, digest, now)
         return self._execute(request, str(tenant), key, handle)
 
     def _claim(self, tenant: str, key: str, digest: str, now: datetime) -> KeyRecord | None:
@@ -224,10 +226,11 @@ class Idempotency:
                 return found
         raise KeyInProgress()  # freed and taken again each time: another request holds it
 
-    def _answer(self, request: Request, found: KeyRecord, digest: str) -> Response:
+    def _answer(self, request: Request, found: KeyRecord, digest: str, now: datetime) -> Response:
         if found.fingerprint != digest:
             raise KeyReused()
-        if found.state is State.PENDING:
+        stale = found.claimed_at is not None and now - found.claimed_at > STALE
+        if found.state is State.PENDING and not stale:
             raise KeyInProgress()
         if found.state is State.UNKNOWN or found.reply is None:
             if found.position_id is not None:

@@ -6,7 +6,7 @@ statement on SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from api.idempotency import KeyRecord, State, StoredReply
 from projections.database import ProjectionDatabase
@@ -42,9 +42,12 @@ RETURNING created_at
 """
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(moment: datetime) -> int:
     """Epoch microseconds: one comparable integer on both databases."""
-    return round(moment.timestamp() * 1_000_000)
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def create_idempotency_table(database: ProjectionDatabase) -> None:
@@ -77,18 +80,19 @@ class SqlIdempotencyKeys:
     def find(self, tenant: str, key: str, expired: datetime) -> KeyRecord | None:
         with self.database.session() as session:
             rows = session.execute(
-                f"SELECT fingerprint, state, status, headers, body, position_id "
+                f"SELECT fingerprint, state, status, headers, body, position_id, created_at "
                 f"FROM {self.table} WHERE tenant = %s AND idem_key = %s AND created_at >= %s",
                 (tenant, key, _micros(expired)),
             )
         if not rows:
             return None
-        fingerprint, state, status, headers, body, position_id = rows[0]
+        fingerprint, state, status, headers, body, position_id, created_at = rows[0]
         reply = None
         if status is not None and body is not None:
             pairs = [(str(name), str(value)) for name, value in json.loads(headers)]
             reply = StoredReply(int(status), pairs, bytes(body))
-        return KeyRecord(str(fingerprint), State(state), reply, position_id)
+        claimed_at = EPOCH + timedelta(microseconds=int(created_at))
+        return KeyRecord(str(fingerprint), State(state), reply, position_id, claimed_at)
 
     def finish(self, tenant: str, key: str, reply: StoredReply) -> None:
         with self.database.session() as session:

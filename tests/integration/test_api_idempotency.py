@@ -285,3 +285,23 @@ def test_every_order_placing_operation_documents_the_header(services: Services) 
                 documented.add((method, path))
                 assert {"409", "422"} <= set(operation["responses"])
     assert documented == placing
+
+
+def test_a_reply_that_could_not_be_kept_is_still_sent_and_its_key_never_reused(
+    services: Services, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order filled but its reply could not be stored (the database went away): the
+    client still gets the true reply; a retry is held off, then told the outcome is unknown
+    once the first could no longer be running, and nothing is ordered twice."""
+    _failing(monkeypatch, services.idempotency_keys, "finish", OperationalError("gone"), False)
+    with running(services) as client:
+        tenant = new_tenant(services)
+        first = post(client, tenant, "unsaved", {"stop_price": "98000"})
+        assert first.status_code == 200, first.text
+        running_still = post(client, tenant, "unsaved", {"stop_price": "98000"})
+        assert running_still.json()["code"] == "idempotency_key_in_progress"
+        clock.advance(timedelta(minutes=6))
+        stale = post(client, tenant, "unsaved", {"stop_price": "98000"})
+        assert stale.status_code == 409, stale.text
+        assert stale.json()["code"] == "idempotency_key_outcome_unknown"
+        assert positions(services, tenant) == 1
