@@ -28,6 +28,7 @@ from api import (
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
 from api.errors import EXCEPTION_HANDLERS, ClientGone
+from api.idempotency import Idempotency
 from api.metrics import Metrics, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
@@ -89,7 +90,12 @@ def create_app(
     guarded = [Middleware(Authenticate, tokens=tokens)]  # the limiter: just before the handler
     documents = services.documents
     runtime = Runtime(
-        services, metrics, limiter, documents, settle=lambda: read_own_writes(services)
+        services,
+        metrics,
+        limiter,
+        documents,
+        settle=lambda: read_own_writes(services),
+        idempotency=Idempotency(services.idempotency_keys, services.clock),
     )
     built, templates = routes(
         OPERATIONS, runtime, {Access.CLIENT: guarded, Access.OPERATOR: guarded}

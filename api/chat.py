@@ -178,5 +178,6 @@ OPERATIONS = [
         response=ConfirmReplyView,
         errors=(400, 403, 404, 409, 422, 503),
         command=True,
+        idempotent=True,
     ),
 ]

@@ -144,5 +144,6 @@ OPERATIONS = [
         response=IntentReply,
         errors=(202, 400, 403, 404, 409, 422, 503),
         command=True,
+        idempotent=True,
     ),
 ]

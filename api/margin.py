@@ -154,5 +154,6 @@ OPERATIONS = [
         status=201,
         errors=(200, 202, 400, 403, 422, 503),
         command=True,
+        idempotent=True,
     ),
 ]

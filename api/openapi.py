@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from api.idempotency import HEADER, KEY_PATTERN, MAX_LENGTH, TTL
 from api.operations import Access, Call, Operation
 from api.schemas import Empty, ErrorReply, NoQuery
 
@@ -61,6 +62,21 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
     return parameters
 
 
+IDEMPOTENCY_KEY = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        f"Makes a retry safe: the same key with the same body and path, within "
+        f"{TTL.total_seconds() / 3600:.0f} hours, gets the first reply (with "
+        "`Idempotent-Replayed: true`) and places nothing; with another body or path: 422 "
+        "`idempotency_key_reused`; while the first is running, or if it ended without a "
+        "known outcome: 409. Per tenant."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH, "pattern": KEY_PATTERN},
+}
+
+
 def _content(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {media_type: {"schema": schema}}
 
@@ -80,6 +96,8 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
         parameters = _path_parameters(op.path)
         if op.query is not NoQuery:
             parameters += _query_parameters(op.query, schemas)
+        if op.idempotent:
+            parameters.append(IDEMPOTENCY_KEY)
         success: dict[str, Any] = {"type": "object"}
         if op.media_type != "application/json":
             success = {"type": "string"}
@@ -93,6 +111,8 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
             codes |= {400, 413, 422}
         if op.query is not NoQuery:
             codes.add(422)
+        if op.idempotent:
+            codes |= {409, 422}
         if op.access is not Access.PUBLIC:
             codes |= {401, 429}
         if op.access is Access.OPERATOR:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from api.auth import PRINCIPAL_KEY, Principal
 from api.documents import Documents
 from api.errors import POSITION_KEY, MalformedBody, RequestInvalid
+from api.idempotency import Idempotency
 from api.metrics import Metrics
 from api.rate_limit import RateLimiter
 from api.schemas import Empty, NoQuery
@@ -95,6 +96,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     media_type: str = "application/json"
     command: bool = False  # changes state: wait for the read models before answering
+    idempotent: bool = False  # places orders: an `Idempotency-Key` makes a retry safe
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -215,6 +217,7 @@ class Runtime:
     limiter: RateLimiter
     documents: Documents
     settle: Callable[[], None]  # wait until the read models show this process's writes
+    idempotency: Idempotency | None = None  # the keys of the `idempotent` operations
 
 
 def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]:
@@ -257,6 +260,13 @@ def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Res
     if not operation.command:
         return _response(_run(operation, call))
     try:
+        if operation.idempotent and runtime.idempotency is not None:
+            return runtime.idempotency.run(
+                call.request,
+                call.principal.client_id,
+                call.body,
+                lambda: _response(_run(operation, call)),
+            )
         return _response(_run(operation, call))
     finally:  # a refused command may have recorded events too (a rejected plan)
         runtime.settle()  # the caller reads its own writes on the next query

@@ -176,5 +176,6 @@ OPERATIONS = [
         body=CloseRequest,
         errors=(400, 403, 404, 409, 422, 503),
         command=True,
+        idempotent=True,
     ),
 ]

@@ -9,6 +9,7 @@ from typing import Protocol
 from uuid import UUID
 
 from api.documents import Documents
+from api.idempotency import KeyStore
 from api.rate_limit import Counter
 from domain.assistant.chat import Assistant
 from domain.ledger import Ledger
@@ -66,6 +67,11 @@ class Services(Protocol):
     @property
     def rate_counts(self) -> Counter:
         """Every replica's request counts, which the rate limiter adds to."""
+        ...
+
+    @property
+    def idempotency_keys(self) -> KeyStore:
+        """Every replica's Idempotency-Key records, kept in the database."""
         ...
 
     @property

@@ -354,6 +354,7 @@ OPERATIONS = [
         response=TradeReply,
         errors=(202, 400, 403, 422, 503),
         command=True,
+        idempotent=True,
     ),
     Operation(
         "POST",
@@ -365,6 +366,7 @@ OPERATIONS = [
         response=SellReply,
         errors=(202, 400, 403, 422, 503),
         command=True,
+        idempotent=True,
     ),
     Operation(
         "GET",

@@ -16,6 +16,7 @@ from domain.store import EventStore
 from infra.clock import SystemClock
 from infra.documents import documents_for
 from infra.groq_model import GroqChatModel
+from infra.idempotency_keys import SqlIdempotencyKeys, create_idempotency_table
 from infra.paper_exchange import PaperExchange
 from infra.paper_prices import paper_exchange
 from infra.rate_counts import SqlCounter, create_rate_limit_table
@@ -43,11 +44,13 @@ class Services:
     assistant: Assistant  # the AI chat (Groq through the ChatModel port) and its fallback
     rate_counts: SqlCounter  # the API's per-token counts, shared by every replica
     documents: Documents  # the API's busiest reads; opened and closed by its lifespan
+    idempotency_keys: SqlIdempotencyKeys  # the order POSTs' Idempotency-Key records
 
     def close(self) -> None:
         self.assistant.model.close()
         self.projections.stop()
         self.rate_counts.close()
+        self.idempotency_keys.close()
         self.read_models.close()
         self.store.close()
 
@@ -149,6 +152,7 @@ def _migrate_projections(settings: Settings, store: EventStore) -> RebuildReport
     database = projection_database(settings)
     try:
         create_rate_limit_table(database)  # the API's per-token counters, shared by replicas
+        create_idempotency_table(database)  # the order POSTs' keys, shared by replicas
         database.create_tables(all_tables(), PROJECTION_NAMES)
         outdated = reshaped(database, all_projections())
         return rebuild(database, store, outdated) if outdated else None
@@ -243,6 +247,7 @@ def build_services(
         assistant,
         rate_counts,
         documents_for(read_models),
+        SqlIdempotencyKeys(projection_database(settings, durable=True)),
     )
 
 

@@ -152,7 +152,7 @@ def test_schemathesis_finds_nothing_with_all_its_checks(
         )
         @given(case=operation.as_strategy(mode, headers=operator.headers))
         def exercise(case: Case[Any]) -> None:
-            case.call_and_validate(base_url=served)
+            case.call_and_validate(base_url=served, headers=operator.headers)
 
         try:
             exercise()
