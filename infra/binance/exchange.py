@@ -24,9 +24,11 @@ from domain.ports import (
     Balance,
     Clock,
     MarginHolding,
+    OrderRecord,
     OrderRequest,
     OrderResult,
     OrderStatus,
+    Trade,
     TradingAccount,
 )
 from infra.binance.client import (
@@ -39,6 +41,7 @@ from infra.binance.client import (
     method,
 )
 from infra.binance.filters import SymbolInfo, amount_params, parse_symbol
+from infra.binance.history import orders_since, trades_since
 from infra.binance.margin import borrow_repay, isolated_holdings, refuse_on_testnet
 from infra.binance.orders import order_result, sum_fees
 
@@ -223,6 +226,16 @@ class BinanceExchange:
         if margin is False or self._client.testnet:
             return None
         return self._lookup(slot, credentials, symbol, client_order_id, margin=True)
+
+    def orders_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[OrderRecord]:
+        return orders_since(self._client, account, symbol, since, margin=margin)
+
+    def trades_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[Trade]:
+        return trades_since(self._client, account, symbol, since, margin=margin)
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         borrow_repay(self._client, account, symbol, asset, amount, "BORROW")

@@ -697,6 +697,44 @@ def test_find_order_falls_back_to_isolated_margin(
     assert exchange.find_order(ALICE, "BTCUSDC", "m-find", margin=False) is None
 
 
+def test_the_order_and_trade_lists_since_a_moment_show_every_execution(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    exchange.place_order(ALICE, buy("list-1", quantity="0.002"))
+    exchange.place_order(ALICE, sell("list-2", "0.001"))
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("500")})
+    exchange.place_order(ALICE, buy("list-m", quantity="0.001", margin=MarginEffect.NO_SIDE_EFFECT))
+
+    orders = exchange.orders_since(ALICE, "BTCUSDC", since)
+    trades = exchange.trades_since(ALICE, "BTCUSDC", since)
+    margin_orders = exchange.orders_since(ALICE, "BTCUSDC", since, margin=True)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+
+    assert [(o.client_order_id, o.side, o.status, o.executed_quantity) for o in orders] == [
+        ("list-1", OrderSide.BUY, OrderStatus.FILLED, Decimal("0.002")),
+        ("list-2", OrderSide.SELL, OrderStatus.FILLED, Decimal("0.001")),
+    ]
+    assert [(t.exchange_order_id, t.side) for t in trades] == [
+        (orders[0].exchange_order_id, OrderSide.BUY),
+        (orders[1].exchange_order_id, OrderSide.SELL),
+    ]
+    assert [o.client_order_id for o in margin_orders] == ["list-m"]
+    assert fake.requests("/sapi/v1/margin/allOrders")[0].params["isIsolated"] == "TRUE"
+    assert exchange.orders_since(ALICE, "BTCUSDC", later) == []
+    assert exchange.trades_since(ALICE, "BTCUSDC", later) == []
+
+
+def test_a_full_page_of_orders_is_not_taken_for_the_whole_list(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    for n in range(500):
+        fake.rest_order(KEY, f"resting-{n}")  # open LIMIT orders placed elsewhere
+
+    with pytest.raises(ExchangeUnavailable, match="full page"):
+        exchange.orders_since(ALICE, "BTCUSDC", datetime.now(UTC) - timedelta(hours=1))
+
+
 def test_a_lost_margin_order_answer_is_resolved_by_find_order(
     exchange: BinanceExchange, fake: FakeBinance
 ) -> None:
