@@ -70,6 +70,7 @@ class OrderRequest:
     quantity: Decimal | None = None
     quote_amount: Decimal | None = None
     margin: MarginEffect | None = None  # None = spot; otherwise an isolated-margin order
+    is_exit: bool = False  # closes exposure: goes out ahead of everything else
 
     def __post_init__(self) -> None:
         if (self.quantity is None) == (self.quote_amount is None):
