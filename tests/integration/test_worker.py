@@ -547,3 +547,28 @@ def test_an_entry_left_in_flight_is_settled_by_the_reconcile_job(
     open_risk = services.ledger.policy(position.client_id).open_risk
     assert (str(position.id) in open_risk) is sent  # a failed entry gives its risk back
     assert worker.tick() == []
+
+
+def test_an_order_still_unsettled_is_asked_about_every_few_seconds_not_every_tick(
+    services: Services, paper: PaperExchange, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    position = entering_position(services, paper, sent=False)
+    asked: list[str] = []
+    find_order = paper.find_order
+
+    def counted(account: TradingAccount, symbol: str, order_id: str) -> OrderResult | None:
+        asked.append(order_id)
+        return find_order(account, symbol, order_id)
+
+    monkeypatch.setattr(paper, "find_order", counted)
+    worker = Worker.from_services(services, jobs=[Job.RECONCILE])
+    clock.advance(timedelta(seconds=31))
+
+    rounds = []
+    for _ in range(4):
+        worker.tick()
+        rounds.append(len(asked))
+        clock.advance(timedelta(seconds=5))
+
+    assert rounds == [1, 1, 2, 2]  # once per 10 s while the evidence window runs
+    assert reload(services, position).status is Status.ENTERING
