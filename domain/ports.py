@@ -71,6 +71,7 @@ class OrderRequest:
     quote_amount: Decimal | None = None
     margin: MarginEffect | None = None  # None = spot; otherwise an isolated-margin order
     leverage: Decimal | None = None  # a margin entry's: its collateral is the value / leverage
+    is_exit: bool = False  # closes exposure: goes out ahead of everything else
 
     def __post_init__(self) -> None:
         if (self.quantity is None) == (self.quote_amount is None):
@@ -98,11 +99,33 @@ class OrderResult:
     executed_at: datetime
 
 
+@dataclass(frozen=True)
+class OrderRecord:
+    """One order an account's order list shows: enough to tell whether it executed."""
+
+    client_order_id: str
+    exchange_order_id: str
+    side: OrderSide
+    status: OrderStatus
+    executed_quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Trade:
+    """One execution an account's trade list shows, and the exchange order it belongs to."""
+
+    exchange_order_id: str
+    side: OrderSide
+    quantity: Decimal
+    executed_at: datetime
+
+
 class Exchange(Protocol):
     """Spot and isolated-margin MARKET orders, idempotent by client order id.
 
     A result that is not a definite answer raises `OrderOutcomeUnknown`; the caller then
-    looks the order up with `find_order`, never sends a second one.
+    looks the order up with `find_order`, and sends it again (under a new client order id)
+    only once the order and trade lists since its submission prove it never executed.
     """
 
     name: str
@@ -119,6 +142,19 @@ class Exchange(Protocol):
     def find_order(
         self, account: TradingAccount, symbol: str, client_order_id: str
     ) -> OrderResult | None: ...
+
+    def orders_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[OrderRecord]:
+        """Every order on `symbol` placed from `since` on (isolated margin when `margin`);
+        raises `ExchangeUnavailable` when it cannot list them all."""
+        ...
+
+    def trades_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[Trade]:
+        """Every execution on `symbol` from `since` on; raises when it cannot list them all."""
+        ...
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...
 

@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.aggregate import LedgerAggregate
 from domain.errors import IllegalTransition, InvalidInput, Violation
-from domain.identity import client_order_id
+from domain.identity import client_order_id, position_of_order
 from domain.market import ASSET_PRECISION, Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
 from domain.ports import MarginHolding
@@ -108,6 +108,9 @@ class Position(LedgerAggregate):
         self.exit_reason: ExitReason | None = None
         self.trigger_price: Decimal | None = None
         self.exit_order_id: str | None = None
+        # When the in-flight order's id was first recorded, and which attempt of it is out.
+        self.order_recorded_at: datetime | None = None
+        self.order_attempt = 1
         self.exit_quantity = Decimal(0)
         self.exit_order_quantity = Decimal(0)  # more than exit_quantity when it repays a loan
         self.exit_interest = Decimal(0)  # loan interest the exit order repays (borrowed asset)
@@ -209,6 +212,8 @@ class Position(LedgerAggregate):
             aggregate.status = Status.ENTERING
             aggregate.entry_order_id = self.client_order_id
             aggregate.orders_sent += 1
+            aggregate.order_recorded_at = self.timestamp
+            aggregate.order_attempt = 1
 
     class EntryFilled(Aggregate.Event):
         client_order_id: str
@@ -332,6 +337,19 @@ class Position(LedgerAggregate):
             aggregate.exit_order_quantity = self.order_quantity or self.quantity
             aggregate.exit_interest = self.interest
             aggregate.orders_sent += 1
+            aggregate.order_recorded_at = self.timestamp
+            aggregate.order_attempt = 1
+
+    class ExitResubmitted(Aggregate.Event):
+        """The exit is sent again, under its next attempt's id: the previous attempt was
+        shown never to have executed (see `domain.ledger.reconciliation`)."""
+
+        client_order_id: str
+        attempt: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.exit_order_id = self.client_order_id
+            aggregate.order_attempt = self.attempt
 
     class ExitFilled(Aggregate.Event):
         client_order_id: str
@@ -434,6 +452,23 @@ class Position(LedgerAggregate):
             **repays,
         )
         return order_id
+
+    def resubmit_exit(self, now: datetime) -> str:
+        """Record the exit's next attempt id BEFORE it is sent again; returns that id."""
+        if self.status is not Status.CLOSING or self.exit_order_id is None:
+            raise IllegalTransition("No exit is in flight to be sent again")
+        attempt = self.order_attempt + 1
+        order_id = client_order_id(self.id, self._in_flight_sequence(), attempt)
+        self.trigger_event(
+            self.ExitResubmitted, timestamp=now, client_order_id=order_id, attempt=attempt
+        )
+        return order_id
+
+    def _in_flight_sequence(self) -> int:
+        found = position_of_order(self.order_in_flight or "")
+        if found is None:
+            raise IllegalTransition("The order in flight has no id of this position")
+        return found[1]
 
     def record_exit_fill(
         self,
@@ -540,6 +575,14 @@ class Position(LedgerAggregate):
         if self.status is Status.ENTERING:
             return self.entry_order_id
         return self.exit_order_id
+
+    @property
+    def order_attempt_ids(self) -> list[str]:
+        """Every id the order in flight has been sent under, first attempt first."""
+        if self.order_in_flight is None:
+            return []
+        sequence = self._in_flight_sequence()
+        return [client_order_id(self.id, sequence, n) for n in range(1, self.order_attempt + 1)]
 
     @property
     def open_risk(self) -> Decimal:

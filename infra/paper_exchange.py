@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -17,7 +18,16 @@ from domain.errors import (
 )
 from domain.market import SymbolRules
 from domain.paper_market import PaperMarket
-from domain.ports import Balance, Clock, MarginHolding, OrderRequest, OrderResult, TradingAccount
+from domain.ports import (
+    Balance,
+    Clock,
+    MarginHolding,
+    OrderRecord,
+    OrderRequest,
+    OrderResult,
+    Trade,
+    TradingAccount,
+)
 from domain.store import CONFLICT_ATTEMPTS, EventStore, retry_on_conflict
 from infra.paper_accounts import (
     SYMBOLS,
@@ -159,6 +169,19 @@ class PaperExchange:
     ) -> OrderResult | None:
         found = self.store.load(order_id(account.client_id, client_order_id), PaperOrder)
         return None if found is None else found.result()
+
+    def orders_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[OrderRecord]:
+        """Nothing beyond `find_order`: a paper fill is findable by its id the moment it is
+        saved, so a miss is already proof and no order here lacks an id of ours."""
+        return []
+
+    def trades_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[Trade]:
+        """Every paper execution is an order `find_order` sees at once (see `orders_since`)."""
+        return []
 
     def orders_filled(self, client_id: UUID) -> int:
         """How many orders this tenant's paper account has filled."""

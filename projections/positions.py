@@ -91,6 +91,9 @@ class PositionsProjection(Projection):
             Position.ExitSubmitted: On(
                 self._order_submitted(None), ("timestamp", "client_order_id")
             ),
+            Position.ExitResubmitted: On(
+                self._order_submitted(None), ("timestamp", "client_order_id")
+            ),
             Position.ExitFilled: On(
                 self._exit_filled,
                 ("timestamp", "price", "quantity", "fees_quote", "realised_pnl"),

@@ -30,6 +30,8 @@ from workers.metrics import WorkerMetrics
 from workers.watchlist import InFlight, Watchlist
 
 log = logging.getLogger("robson.worker")
+# How often an order still unsettled after its grace is asked about again.
+RECONCILE_EVERY = timedelta(seconds=10)
 
 MAX_BACKOFF = timedelta(seconds=60)
 
@@ -219,10 +221,13 @@ class PositionJobs:
         return actions
 
     def _wait_for(self, flight: InFlight, position: Position, now: datetime) -> None:
-        """Still in flight: inside its grace period, or the exchange has not settled it."""
+        """Still in flight: inside its grace period, or the exchange has not settled it (asked
+        again every few seconds, not every tick: each round of evidence costs request weight)."""
         flight.since = position.modified_on
         poll = timedelta(seconds=self.poll_seconds)
-        flight.retry_at = max(now + poll, position.modified_on + self.reconcile_grace)
+        flight.retry_at = max(
+            now + max(poll, RECONCILE_EVERY), position.modified_on + self.reconcile_grace
+        )
 
     # --- outcomes ---
 

@@ -7,11 +7,19 @@ from domain.ledger.base import TradingConfig
 from domain.ledger.entries import PlanRequest
 from domain.ledger.margin import Margin
 from domain.ledger.policy import Policies
-from domain.ledger.reconciliation import RECONCILE_GRACE, Reconciliation
+from domain.ledger.reconciliation import EVIDENCE_WINDOW, RECONCILE_GRACE, Reconciliation
 from domain.ledger.spot import Spot
 from domain.ledger.tenants import Registration, Tenants, new_token
 
-__all__ = ["RECONCILE_GRACE", "Ledger", "PlanRequest", "Registration", "TradingConfig", "new_token"]
+__all__ = [
+    "EVIDENCE_WINDOW",
+    "RECONCILE_GRACE",
+    "Ledger",
+    "PlanRequest",
+    "Registration",
+    "TradingConfig",
+    "new_token",
+]
 
 
 class Ledger(Tenants, Policies, Spot, Margin, Reconciliation):

@@ -44,6 +44,7 @@ def order_for(leg: Leg, position: Position, order_id: str) -> OrderRequest:
         client_order_id=order_id,
         quantity=position.exit_order_quantity,
         margin=MarginEffect.AUTO_REPAY if position.margin else None,
+        is_exit=True,
     )
 
 

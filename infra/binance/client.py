@@ -1,6 +1,7 @@
 """Sending to Binance: one python-binance client per API key (it signs every request with
-that key's secret), the used-weight throttle, Retry-After bans, a clock resync after -1021,
-and every error answer turned into a domain error (an unclear one is never a failure)."""
+that key's secret), the throttle (exits first, see `limits`), Retry-After bans, a clock
+resync after -1021, and every error answer turned into a domain error (an unclear one is
+never a failure)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,11 @@ from domain.errors import (
     RateLimited,
 )
 from domain.ports import ApiCredentials, Clock, TradingAccount
+from infra.binance.limits import OrderLimit, Throttle
 from infra.clock import SystemClock
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHT_LIMIT = 1200  # Binance's REQUEST_WEIGHT per minute for /api
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 # Codes whose own text says the execution status is unknown (errors.md).
 UNKNOWN_OUTCOME_CODES = frozenset({-1000, -1006, -1007})
 INSUFFICIENT_BALANCE_CODES = frozenset({-3041})
@@ -53,6 +53,9 @@ class Call:
     writes: bool  # True: without a definite answer the outcome is unknown, never "failed"
     api_key: str | None = None
     spent_asset: str | None = None  # the asset an order or repayment spends
+    # Never held by the adapter's throttle: an exit, or a read an exit needs.
+    urgent: bool = False
+    places_order: bool = False  # counts against the ORDERS limits
 
 
 @dataclass
@@ -86,15 +89,13 @@ class BinanceClient:
         self.base_url = base_url.rstrip("/") if base_url else None
         self._timeout = timeout_seconds
         self._recv_window_ms = recv_window_ms
-        self._throttle_at = max(1, int(weight_limit * throttle_fraction))
-        self._sleep = sleep
         self._clock: Clock = clock or SystemClock()
+        self.throttle = Throttle(weight_limit, throttle_fraction, sleep, self._clock)
         self._client_class = self._make_client_class(self.base_url)
         self._state = threading.Lock()
         self._slots: dict[str, Slot] = {}
         self._timestamp_offset_ms = 0
         self.public = Slot(self._new_client(None))
-        self._used_weight: int | None = None
         self._banned_until: datetime | None = None
         self._banned_at: datetime | None = None
 
@@ -102,8 +103,10 @@ class BinanceClient:
 
     @property
     def used_weight(self) -> int | None:
-        with self._state:
-            return self._used_weight
+        return self.throttle.used_weight
+
+    def adopt_limits(self, weight_limit: int | None, order_limits: list[OrderLimit]) -> None:
+        self.throttle.adopt(weight_limit, order_limits)
 
     @property
     def banned_until(self) -> datetime | None:
@@ -175,34 +178,40 @@ class BinanceClient:
     # ---- sending: rate limits, clock, error mapping
 
     def send(self, slot: Slot, request: Callable[[Any], Any], call: Call) -> Any:
-        """Send once (twice after a -1021, which Binance rejected unexecuted)."""
+        """Send once (twice after a -1021, which Binance rejected unexecuted).
+
+        Anything but an exit yields near a limit first, before taking the key's client, so it
+        never holds an exit up; a Retry-After ban stops everything.
+        """
+        if not call.urgent:
+            self._refuse_while_banned()
+            self.throttle.yield_near_limits(api_key=call.api_key, places_order=call.places_order)
         with slot.lock:
             for attempt in (1, 2):
-                self._wait_for_rate_limits()
+                self._refuse_while_banned()
                 try:
                     result = request(slot.client)
                 except BinanceAPIException as exc:
-                    self._observe(exc.response)
+                    self._observe(exc.response, call.api_key)
                     if exc.code == -1021 and attempt == 1:
                         log.warning("Binance -1021 (clock skew); resyncing the timestamp offset")
                         self._resync_clock(slot)
                         continue
                     raise self._translate(exc, call) from exc
                 except BinanceRequestException as exc:
-                    self._observe(slot.client.response)
+                    self._observe(slot.client.response, call.api_key)
                     raise _unclear(call, "an answer that is not JSON") from exc
                 except (OSError, Urllib3Error) as exc:  # requests' errors are OSErrors
                     raise _unclear(call, f"no answer ({type(exc).__name__})") from exc
-                self._observe(slot.client.response)
+                self._observe(slot.client.response, call.api_key)
                 return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait_for_rate_limits(self) -> None:
-        """Refuse while banned (no request at all); slow down near the weight limit."""
+    def _refuse_while_banned(self) -> None:
+        """No request at all while a 429/418's Retry-After lasts."""
         now = self._clock.now()
         with self._state:
             banned_until = self._banned_until
-            used = self._used_weight
         if banned_until is not None and now < banned_until:
             left = Decimal(math.ceil((banned_until - now).total_seconds()))
             raise RateLimited(
@@ -210,35 +219,14 @@ class BinanceClient:
                 f"(Retry-After, {left}s left)",
                 left,
             )
-        if used is not None and used >= self._throttle_at:
-            # Weight windows restart on the minute; the extra second absorbs clock skew.
-            pause = 61 - now.second - now.microsecond / 1_000_000
-            log.warning(
-                "Binance used weight %s reached the throttle point %s; waiting %.1fs",
-                used,
-                self._throttle_at,
-                pause,
-            )
-            self._sleep(pause)
-            with self._state:
-                self._used_weight = None
 
-    def _observe(self, response: Any) -> None:
+    def _observe(self, response: Any, api_key: str | None = None) -> None:
         headers = getattr(response, "headers", None)
-        if headers is None:
-            return
-        value = headers.get(WEIGHT_HEADER)
-        if value is None:
-            return
-        try:
-            used = int(value)
-        except ValueError:
-            return
-        with self._state:
-            self._used_weight = used
+        if headers is not None:
+            self.throttle.observe(headers, api_key)
 
     def _resync_clock(self, slot: Slot) -> None:
-        self._wait_for_rate_limits()
+        self._refuse_while_banned()
         try:
             server_ms = int(mapping(slot.client.get_server_time())["serverTime"])
         except BinanceAPIException as exc:

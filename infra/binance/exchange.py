@@ -24,13 +24,14 @@ from domain.ports import (
     Balance,
     Clock,
     MarginHolding,
+    OrderRecord,
     OrderRequest,
     OrderResult,
     OrderStatus,
+    Trade,
     TradingAccount,
 )
 from infra.binance.client import (
-    DEFAULT_WEIGHT_LIMIT,
     BinanceClient,
     Call,
     NoSuchOrder,
@@ -39,6 +40,8 @@ from infra.binance.client import (
     method,
 )
 from infra.binance.filters import SymbolInfo, amount_params, parse_symbol
+from infra.binance.history import orders_since, trades_since
+from infra.binance.limits import DEFAULT_WEIGHT_LIMIT, parse_limits
 from infra.binance.margin import borrow_repay, isolated_holdings, refuse_on_testnet
 from infra.binance.orders import order_result, sum_fees
 
@@ -66,8 +69,10 @@ class BinanceExchange:
     ) -> None:
         """`base_url` (e.g. a fake server's http://127.0.0.1:port) replaces every Binance host.
 
-        Before a request, once the used weight reached `throttle_fraction` of `weight_limit`,
-        the adapter sleeps (with `sleep`) until the next minute's fresh weight window.
+        `weight_limit` holds until exchangeInfo's `rateLimits` replace it (with its ORDERS
+        limits). Once the used weight (or an order count) reaches `throttle_fraction` of its
+        limit, entries and reads sleep (with `sleep`) until that window restarts; exits never
+        do, so the rest of the window is theirs.
         """
         self._client = BinanceClient(
             testnet=testnet,
@@ -110,13 +115,16 @@ class BinanceExchange:
     # ---- the Exchange port
 
     def symbol_rules(self, symbol: str) -> SymbolRules:
-        return self._symbol_info(symbol).rules
+        return self._symbol_info(symbol, urgent=False).rules
 
     def price(self, symbol: str) -> Decimal:
+        return self._price(symbol, urgent=False)
+
+    def _price(self, symbol: str, *, urgent: bool) -> Decimal:
         data = self._client.send(
             self._client.public,
             method("get_symbol_ticker", symbol=symbol),
-            Call(f"read the {symbol} price", writes=False),
+            Call(f"read the {symbol} price", writes=False, urgent=urgent),
         )
         try:
             return Decimal(str(mapping(data)["price"]))
@@ -153,7 +161,8 @@ class BinanceExchange:
                 "client_order_id",
                 "must be 1 to 36 characters from A-Z, a-z, 0-9, '.', '_' and '-'",
             )
-        info = self._symbol_info(order.symbol)
+        urgent = order.is_exit  # an exit, and the reads it needs, go out ahead of the rest
+        info = self._symbol_info(order.symbol, urgent=urgent)
         rules = info.rules
         if order.margin is not None and not rules.margin_allowed:
             raise MarginUnavailable(f"Binance does not offer margin trading on {order.symbol}")
@@ -164,7 +173,7 @@ class BinanceExchange:
             "newClientOrderId": order.client_order_id,
             "newOrderRespType": "FULL",
         }
-        params.update(amount_params(order, info, self.price(order.symbol)))
+        params.update(amount_params(order, info, self._price(order.symbol, urgent=urgent)))
         spent = rules.quote_asset if order.side is OrderSide.BUY else rules.base_asset
         amount = params.get("quantity", params.get("quoteOrderQty"))
         unit = rules.base_asset if "quantity" in params else rules.quote_asset
@@ -174,6 +183,8 @@ class BinanceExchange:
             writes=True,
             api_key=credentials.api_key,
             spent_asset=spent,
+            urgent=urgent,
+            places_order=True,
         )
         if order.margin is not None:
             params.update(isIsolated="TRUE", sideEffectType=order.margin.value)
@@ -224,6 +235,16 @@ class BinanceExchange:
             return None
         return self._lookup(slot, credentials, symbol, client_order_id, margin=True)
 
+    def orders_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[OrderRecord]:
+        return orders_since(self._client, account, symbol, since, margin=margin)
+
+    def trades_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[Trade]:
+        return trades_since(self._client, account, symbol, since, margin=margin)
+
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         borrow_repay(self._client, account, symbol, asset, amount, "BORROW")
 
@@ -232,7 +253,9 @@ class BinanceExchange:
 
     def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
         refuse_on_testnet(self._client, "read an isolated margin account")
-        return isolated_holdings(self._client, account, self._symbol_info(symbol).rules)
+        return isolated_holdings(
+            self._client, account, self._symbol_info(symbol, urgent=False).rules
+        )
 
     # ---- lookups and symbols
 
@@ -284,8 +307,9 @@ class BinanceExchange:
         except (KeyError, InvalidOperation, TypeError, ValueError, ZeroDivisionError) as exc:
             raise ExchangeUnavailable(f"Binance sent an unreadable answer to: {call.what}") from exc
 
-    def _symbol_info(self, symbol: str) -> SymbolInfo:
-        """Filters change rarely: load exchangeInfo once, again only for an unknown symbol."""
+    def _symbol_info(self, symbol: str, *, urgent: bool) -> SymbolInfo:
+        """Filters change rarely: load exchangeInfo once, again only for an unknown symbol;
+        its `rateLimits` set the throttle's limits."""
         with self._state:
             info = self._symbols.get(symbol)
         if info is not None:
@@ -293,12 +317,14 @@ class BinanceExchange:
         data = self._client.send(
             self._client.public,
             method("get_exchange_info"),
-            Call("read the exchange's symbol rules", writes=False),
+            Call("read the exchange's symbol rules", writes=False, urgent=urgent),
         )
         try:
             parsed = {str(row["symbol"]): parse_symbol(row) for row in mapping(data)["symbols"]}
+            limits = parse_limits(mapping(data).get("rateLimits") or [])
         except (KeyError, InvalidOperation, TypeError, ValueError) as exc:
             raise ExchangeUnavailable("Binance sent unreadable symbol rules") from exc
+        self._client.adopt_limits(*limits)
         with self._state:
             self._symbols.update(parsed)
             info = self._symbols.get(symbol)

@@ -35,6 +35,7 @@ def isolated_holdings(
             f"read the {symbol} isolated margin account",
             writes=False,
             api_key=credentials.api_key,
+            urgent=True,  # a margin exit reads its loan first; /sapi weight is counted apart
         ),
     )
     # No isolated account for the symbol yet: nothing free, nothing owed.

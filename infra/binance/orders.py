@@ -46,10 +46,7 @@ def order_result(
         average, quote = Decimal(0), max(quote, Decimal(0))
     if fees is None:
         fees = sum_fees(fills)
-    raw_status = str(order["status"])
-    status = _STATUSES.get(raw_status)
-    if status is None:  # EXPIRED, CANCELED, REJECTED, EXPIRED_IN_MATCH: no longer working
-        status = OrderStatus.PARTIALLY_FILLED if executed > 0 else OrderStatus.REJECTED
+    status = status_of(str(order["status"]), executed)
     millis = order.get("transactTime") or order.get("updateTime") or order["time"]
     return OrderResult(
         client_order_id=str(order["clientOrderId"]),
@@ -61,6 +58,13 @@ def order_result(
         fees=fees,
         executed_at=datetime.fromtimestamp(int(millis) / 1000, tz=UTC),
     )
+
+
+def status_of(raw_status: str, executed: Decimal) -> OrderStatus:
+    status = _STATUSES.get(raw_status)
+    if status is None:  # EXPIRED, CANCELED, REJECTED, EXPIRED_IN_MATCH: no longer working
+        status = OrderStatus.PARTIALLY_FILLED if executed > 0 else OrderStatus.REJECTED
+    return status
 
 
 def sum_fees(rows: Any) -> dict[str, Decimal]:

@@ -42,9 +42,11 @@ from domain.market import BTCUSDC, Side, SymbolRules
 from domain.ports import (
     Balance,
     MarginHolding,
+    OrderRecord,
     OrderRequest,
     OrderResult,
     OrderStatus,
+    Trade,
     TradingAccount,
 )
 from infra.bootstrap import build_services, migrate, open_store, postgres_target
@@ -98,6 +100,16 @@ class InstantExchange:
         self, account: TradingAccount, symbol: str, client_order_id: str
     ) -> OrderResult | None:
         return None
+
+    def orders_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[OrderRecord]:
+        return []
+
+    def trades_since(
+        self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
+    ) -> list[Trade]:
+        return []
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         pass

@@ -329,6 +329,7 @@ class FakeBinance:
         ("GET", "/api/v3/account"): 20,
         ("POST", "/api/v3/order"): 1,
         ("GET", "/api/v3/order"): 4,
+        ("GET", "/api/v3/allOrders"): 20,
     }
 
     def __init__(
@@ -772,6 +773,8 @@ class FakeBinance:
             ("POST", "/api/v3/order"): self._new_spot_order,
             ("GET", "/api/v3/order"): self._query_spot_order,
             ("GET", "/api/v3/myTrades"): self._spot_trades,
+            ("GET", "/api/v3/allOrders"): self._all_spot_orders,
+            ("GET", "/sapi/v1/margin/allOrders"): self._all_margin_orders,
             ("POST", "/sapi/v1/margin/order"): self._new_margin_order,
             ("GET", "/sapi/v1/margin/order"): self._query_margin_order,
             ("GET", "/sapi/v1/margin/myTrades"): self._margin_trades,
@@ -1258,6 +1261,31 @@ class FakeBinance:
         return _json_reply(
             200, self._order_view(self._find_order(account, params, margin=True), margin=True)
         )
+
+    def _all_orders(self, account: _Account, params: dict[str, str], *, margin: bool) -> _Reply:
+        """rest-api.md "All orders (USER_DATA)" (and the margin "Query Margin Account's All
+        Orders"): the symbol's orders in the query-order shape, paged like the trade list. Its
+        "Data Source: Database" lags like Query order's, so a lagging order is not listed yet."""
+        spec = self._symbol(params)
+        now = self._clock()
+        rows = [
+            {**self._order_view(o, margin=margin), "id": o["orderId"], "time": o["transactTime"]}
+            for o in account.orders
+            if o["symbol"] == spec.symbol
+            and o["isIsolated"] is margin
+            and self._hidden_until.get(int(o["orderId"]), now) <= now
+        ]
+        # "If orderId is set, it will get orders >= that orderId": the trade list's fromId.
+        page = _trade_page({("fromId" if k == "orderId" else k): v for k, v in params.items()})
+        return _json_reply(200, [{k: v for k, v in r.items() if k != "id"} for r in page(rows)])
+
+    def _all_spot_orders(self, account: _Account, params: dict[str, str]) -> _Reply:
+        return self._all_orders(account, params, margin=False)
+
+    def _all_margin_orders(self, account: _Account, params: dict[str, str]) -> _Reply:
+        if params.get("isIsolated", "FALSE").upper() != "TRUE":
+            raise _Reject(-1102, "FakeBinance supports isolated margin only (isIsolated=TRUE).")
+        return self._all_orders(account, params, margin=True)
 
     def _trades(self, account: _Account, params: dict[str, str], *, margin: bool) -> _Reply:
         spec = self._symbol(params)

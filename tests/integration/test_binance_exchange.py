@@ -544,17 +544,81 @@ def test_near_the_weight_limit_the_adapter_waits_for_the_next_minute(
 ) -> None:
     exchange.price("BTCUSDC")
     assert sleeps == []  # far from the limit
-    fake.used_weight = 958
+    fake.used_weight = 4798
 
     exchange.price("BTCUSDC")
     reported = exchange.used_weight
     sleeps_before_next = list(sleeps)
     exchange.price("BTCUSDC")
 
-    assert reported == 960  # 80% of 1200
+    assert reported == 4800  # 80% of the 6000 Binance publishes
     assert sleeps_before_next == []
     assert sleeps == [16.0]  # 12:00:45 -> the next minute, plus a second of margin
     assert fake.request_count("/api/v3/ticker/price") == 3
+
+
+def test_the_weight_limit_is_the_one_exchange_info_publishes(
+    exchange: BinanceExchange, fake: FakeBinance, sleeps: list[float]
+) -> None:
+    fake.weight_limit = 2000
+    exchange.symbol_rules("BTCUSDC")  # reads exchangeInfo, rateLimits included
+    fake.used_weight = 1598
+
+    exchange.price("BTCUSDC")
+    exchange.price("BTCUSDC")
+
+    assert sleeps == [16.0]  # 1600 is 80% of 2000
+
+
+def exit_sell(client_order_id: str, quantity: str) -> OrderRequest:
+    return OrderRequest(
+        symbol="BTCUSDC",
+        side=OrderSide.SELL,
+        client_order_id=client_order_id,
+        quantity=Decimal(quantity),
+        is_exit=True,
+    )
+
+
+def test_near_the_weight_limit_an_exit_goes_out_at_once_while_an_entry_waits(
+    fake: FakeBinance, clock: ManualClock
+) -> None:
+    sleeps: list[float] = []
+
+    def next_minute(seconds: float) -> None:
+        sleeps.append(seconds)
+        fake.used_weight = 0  # the fake's window restarts as Binance's would
+
+    exchange = BinanceExchange(testnet=False, base_url=fake.url, sleep=next_minute, clock=clock)
+    fake.fund(KEY, SECRET, {"USDC": Decimal("10000"), "BTC": Decimal("0.01")})
+    exchange.symbol_rules("BTCUSDC")
+    fake.used_weight = 5000  # past 80% of 6000
+
+    sold = exchange.place_order(ALICE, exit_sell("exit-1", "0.005"))
+    sleeps_for_the_exit = list(sleeps)
+    bought = exchange.place_order(ALICE, buy("entry-1", quantity="0.001"))
+    exchange.close()
+
+    assert sold.status is OrderStatus.FILLED and bought.status is OrderStatus.FILLED
+    assert sleeps_for_the_exit == []  # its price read and the order itself went straight out
+    assert sleeps == [16.0]  # the entry yielded until the next minute
+    sent = [r.client_order_id for r in fake.requests(ORDER_PATH, "POST")]
+    assert sent == ["exit-1", "entry-1"]
+
+
+def test_a_retry_after_from_binance_stops_exits_too(
+    exchange: BinanceExchange, fake: FakeBinance, sleeps: list[float]
+) -> None:
+    fake.fund(KEY, SECRET, {"USDC": Decimal("10000"), "BTC": Decimal("0.01")})
+    fake.inject(RateLimit(retry_after=30), path="/api/v3/ticker/price")
+    with pytest.raises(RateLimited):
+        exchange.price("BTCUSDC")
+
+    with pytest.raises(RateLimited, match="Retry-After"):
+        exchange.place_order(ALICE, exit_sell("exit-banned", "0.005"))
+
+    assert fake.orders_received("exit-banned") == []
+    assert sleeps == []  # refused at once, never slept on
 
 
 # ---- unclear answers
@@ -695,6 +759,44 @@ def test_find_order_falls_back_to_isolated_margin(
     assert found is not None
     assert found.fees == {"BTC": Decimal("0.000001")}
     assert exchange.find_order(ALICE, "BTCUSDC", "m-find", margin=False) is None
+
+
+def test_the_order_and_trade_lists_since_a_moment_show_every_execution(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    exchange.place_order(ALICE, buy("list-1", quantity="0.002"))
+    exchange.place_order(ALICE, sell("list-2", "0.001"))
+    fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("500")})
+    exchange.place_order(ALICE, buy("list-m", quantity="0.001", margin=MarginEffect.NO_SIDE_EFFECT))
+
+    orders = exchange.orders_since(ALICE, "BTCUSDC", since)
+    trades = exchange.trades_since(ALICE, "BTCUSDC", since)
+    margin_orders = exchange.orders_since(ALICE, "BTCUSDC", since, margin=True)
+    later = datetime.now(UTC) + timedelta(minutes=1)
+
+    assert [(o.client_order_id, o.side, o.status, o.executed_quantity) for o in orders] == [
+        ("list-1", OrderSide.BUY, OrderStatus.FILLED, Decimal("0.002")),
+        ("list-2", OrderSide.SELL, OrderStatus.FILLED, Decimal("0.001")),
+    ]
+    assert [(t.exchange_order_id, t.side) for t in trades] == [
+        (orders[0].exchange_order_id, OrderSide.BUY),
+        (orders[1].exchange_order_id, OrderSide.SELL),
+    ]
+    assert [o.client_order_id for o in margin_orders] == ["list-m"]
+    assert fake.requests("/sapi/v1/margin/allOrders")[0].params["isIsolated"] == "TRUE"
+    assert exchange.orders_since(ALICE, "BTCUSDC", later) == []
+    assert exchange.trades_since(ALICE, "BTCUSDC", later) == []
+
+
+def test_a_full_page_of_orders_is_not_taken_for_the_whole_list(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    for n in range(500):
+        fake.rest_order(KEY, f"resting-{n}")  # open LIMIT orders placed elsewhere
+
+    with pytest.raises(ExchangeUnavailable, match="full page"):
+        exchange.orders_since(ALICE, "BTCUSDC", datetime.now(UTC) - timedelta(hours=1))
 
 
 def test_a_lost_margin_order_answer_is_resolved_by_find_order(

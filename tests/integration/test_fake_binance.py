@@ -651,6 +651,26 @@ def test_an_order_whose_answer_was_lost_is_not_found_until_the_lookup_delay_pass
     assert found["status"] == "FILLED"
 
 
+def test_the_order_list_lags_like_a_lookup_while_the_trade_list_shows_the_fill(
+    fake: FakeBinance, client: Any, ticks: Ticks
+) -> None:
+    """rest-api.md: "All orders" reads "Data Source: Database", like a look-up that lags;
+    "Account trade list" reads "Memory => Database"."""
+    fake.lookup_delay_seconds = 45
+    fake.inject(DropConnection(), path="/api/v3/order", method="POST")
+    with pytest.raises(OSError):
+        buy(client, quantity="0.001", newClientOrderId="lagging-2")
+
+    listed = client.get_all_orders(symbol="BTCUSDC")
+    traded = client.get_my_trades(symbol="BTCUSDC")
+    ticks.now += 45
+    later = client.get_all_orders(symbol="BTCUSDC", startTime="0")
+
+    assert listed == []
+    assert [(o["clientOrderId"], o["status"]) for o in later] == [("lagging-2", "FILLED")]
+    assert [t["orderId"] for t in traded] == [later[0]["orderId"]]
+
+
 def test_a_margin_order_executed_behind_a_5xx_lags_the_same_way(
     fake: FakeBinance, client: Any, ticks: Ticks
 ) -> None:

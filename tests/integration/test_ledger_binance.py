@@ -11,7 +11,8 @@ from uuid import UUID
 import pytest
 
 from domain.errors import CredentialsMissing, OrderOutcomeUnknown, RiskRuleViolated
-from domain.ledger import Ledger, TradingConfig
+from domain.identity import client_order_id
+from domain.ledger import EVIDENCE_WINDOW, Ledger, TradingConfig
 from domain.ports import ApiCredentials
 from domain.position import Status
 from infra.binance.exchange import BinanceExchange
@@ -133,10 +134,10 @@ def test_an_exit_lost_in_flight_is_completed_by_reconciliation_without_a_second_
     assert desk.fake.balances(key)["BTC"] == closed.dust_quantity
 
 
-def test_an_exit_that_never_reached_the_exchange_is_resent_with_the_same_order_id(
+def test_an_exit_that_never_reached_the_exchange_is_resent_under_a_new_order_id(
     desk: Desk, services: Services
 ) -> None:
-    client_id, _ = desk.tenant("erin")
+    client_id, key = desk.tenant("erin")
     position = open_long(desk.ledger, client_id)
     # The request dies before executing, and so does the immediate look-up.
     desk.fake.inject(DropConnection(execute=False), path=ORDER, method="POST")
@@ -147,12 +148,17 @@ def test_an_exit_that_never_reached_the_exchange_is_resent_with_the_same_order_i
     assert exit_id is not None
 
     services.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    waiting = desk.ledger.reconcile(position.id)
+    assert waiting is not None and waiting.status is Status.CLOSING  # a miss is no proof yet
+    services.clock.advance(EVIDENCE_WINDOW)  # type: ignore[attr-defined]
     closed = desk.ledger.reconcile(position.id)
 
     assert closed is not None and closed.status is Status.CLOSED
-    attempts = desk.fake.orders_received(exit_id)
-    assert len(attempts) == 2  # the lost one and the resend, both with the same id
-    assert [a.status for a in attempts].count(200) == 1
+    resent_id = client_order_id(position.id, 2, attempt=2)
+    assert [a.status for a in desk.fake.orders_received(exit_id)] == [None]  # lost
+    assert [a.status for a in desk.fake.orders_received(resent_id)] == [200]
+    assert closed.exits[0]["client_order_id"] == resent_id
+    assert desk.fake.balances(key)["BTC"] == closed.dust_quantity
 
 
 def test_an_exchange_rejection_fails_the_entry_and_releases_its_risk(desk: Desk) -> None:

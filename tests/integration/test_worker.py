@@ -14,7 +14,7 @@ import pytest
 
 from domain.errors import ExchangeUnavailable
 from domain.identity import client_order_id
-from domain.ledger import Ledger, PlanRequest, TradingConfig
+from domain.ledger import EVIDENCE_WINDOW, Ledger, PlanRequest, TradingConfig
 from domain.market import Side
 from domain.ports import OrderRequest, OrderResult, TradingAccount
 from domain.position import ExitReason, Position, Status
@@ -456,10 +456,13 @@ def test_one_bad_position_does_not_hold_up_the_others_and_is_retried_safely(
     exchange.failing_orders.clear()
     assert worker.tick() == []  # its grace period has not passed
     clock.advance(timedelta(seconds=31))
+    assert worker.tick() == []  # a look-up that misses is no proof inside the evidence window
+    clock.advance(EVIDENCE_WINDOW)
     (action,) = worker.tick()
     assert (action.job, action.outcome, action.status) == (Job.RECONCILE, Outcome.DONE, "closed")
     assert reload(services, bad).status is Status.CLOSED
     assert paper.orders_filled(bad.client_id) == 2
+    assert reload(services, bad).exits[0]["client_order_id"] == client_order_id(bad.id, 2, 2)
 
 
 # --- sharding ---
@@ -531,6 +534,10 @@ def test_an_entry_left_in_flight_is_settled_by_the_reconcile_job(
     worker = Worker.from_services(services, jobs=[Job.RECONCILE])
     assert worker.run_once() == []  # within the grace period its sender may still answer
     clock.advance(timedelta(seconds=31))
+    if not sent:
+        assert worker.tick() == []  # a miss is no proof inside the evidence window
+        assert reload(services, position).status is Status.ENTERING
+        clock.advance(EVIDENCE_WINDOW)
 
     (action,) = worker.tick()
 
@@ -540,3 +547,28 @@ def test_an_entry_left_in_flight_is_settled_by_the_reconcile_job(
     open_risk = services.ledger.policy(position.client_id).open_risk
     assert (str(position.id) in open_risk) is sent  # a failed entry gives its risk back
     assert worker.tick() == []
+
+
+def test_an_order_still_unsettled_is_asked_about_every_few_seconds_not_every_tick(
+    services: Services, paper: PaperExchange, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    position = entering_position(services, paper, sent=False)
+    asked: list[str] = []
+    find_order = paper.find_order
+
+    def counted(account: TradingAccount, symbol: str, order_id: str) -> OrderResult | None:
+        asked.append(order_id)
+        return find_order(account, symbol, order_id)
+
+    monkeypatch.setattr(paper, "find_order", counted)
+    worker = Worker.from_services(services, jobs=[Job.RECONCILE])
+    clock.advance(timedelta(seconds=31))
+
+    rounds = []
+    for _ in range(4):
+        worker.tick()
+        rounds.append(len(asked))
+        clock.advance(timedelta(seconds=5))
+
+    assert rounds == [1, 1, 2, 2]  # once per 10 s while the evidence window runs
+    assert reload(services, position).status is Status.ENTERING

@@ -441,6 +441,25 @@ def test_partial_exits_with_the_entry_fee_in_btc() -> None:
     assert position.status is Status.CLOSED
 
 
+def test_an_exit_sent_again_goes_out_under_its_next_attempts_id() -> None:
+    position = opened_position()
+    position.trigger_exit(ExitReason.MANUAL, D(51000), later(10))
+    first = position.submit_exit(later(11))
+
+    second = position.resubmit_exit(later(13))
+
+    assert second == client_order_id(position.id, 2, attempt=2) != first
+    assert position.exit_order_id == second
+    assert position.order_attempt_ids == [first, second]
+    assert position.order_recorded_at == later(11)  # the evidence looks back to the first
+    with pytest.raises(IllegalTransition):  # the first attempt is no longer awaited
+        position.record_exit_fill(first, "x", D(51000), D("0.1"), {}, later(14))
+    position.record_exit_fill(second, "x", D(51000), D("0.1"), {}, later(14))
+    assert position.status is Status.CLOSED
+    with pytest.raises(IllegalTransition):  # nothing in flight to send again
+        position.resubmit_exit(later(15))
+
+
 def test_an_exit_fill_for_another_order_id_is_refused() -> None:
     position = opened_position()
     position.trigger_exit(ExitReason.MANUAL, D(51000), later(10))
@@ -561,15 +580,22 @@ def test_open_risk_follows_the_stop() -> None:
 
 def test_order_ids_are_deterministic_per_position_and_sequence() -> None:
     position_id = UUID("12345678-1234-5678-1234-567812345678")
+    assert client_order_id(position_id, 1, attempt=2) != client_order_id(position_id, 1)
     assert client_order_id(position_id, 1) == client_order_id(position_id, 1)
     assert client_order_id(position_id, 1) != client_order_id(position_id, 2)
     assert client_order_id(position_id, 1) != client_order_id(UUID(int=1), 1)
 
 
 @settings(max_examples=200, deadline=None)
-@given(position_id=st.uuids(), sequence=st.integers(min_value=1, max_value=99999))
-def test_order_ids_fit_binance_and_round_trip(position_id: UUID, sequence: int) -> None:
-    order_id = client_order_id(position_id, sequence)
+@given(
+    position_id=st.uuids(),
+    sequence=st.integers(min_value=1, max_value=99999),
+    attempt=st.integers(min_value=1, max_value=999),
+)
+def test_order_ids_fit_binance_and_round_trip(
+    position_id: UUID, sequence: int, attempt: int
+) -> None:
+    order_id = client_order_id(position_id, sequence, attempt)
 
     assert len(order_id) <= 36
     assert ORDER_ID.fullmatch(order_id)
@@ -603,6 +629,11 @@ OWN_HEAD = OWN.rpartition("-")[0]
         pytest.param(OWN_HEAD + "-0", id="sequence-zero"),
         pytest.param(OWN_HEAD + "-001", id="leading-zeros"),
         pytest.param(OWN_HEAD + "-100000", id="sequence-too-large"),
+        pytest.param(OWN + ".1", id="first-attempt-spelled-out"),
+        pytest.param(OWN + ".", id="empty-attempt"),
+        pytest.param(OWN + ".02", id="attempt-leading-zero"),
+        pytest.param(OWN + ".1000", id="attempt-too-large"),
+        pytest.param(OWN + ".2.2", id="two-attempts"),
     ],
 )
 def test_ids_this_ledger_never_creates_map_to_no_position(order_id: str) -> None:
