@@ -38,18 +38,16 @@ def with_connect_timeout(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def closed_by_server(conn: psycopg.Connection[Any]) -> bool:
-    """An idle connection with something to read: the server closed it, or is closing it
-    (a notice or a notification would be read as well, and the connection kept)."""
-    pgconn = conn.pgconn
-    if conn.closed or pgconn.status != pq.ConnStatus.OK:
+    """An idle pooled connection with something to read: the server closed it, or sent the
+    error that comes before (such a connection LISTENs to nothing, so a rare notice from a
+    live server only costs a new connection)."""
+    if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
         return True
     try:
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-        if readable:
-            pgconn.consume_input()
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
     except (OSError, psycopg.Error):
         return True
-    return pgconn.status != pq.ConnStatus.OK
+    return bool(readable)
 
 
 class FailFastPool(ConnectionPool[Any]):
