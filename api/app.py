@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -64,10 +66,14 @@ class Background(Protocol):
 
 
 def read_own_writes(services: Services) -> None:
-    """After a command: wait until the read models include everything logged so far."""
-    last = services.store.recorder.max_notification_id() or 0
-    if last and not services.read_models.wait_for(last):
-        log.warning("read models did not reach notification %s in time", last)
+    """After a command: wait until the read models include everything logged so far.
+    The command's reply is decided: a database gone meanwhile only skips the wait."""
+    try:
+        last = services.store.recorder.max_notification_id() or 0
+        if last and not services.read_models.wait_for(last):
+            log.warning("read models did not reach notification %s in time", last)
+    except (OperationalError, InterfaceError, psycopg.OperationalError):
+        log.warning("read models not awaited: the database is unavailable")
 
 
 def create_app(

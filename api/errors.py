@@ -132,6 +132,15 @@ def domain_error(request: Request, exc: Exception) -> Response:
     else:  # the database: never show its internals
         message, code = "The database is unavailable; try again shortly", "database_unavailable"
         log.warning("database unavailable: %s", exc)
+        if position_id is not None:
+            # The command may have sent its order before the database failed: never call
+            # that a failure. Reconciliation settles it; the position says how.
+            message = (
+                f"The database became unavailable while working on position {position_id}; "
+                "whether its order executed is not known yet: look the position up once "
+                "the service answers again"
+            )
+            extra["outcome"] = "unknown"
     if isinstance(exc, InvalidInput):
         extra["field"] = exc.field
         if isinstance(exc, RequestInvalid):
@@ -139,6 +148,7 @@ def domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RiskRuleViolated):
         extra["violations"] = [{"rule": v.rule, "reason": v.reason} for v in exc.violations]
     if isinstance(exc, OrderOutcomeUnknown):
+        extra["outcome"] = "unknown"
         message = (
             "The exchange has not confirmed the order yet; reconciliation is pending"
             + (f" for position {position_id}" if position_id else "")

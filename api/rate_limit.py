@@ -1,13 +1,13 @@
-"""Per-token request limits in fixed windows, counted in memory and shared through the
+"""Per-token request limits in fixed windows, shared exactly by every replica through the
 database (a `Counter`; the composition root gives the SQL one).
 
-Each replica counts hits in memory. A background flush adds every token's new hits to the
-shared counts in one statement, twice every `interval` seconds, and takes each token's
-total back, so a busy token's requests are counted in memory alone and replicas see each
-other's hits within `interval`. A token's first request in a window, its first after being
-idle for `interval`, and every request once it nears its limit, go to the database at once,
-so the limit holds exactly where it matters. Counters survive restarts (the lifespan
-flushes on shutdown); a crash forgets at most `interval` of hits.
+A request is admitted only on a slot of its token's window taken in the database, so
+replicas together never admit more than the limit. Far from the limit a replica takes
+slots a block at a time and admits from them in memory (one round trip per block); in the
+last 10% of the limit the database hands out one slot a request, so there the verdict is
+the database's, exact across replicas. Slots a replica took and left unused for
+`interval` are given back by a background thread (and at shutdown); a crash forfeits them
+until the window ends, which can only refuse early, never admit too much.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ log = logging.getLogger("robson.rate_limit")
 
 RATE_KEY = "robson.rate_limit"
 WINDOWS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-Hits = tuple[str, int, int]  # bucket, window start (epoch seconds), hits to add
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
 
 
@@ -75,11 +74,20 @@ class Verdict:
         ]
 
 
+Claim = tuple[str, int, int]  # bucket, window start, slots wanted (or given back)
+
+
 class Counter(Protocol):
-    def add(self, hits: Sequence[Hits]) -> list[int]:
-        """Add each (bucket, window start, hits) to the shared counts in one exchange;
-        returns each bucket's count (of the newer window, when the stored one is newer:
-        late hits of a past window are dropped)."""
+    def claim(self, claims: Sequence[Claim], limit: int, bulk: int) -> list[tuple[int, int]]:
+        """Take up to `wanted` slots of each bucket's window in one atomic exchange (each
+        bucket at most once): while fewer than `bulk` are taken a claim gets what it wants
+        up to `bulk`, then one slot at a time up to `limit`. Returns each bucket's slots
+        taken in all and granted to this claim (none for a window older than the stored
+        one)."""
+        ...
+
+    def give_back(self, unused: Sequence[Claim]) -> None:
+        """Return slots taken and not used, to the window they were taken in."""
         ...
 
 
@@ -88,20 +96,9 @@ class _Tally:
     """One token's current window, as this replica knows it."""
 
     window: int
-    shared: int = 0  # the database's count at the last exchange
-    pending: int = 0  # counted here since, not yet added to the database
-    sending: int = 0  # on their way to the database
-    synced: float | None = None  # monotonic time of the last exchange
-
-
-@dataclass(frozen=True)
-class _Count:
-    """One hit as counted in memory; `delta`: hits to add to the database now, if any."""
-
-    now: float
-    tally: _Tally
-    hits: int
-    delta: int | None
+    taken: int = 0  # slots taken in the database, every replica's, at the last claim
+    held: int = 0  # slots this replica took and has not used yet
+    last_hit: float = 0.0  # monotonic time
 
 
 class RateLimiter:
@@ -118,80 +115,63 @@ class RateLimiter:
         self.clock = clock
         self.interval = interval
         self.monotonic = monotonic
-        # Within this many hits of the limit, every hit is counted in the database.
-        self.margin = max(1, limit.count // 10)
+        # The last 10% of the limit is handed out one slot a request; before it, blocks.
+        self.bulk = limit.count - max(1, limit.count // 10)
+        self.block = max(1, limit.count // 20)
         self._tallies: dict[str, _Tally] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._flusher: threading.Thread | None = None
 
     def hit(self, bucket: str) -> Verdict:
-        """Count one hit (blocking when it goes to the database)."""
-        count = self._count(bucket)
-        if count.delta is None:
-            return self._verdict(count, count.hits)
-        (hits,) = self._exchange([(bucket, count.tally, count.delta)])
-        return self._verdict(count, hits)
+        """Count one hit (blocking when it claims slots in the database)."""
+        now, tally, verdict = self._from_held(bucket)
+        if verdict is not None:
+            return verdict
+        return self._claimed(now, bucket, tally)
 
     async def hit_on_loop(self, bucket: str) -> Verdict:
-        """Count one hit from the event loop: in memory, or in a worker thread when it goes
-        to the database."""
-        count = self._count(bucket)
-        if count.delta is None:
-            return self._verdict(count, count.hits)
-        (hits,) = await run_in_threadpool(self._exchange, [(bucket, count.tally, count.delta)])
-        return self._verdict(count, hits)
+        """Count one hit from the event loop: in memory, or in a worker thread when it
+        claims slots in the database."""
+        now, tally, verdict = self._from_held(bucket)
+        if verdict is not None:
+            return verdict
+        return await run_in_threadpool(self._claimed, now, bucket, tally)
 
-    def _verdict(self, count: _Count, hits: int) -> Verdict:
-        reset = count.tally.window + self.limit.seconds
-        return Verdict(
-            limit=self.limit.count,
-            remaining=self.limit.count - hits,
-            reset=reset,
-            retry_after=max(1, reset - int(count.now)),
-        )
-
-    def _count(self, bucket: str) -> _Count:
+    def _from_held(self, bucket: str) -> tuple[float, _Tally, Verdict | None]:
+        """Admit on a slot this replica holds, if it holds one."""
         now = self.clock.now().timestamp()
         start = int(now) // self.limit.seconds * self.limit.seconds
         with self._lock:
             tally = self._tallies.get(bucket)
             if tally is None or tally.window != start:
                 tally = self._tallies[bucket] = _Tally(start)
-            tally.pending += 1
-            hits = tally.shared + tally.sending + tally.pending
-            if not (
-                tally.synced is None
-                or hits > self.limit.count - self.margin
-                or self.monotonic() - tally.synced >= self.interval
-            ):
-                return _Count(now, tally, hits, None)
-            delta, tally.pending = tally.pending, 0
-            tally.sending += delta
-            return _Count(now, tally, hits, delta)
+            tally.last_hit = self.monotonic()
+            if tally.held == 0:
+                return now, tally, None
+            tally.held -= 1
+            return now, tally, self._verdict(now, tally, admitted=True)
 
-    def _exchange(self, batch: Sequence[tuple[str, _Tally, int]]) -> list[int]:
-        """Add each tally's `delta` hits to the database in one exchange; returns each one's
-        count: the database's answer (a concurrent exchange's larger answer counts hits
-        after this one, and hits still on their way were counted after it) plus what is
-        pending here."""
-        try:
-            totals = self.counter.add([(bucket, t.window, delta) for bucket, t, delta in batch])
-        except BaseException:
-            with self._lock:
-                for _, tally, delta in batch:
-                    tally.sending -= delta
-                    tally.pending += delta  # counted next time
-            raise
+    def _claimed(self, now: float, bucket: str, tally: _Tally) -> Verdict:
+        """Claim a block (one slot near the limit) for this hit and the next ones."""
+        ((taken, granted),) = self.counter.claim(
+            [(bucket, tally.window, self.block)], self.limit.count, self.bulk
+        )
         with self._lock:
-            synced = self.monotonic()
-            counts = []
-            for (_, tally, delta), total in zip(batch, totals, strict=True):
-                tally.sending -= delta
-                tally.shared = max(tally.shared, total)  # concurrent exchanges may return late
-                tally.synced = synced
-                counts.append(total + tally.pending)
-            return counts
+            tally.taken = max(tally.taken, taken)  # concurrent claims may answer late
+            tally.held += max(granted - 1, 0)
+            return self._verdict(now, tally, admitted=granted > 0)
+
+    def _verdict(self, now: float, tally: _Tally, *, admitted: bool) -> Verdict:
+        reset = tally.window + self.limit.seconds
+        # Slots nobody has taken yet, plus this replica's own unused ones.
+        remaining = max(self.limit.count - tally.taken, 0) + tally.held if admitted else -1
+        return Verdict(
+            limit=self.limit.count,
+            remaining=remaining,
+            reset=reset,
+            retry_after=max(1, reset - int(now)),
+        )
 
     def admit(self, scope: Scope, bucket: str) -> None:
         """Count the request against its token (blocking); refuse it over the limit.
@@ -210,23 +190,25 @@ class RateLimiter:
         if verdict.exceeded:
             raise TooManyRequests(verdict.limit, self.limit.window, verdict.retry_after)
 
-    def flush(self) -> None:
-        """Add every pending hit to the database; forget windows that are over."""
+    def flush(self, *, everything: bool = False) -> None:
+        """Give back the slots of tokens idle for `interval` (`everything`: all held);
+        forget windows that are over (their slots lapse with them)."""
         now = self.clock.now().timestamp()
+        idle_since = self.monotonic() - self.interval
+        unused: list[Claim] = []
         with self._lock:
             for bucket, tally in list(self._tallies.items()):
-                if tally.pending == 0 and tally.window + self.limit.seconds <= now:
+                if tally.window + self.limit.seconds <= now:
                     del self._tallies[bucket]
-            batch = [(b, t, t.pending) for b, t in self._tallies.items() if t.pending]
-            for _, tally, delta in batch:
-                tally.pending = 0
-                tally.sending += delta
-        if batch:
-            self._exchange(batch)
+                elif tally.held and (everything or tally.last_hit <= idle_since):
+                    unused.append((bucket, tally.window, tally.held))
+                    tally.held = 0
+        if unused:
+            self.counter.give_back(unused)
 
     def start(self) -> None:
-        """Flush twice every `interval` in a background thread until `close`: a busy
-        token's count is never an interval old, so its hits stay in memory."""
+        """Give back idle slots twice every `interval` in a background thread until
+        `close`."""
         self._flusher = threading.Thread(target=self._flush_until_stopped, daemon=True)
         self._flusher.start()
 
@@ -234,18 +216,18 @@ class RateLimiter:
         while not self._stopping.wait(self.interval / 2):
             try:
                 self.flush()
-            except Exception:  # the next flush or hit adds them; the service keeps serving
-                log.warning("could not flush rate-limit counts", exc_info=True)
+            except Exception:  # they lapse with the window; the service keeps serving
+                log.warning("could not give back unused rate-limit slots", exc_info=True)
 
     def close(self) -> None:
-        """Stop the flusher and hand the last hits to the database."""
+        """Stop the flusher and give back every slot still held."""
         self._stopping.set()
         if self._flusher is not None:
             self._flusher.join(timeout=10)
         try:
-            self.flush()
+            self.flush(everything=True)
         except Exception:
-            log.warning("rate-limit counts not flushed at shutdown", exc_info=True)
+            log.warning("unused rate-limit slots not given back at shutdown", exc_info=True)
 
 
 class RateLimitHeaders:

@@ -200,3 +200,4 @@ class ErrorReply(Output):
     field: str | None = None
     violations: list[dict[str, str]] | None = None
     position_id: str | None = None
+    outcome: str | None = None  # "unknown": the order may have executed; see the position

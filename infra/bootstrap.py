@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from eventsourcing.postgres import PostgresFactory
+
 from api.documents import Documents
 from domain.assistant import CHAT_ENUMS
 from domain.assistant.chat import Assistant, StatusReportingModel
@@ -15,6 +17,7 @@ from domain.ports import ApiCredentials, Clock, Exchange
 from domain.store import EventStore
 from infra.clock import SystemClock
 from infra.documents import documents_for
+from infra.event_recorder import fail_fast
 from infra.groq_model import GroqChatModel
 from infra.idempotency_keys import SqlIdempotencyKeys, create_idempotency_table
 from infra.paper_exchange import PaperExchange
@@ -106,7 +109,6 @@ def store_env(settings: Settings, create_tables: bool) -> dict[str, str]:
             POSTGRES_SCHEMA=target.schema,
             POSTGRES_POOL_SIZE="4",
             POSTGRES_MAX_OVERFLOW="8",
-            POSTGRES_CONNECT_TIMEOUT="10",
             POSTGRES_LOCK_TIMEOUT="10",
             POSTGRES_ENABLE_DB_FUNCTIONS="n",
             APPLICATION_RECORDER_TOPIC="infra.event_recorder:LeanPostgresRecorder",
@@ -129,6 +131,8 @@ def open_store(settings: Settings, create_tables: bool = False) -> EventStore:
     expected = "eventsourcing.postgres" if settings.is_postgres else "eventsourcing.sqlite"
     if kind != expected:  # never let events go silently to memory
         raise ConfigurationError(f"event store opened with {kind}, expected {expected}")
+    if isinstance(store.factory, PostgresFactory):
+        fail_fast(store.factory.datastore)  # a 503 within 2 s while the database is away
     return store
 
 

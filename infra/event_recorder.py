@@ -16,15 +16,23 @@ Tables, lock, channel and errors are the library's own (a duplicate version is i
 `IntegrityError`, a lost connection its `OperationalError`, retried as it retries), so its
 notification readers, its subscriptions and a stock writer all work beside this one.
 Statements are prepared once per connection, in the same batch as their first use.
+
+While the database is away nothing waits it out: the pool fails fast and recovers at once
+(`projections.connection_pool`), and a failed statement is repeated only within
+`RETRY_SECONDS` of its first attempt (the library repeats it 10 times, 0.2 s apart, each
+attempt waiting for a connection): enough to pass over a connection the server closed,
+never long enough to keep a request past 2 s.
 """
 
 from __future__ import annotations
 
 import select
+import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import psycopg
@@ -34,16 +42,54 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGresult
+
+from projections.connection_pool import FailFastPool
 
 # Writes of up to this many events keep a prepared statement each; larger ones are parsed.
 PREPARED_SIZES = 8
 TEXT, BINARY = 0, 1
 UNNAMED = b""
+RETRY_SECONDS = 0.5
+RETRY_WAIT_SECONDS = 0.05
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retried_briefly(method: F) -> F:
+    """Repeat after a lost connection (the pool replaces it) while within `RETRY_SECONDS`
+    of the first attempt."""
+
+    @wraps(method)
+    def repeated(*args: Any, **kwargs: Any) -> Any:
+        give_up = time.monotonic() + RETRY_SECONDS
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except (InterfaceError, OperationalError):
+                if time.monotonic() >= give_up:
+                    raise
+                time.sleep(RETRY_WAIT_SECONDS)
+
+    return cast(F, repeated)
+
+
+def fail_fast(datastore: PostgresDatastore) -> None:
+    """Give the library's datastore a `FailFastPool` in place of its own, with the same
+    connections (the library configures them on connect), before it is used."""
+    pool = datastore.pool
+    datastore.pool = FailFastPool(  # type: ignore[assignment]
+        connection_class=pool.connection_class,
+        kwargs=pool.kwargs,
+        min_size=pool.min_size,
+        max_size=pool.max_size,
+        open=False,
+        configure=datastore.after_connect_func(),
+        max_lifetime=pool.max_lifetime,
+    )
+    pool.close()
 
 
 def quoted(identifier: str) -> str:
@@ -131,6 +177,11 @@ class Batch:
             results.append(result)
 
 
+def _unretried(method: Any) -> Any:
+    """The library's method without its retry decorator."""
+    return getattr(method, "__wrapped__", method)
+
+
 class LeanPostgresRecorder(PostgresApplicationRecorder):
     """`PostgresApplicationRecorder` writing in one batch and reading one aggregate in one
     statement; everything else is the library's."""
@@ -185,7 +236,7 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
             f" {values} RETURNING notification_id"
         ).encode()
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retried_briefly
     def insert_events(
         self,
         stored_events: Sequence[StoredEvent],
@@ -237,12 +288,25 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[StoredEvent]:
         events: Sequence[StoredEvent]
         if lte is not None or desc or limit is not None:  # snapshots' reads: rare
-            events = super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+            events = retried_briefly(_unretried(PostgresApplicationRecorder.select_events))(
+                self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+            )
         else:
             events = self._select_events(originator_id, gt)
         return events
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # The library's own reads, with its ten retries replaced by brief ones.
+
+    @retried_briefly
+    def max_notification_id(self) -> int | None:
+        found: int | None = _unretried(PostgresApplicationRecorder.max_notification_id)(self)
+        return found
+
+    @retried_briefly
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+
+    @retried_briefly
     def _select_events(self, originator_id: UUID | str, gt: int | None) -> list[StoredEvent]:
         params = [str(originator_id).encode()]
         if gt is None:

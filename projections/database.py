@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from projections.connection_pool import CONNECT_TIMEOUT_SECONDS, FailFastPool
 from projections.tables import Codec, Column, Dialect, Kind, Table, create_table_sql, quote
 
 TRACKING = Table(
@@ -144,16 +145,11 @@ class ProjectionDatabase:
             if self._closed:
                 raise RuntimeError("the projection database is closed")
             if self._pg_pool is None:
-                from psycopg_pool import ConnectionPool
-
-                self._pg_pool = ConnectionPool(
-                    kwargs=self.postgres_kwargs(),
-                    min_size=1,
-                    max_size=self._pool_size,
-                    open=False,
-                    timeout=30.0,
+                # Fails fast while the database is away; opened without waiting for it.
+                self._pg_pool = FailFastPool(
+                    kwargs=self.postgres_kwargs(), min_size=1, max_size=self._pool_size, open=False
                 )
-                self._pg_pool.open(wait=True, timeout=30.0)
+                self._pg_pool.open()
             return self._pg_pool
 
     def postgres_kwargs(self) -> dict[str, Any]:
@@ -166,6 +162,7 @@ class ProjectionDatabase:
             "user": params.user,
             "password": params.password,
             "autocommit": True,
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "options": "-c timezone=UTC" + ("" if self.durable else " -c synchronous_commit=off"),
         }
 

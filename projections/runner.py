@@ -22,6 +22,7 @@ from projections.tables import Dialect, quote
 
 log = logging.getLogger(__name__)
 
+MAX_BACKOFF_SECONDS = 1.0  # between failed batches, e.g. while the database is away
 EventHook = Callable[[str, int], None]  # (projection name, notification id), inside the tx
 
 
@@ -141,10 +142,11 @@ class ProjectionRunner:
                     self.error = error
                     log.exception("projection batch failed; retrying")
                     self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    # Never long: the read models catch up within a second of its return.
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                     continue
                 if applied == 0:
-                    self._wait(listener)
+                    listener = self._waited(listener)
         finally:
             if listener is not None:
                 listener.close()
@@ -162,6 +164,20 @@ class ProjectionRunner:
             log.warning("LISTEN unavailable; polling only", exc_info=True)
             return None
         return conn
+
+    def _waited(self, listener: Any) -> Any:
+        """Wait for news; a listener the database dropped is replaced (none while it is
+        away: polling covers the gap)."""
+        if listener is None and self.database.dialect is Dialect.POSTGRES:
+            listener = self._listener()
+        try:
+            self._wait(listener)
+        except Exception:
+            log.warning("LISTEN connection lost; listening again", exc_info=True)
+            listener.close()
+            listener = None
+            self._stopping.wait(self.poll_interval)
+        return listener
 
     def _wait(self, listener: Any) -> None:
         if self._wake.is_set():
