@@ -54,6 +54,14 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    """A fraction of a price, below 1 (0.005 is 0.5%)."""
+    value = _decimal(env, name, default)
+    if value >= 1:
+        raise ConfigurationError(f"{name} must be a fraction below 1 (0.005 is 0.5%)")
+    return value
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if not raw:
@@ -81,6 +89,9 @@ class Settings:
     poll_seconds: Decimal
     paper_balance: Decimal
     binance_base_url: str | None = None  # only to point the adapter at a test server
+    exchange_stops: bool = True  # rest an insurance stop at the exchange after each entry
+    exchange_stop_slippage: Decimal = Decimal("0.005")  # its limit this far beyond the stop
+    exchange_stop_interval: Decimal = Decimal(60)  # seconds between two moves of it
 
     @property
     def is_postgres(self) -> bool:
@@ -130,4 +141,7 @@ class Settings:
             poll_seconds=_decimal(env, "ROBSON_POLL_SECONDS", "1"),
             paper_balance=_decimal(env, "ROBSON_PAPER_BALANCE", "10000"),
             binance_base_url=env.get("ROBSON_BINANCE_BASE_URL") or None,
+            exchange_stops=_flag(env, "ROBSON_EXCHANGE_STOPS", True),
+            exchange_stop_slippage=_fraction(env, "ROBSON_EXCHANGE_STOP_SLIPPAGE", "0.005"),
+            exchange_stop_interval=_decimal(env, "ROBSON_EXCHANGE_STOP_INTERVAL", "60"),
         )
