@@ -4,6 +4,7 @@ cancel it before Robson's own exit, and record it as the exit when it filled at 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
 from domain.errors import (
@@ -201,7 +202,12 @@ class Insurance(Orders):
 
     # --- before Robson's own exit ---
 
-    def _release_stop(self, account: TradingAccount, position: Position) -> Position:
+    def _release_stop(
+        self,
+        account: TradingAccount,
+        position: Position,
+        reason: str = "cancelled before Robson's own exit",
+    ) -> Position:
         """Cancel the insurance order before an exit of Robson's own. If the exchange filled
         it meanwhile, that fill is recorded as the exit instead (never two exits)."""
         if not position.exchange_stop_working:
@@ -224,14 +230,14 @@ class Insurance(Orders):
             position = self._stop_filled(position, order_id, cancelled)
             if position.status is not Status.OPEN:
                 return position
-        return self.work.run(self._cancelled, position.client_id, position.id, order_id)
+        return self.work.run(self._cancelled, position.client_id, position.id, order_id, reason)
 
-    def _cancelled(self, work: Work, client_id: UUID, position_id: UUID, order_id: str) -> Position:
+    def _cancelled(
+        self, work: Work, client_id: UUID, position_id: UUID, order_id: str, reason: str
+    ) -> Position:
         pos = work.position(client_id, position_id)
         if pos.exchange_stop_id == order_id and pos.exchange_stop_working:
-            pos.record_exchange_stop_cancelled(
-                order_id, "cancelled before Robson's own exit", self.clock.now()
-            )
+            pos.record_exchange_stop_cancelled(order_id, reason, self.clock.now())
             work.save(pos)
         return pos
 
@@ -257,7 +263,28 @@ class Insurance(Orders):
                 return self._stop_refused(position, order_id, "closed at the exchange")
             if position.exchange_stop_state is StopState.SENDING:
                 return self._stop_answer(position, order_id, found)
-            return position
-        if self._needs_stop(position) and position.exchange_stop_state is not StopState.REFUSED:
-            return self._rest(account, position)
         return position
+
+    def insure_positions(self, client_id: UUID, position_ids: Iterable[UUID]) -> list[Position]:
+        """Check the insurance stops of one tenant's positions on ONE symbol; then, within
+        the exchange's stop-order limit for the symbol (MAX_NUM_ALGO_ORDERS), protect the
+        positions with the most at risk: rest theirs, move those that lag, and cancel the
+        stops of the least at risk when more would be needed than the exchange allows."""
+        checked = [self.check_exchange_stop(client_id, pid) for pid in position_ids]
+        live = [p for p in checked if p.status is Status.OPEN and p.stop_price is not None]
+        if not live or not self.config.exchange_stops:
+            return checked
+        account = self.trading_account(client_id)
+        limit = self.exchange.symbol_rules(live[0].symbol).max_algo_orders
+        ranked = sorted(live, key=lambda p: (p.open_risk, str(p.id)), reverse=True)
+        settled: dict[UUID, Position] = {}
+        for position in ranked[limit:]:
+            if position.exchange_stop_working:
+                settled[position.id] = self._release_stop(account, position, DISPLACED)
+        for position in ranked[:limit]:
+            if self._needs_stop(position):
+                settled[position.id] = self._rest(account, position)
+            elif position.protected_at_exchange:
+                self.follow_exchange_stop(client_id, position.id)
+                settled[position.id] = self.position(client_id, position.id)
+        return [settled.get(p.id, p) for p in checked]
