@@ -523,18 +523,22 @@ class Position(ExchangeStop, LedgerAggregate):
             raise IllegalTransition(f"No insurance stop {order_id} is working")
         self._require(Status.OPEN, action="record an exchange stop fill of")
         assert self.exchange_stop_price is not None
-        quantity = min(quantity, self.open_quantity)
+        closes = min(quantity, self.open_quantity)  # a SHORT's buy-back buys a little more
         self.trigger_event(self.ExchangeStopFilled, timestamp=now, client_order_id=order_id)
         self.trigger_event(
             self.ExitTriggered,
             timestamp=now,
             reason=ExitReason.STOP_LOSS_AT_EXCHANGE,
             trigger_price=self.exchange_stop_price,
-            quantity=quantity,
+            quantity=closes,
         )
         exit_id = filled_id or order_id
         self.trigger_event(
-            self.ExitSubmitted, timestamp=now, client_order_id=exit_id, quantity=quantity
+            self.ExitSubmitted,
+            timestamp=now,
+            client_order_id=exit_id,
+            quantity=closes,
+            order_quantity=quantity,
         )
         self.record_exit_fill(exit_id, exchange_order_id, price, quantity, fees, now, fee_prices)
 

@@ -19,6 +19,7 @@ from domain.errors import (
 from domain.exchange_stop import StopState
 from domain.ledger.orders import Orders
 from domain.ledger.unit_of_work import Work
+from domain.market import Side
 from domain.ports import (
     MarginEffect,
     OrderResult,
@@ -27,6 +28,7 @@ from domain.ports import (
     TradingAccount,
 )
 from domain.position import Position, Status
+from domain.repayment import buy_back
 
 DISPLACED = "displaced by a position with more at risk (the exchange's stop-order limit)"
 
@@ -70,7 +72,12 @@ class Insurance(Orders):
         rules = self.exchange.symbol_rules(pos.symbol)
         stop = rules.protective_stop(pos.side, pos.stop_price)
         limit = rules.stop_limit(pos.side, stop, self.config.exchange_stop_slippage)
-        order_id = pos.submit_exchange_stop(stop, limit, pos.sellable_quantity, self.clock.now())
+        quantity = pos.sellable_quantity
+        if pos.margin and pos.side is Side.SHORT:  # buy back the fee too: the loan is repaid
+            quantity = buy_back(
+                pos.open_quantity, None, pos.entry_fee_rate, pos.lot_step
+            ).order_quantity
+        order_id = pos.submit_exchange_stop(stop, limit, quantity, self.clock.now())
         work.save(pos)
         return pos, order_id
 
