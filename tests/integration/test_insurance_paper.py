@@ -10,6 +10,8 @@ from domain.position import ExitReason, Status
 from infra.bootstrap import Services
 from infra.paper_exchange import PaperExchange
 from tests.factories import open_long, register
+from workers.jobs import Outcome
+from workers.worker import Worker
 
 BTC = "BTCUSDC"
 D = Decimal
@@ -91,3 +93,20 @@ def test_seven_paper_positions_rest_at_most_five_stops(services: Services) -> No
     displaced = ranked[5:]
     assert all(p.exchange_stop_state is StopState.CANCELLED for p in displaced)
     assert all("more at risk" in (p.exchange_stop_note or "") for p in displaced)
+
+
+def test_the_worker_finds_a_stop_that_filled_while_its_price_came_back(
+    services: Services,
+) -> None:
+    ledger, paper = services.ledger, paper_of(services)
+    client_id, _ = register(ledger)
+    position = open_long(ledger, client_id)
+    paper.set_price(BTC, D(97900))  # the stop fills at the exchange...
+    paper.set_price(BTC, D(100000))  # ...and the price is back before any tick saw it
+
+    actions = Worker.from_services(services).run_once()
+
+    found = [a for a in actions if a.reason is ExitReason.STOP_LOSS_AT_EXCHANGE]
+    assert [(a.position_id, a.outcome) for a in found] == [(position.id, Outcome.DONE)]
+    closed = ledger.position(client_id, position.id)
+    assert closed.status is Status.CLOSED and len(closed.exits) == 1
