@@ -18,10 +18,12 @@ from domain.ledger import Ledger, PlanRequest, TradingConfig
 from domain.market import Side
 from domain.position import ExitReason, Position, Status
 from infra.binance.exchange import BinanceExchange
-from infra.bootstrap import Services
+from infra.bootstrap import Services, build_services
 from infra.clock import ManualClock
+from infra.settings import Settings
 from tests.factories import register
 from tests.fakes.binance import FakeBinance
+from workers.worker import Worker
 
 BTC = "BTCUSDC"
 D = Decimal
@@ -240,3 +242,42 @@ def test_seven_positions_on_one_symbol_protect_the_most_at_risk_within_the_limit
     )
     assert [p.protected_at_exchange for p in ranked] == [True] * 5 + [False] * 2
     assert len(desk.fake.open_orders(desk.key)) == 5
+
+
+def test_the_worker_moves_the_exchange_stop_with_the_trail_once_per_interval(
+    env: dict[str, str], clock: ManualClock
+) -> None:
+    with FakeBinance() as fake:
+        fake.set_price(BTC, D(100))
+        binance = {
+            **env,
+            "ROBSON_EXCHANGE": "binance",
+            "ROBSON_BINANCE_BASE_URL": fake.url,
+            "TRADING_ENABLED": "True",
+        }
+        services = build_services(Settings.from_env(binance), clock=clock)
+        try:
+            desk = Desk(services.ledger, fake, clock)
+            client_id = desk.tenant()
+            position = desk.open(client_id)  # entry 100, stop 98
+            worker = Worker.from_services(services)
+
+            def tick_at(price: str, seconds: int) -> Position:
+                clock.advance(timedelta(seconds=seconds))
+                fake.set_price(BTC, D(price))
+                worker.tick()
+                return services.ledger.position(client_id, position.id)
+
+            at_102 = tick_at("102", 60)  # break-even: Robson's stop and the exchange's to 100
+            assert (at_102.stop_price, at_102.exchange_stop_price) == (D(100), D(100))
+            at_104 = tick_at("104", 10)  # 102, but the exchange's waits out its minute
+            assert (at_104.stop_price, at_104.exchange_stop_price) == (D(102), D(100))
+            assert fake.request_count(REPLACE, "POST") == 1
+            still = tick_at("104", 30)
+            assert still.exchange_stop_price == D(100)
+            caught_up = tick_at("104", 30)
+            assert caught_up.exchange_stop_price == D(102)
+            assert fake.request_count(REPLACE, "POST") == 2
+            assert [o["stopPrice"] for o in fake.open_orders(desk.key)] == ["102.00000000"]
+        finally:
+            services.close()
