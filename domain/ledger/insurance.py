@@ -58,8 +58,7 @@ class Insurance(Orders):
             self.config.exchange_stops
             and position.status is Status.OPEN
             and position.stop_price is not None
-            and position.exchange_stop_state
-            in (StopState.NONE, StopState.CANCELLED, StopState.REFUSED)
+            and not position.exchange_stop_working  # none, cancelled, refused, or filled in part
         )
 
     def _rest(self, account: TradingAccount, position: Position) -> Position:

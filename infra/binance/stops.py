@@ -43,8 +43,8 @@ class StopOrders:
             existing = self.find_order(
                 account, order.symbol, order.client_order_id, margin=order.margin is not None
             )
-            if existing is None:
-                raise
+            if existing is None:  # it rests, but a look-up does not show it yet
+                raise OrderOutcomeUnknown(f"{call.what}: in use, not visible yet") from exc
             return existing
         return _read(data, call)
 

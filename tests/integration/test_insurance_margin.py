@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -17,6 +18,7 @@ from domain.market import Side
 from domain.position import ExitReason, Position, Status
 from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
+from infra.clock import ManualClock
 from tests.factories import long_plan, register
 from tests.fakes.binance import FakeBinance
 
@@ -86,3 +88,26 @@ def test_a_margin_stop_filled_while_robson_cancels_is_the_one_exit(desk: Desk) -
     btc = desk.fake.isolated_account(KEY, BTC)["BTC"]
     assert btc.borrowed + btc.interest == 0  # AUTO_REPAY repaid the loan from the fill
     assert closed.realised_pnl < 0
+
+
+def test_on_margin_the_stop_follows_the_trail_by_a_cancel_then_a_new_order(
+    desk: Desk, services: Services
+) -> None:
+    client_id, position = desk.short()  # entry 100000, stop 102000
+    clock = services.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(timedelta(seconds=60))
+    desk.fake.set_price(BTC, D(98000))  # one span in favour: the stop goes to break-even
+
+    assert desk.ledger.adjust_stop(client_id, position.id, D(100000), 1)
+
+    moved = desk.ledger.position(client_id, position.id)
+    assert moved.protected_at_exchange and moved.exchange_stop_price == D(100000)
+    assert desk.fake.request_count(MARGIN_ORDER, "DELETE") == 1
+    assert desk.fake.request_count("/api/v3/order/cancelReplace", "POST") == 0
+    (working,) = desk.fake.open_orders(KEY)
+    assert (working["clientOrderId"], working["stopPrice"], working["isIsolated"]) == (
+        moved.exchange_stop_id,
+        "100000.00000000",
+        True,
+    )
