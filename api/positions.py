@@ -12,6 +12,7 @@ from pydantic import Field
 from api.operations import Call, Operation, Reply
 from api.schemas import Input, MoneyOut, Output, Quantity, Query
 from domain.errors import PositionNotFound
+from domain.exchange_stop import exchange_stop_summary
 from domain.formats import iso, maybe_money, money
 from domain.position import Position, Status
 from domain.read_models import PositionRow
@@ -44,7 +45,20 @@ class PositionEvent(Output):
     payload: dict[str, Any]
 
 
+class ExchangeStopView(Output):
+    """The insurance stop resting at the exchange (none: Robson's own monitor only)."""
+
+    protected: bool
+    state: Literal["none", "sending", "resting", "cancelled", "filled", "refused"]
+    client_order_id: str | None
+    stop_price: MoneyOut | None
+    limit_price: MoneyOut | None
+    quantity: MoneyOut
+    note: str | None
+
+
 class PositionDetail(PositionView):
+    exchange_stop: ExchangeStopView
     events: list[PositionEvent]
 
 
@@ -128,7 +142,14 @@ def position_detail(call: Call[Any, Any]) -> Reply:
     row = call.services.read_models.position(call.principal.client_id, position_id)
     if row is None:  # unknown, or another tenant's: the same answer
         raise PositionNotFound(f"Position {position_id} not found")
-    return Reply({**row_view(row), "events": event_log(call.services.ledger.history(position_id))})
+    history = call.services.ledger.history(position_id)
+    stop = exchange_stop_summary(history)
+    stop.update(
+        stop_price=maybe_money(stop["stop_price"]),
+        limit_price=maybe_money(stop["limit_price"]),
+        quantity=money(stop["quantity"]),
+    )
+    return Reply({**row_view(row), "exchange_stop": stop, "events": event_log(history)})
 
 
 def close_position(call: Call[CloseRequest, Any]) -> Reply:

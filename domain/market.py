@@ -45,7 +45,8 @@ def ceil_to_step(value: Decimal, step: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class SymbolRules:
-    """The exchange's filters for one symbol (Binance's PRICE_FILTER, LOT_SIZE, NOTIONAL)."""
+    """The exchange's filters for one symbol (Binance's PRICE_FILTER, LOT_SIZE, NOTIONAL and
+    MAX_NUM_ALGO_ORDERS: how many stop orders an account may rest on the symbol)."""
 
     symbol: str
     base_asset: str
@@ -56,6 +57,7 @@ class SymbolRules:
     max_qty: Decimal
     min_notional: Decimal
     margin_allowed: bool = True
+    max_algo_orders: int = 5
 
     def round_quantity(self, quantity: Decimal) -> Decimal:
         """Lot sizes are always rounded down: never trade more than was sized."""
@@ -81,6 +83,13 @@ class SymbolRules:
         taken from the asset bought."""
         kept = quantity * (1 - BASE_FEE_ALLOWANCE) if side is Side.LONG else quantity
         return self.round_quantity(kept)
+
+    def stop_limit(self, side: Side, stop: Decimal, slippage: Decimal) -> Decimal:
+        """The limit of a stop-limit exit: `slippage` beyond the stop, rounded further out, so
+        the order still fills when the price gaps a little past the stop."""
+        if side is Side.LONG:
+            return max(self.tick_size, self.round_price_down(stop * (1 - slippage)))
+        return self.round_price_up(stop * (1 + slippage))
 
     def order_problems(self, quantity: Decimal, price: Decimal) -> list[str]:
         """Why the exchange would refuse this quantity at this price (empty when it would not)."""

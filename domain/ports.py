@@ -78,6 +78,20 @@ class OrderRequest:
             raise ValueError("exactly one of quantity and quote_amount must be given")
 
 
+@dataclass(frozen=True)
+class StopOrderRequest:
+    """A STOP_LOSS_LIMIT exit resting at the exchange: at `stop_price` it becomes a limit order
+    at `limit_price`. `margin` is AUTO_REPAY on isolated margin, None on spot."""
+
+    symbol: str
+    side: OrderSide
+    client_order_id: str
+    quantity: Decimal
+    stop_price: Decimal
+    limit_price: Decimal
+    margin: MarginEffect | None = None
+
+
 class OrderStatus(Enum):
     FILLED = "FILLED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"  # executed in part and no longer working (EXPIRED)
@@ -154,6 +168,25 @@ class Exchange(Protocol):
         self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False
     ) -> list[Trade]:
         """Every execution on `symbol` from `since` on; raises when it cannot list them all."""
+        ...
+
+    def place_stop(self, account: TradingAccount, order: StopOrderRequest) -> OrderResult:
+        """Rest a stop-limit order; PENDING while it rests (an outcome not known raises
+        `OrderOutcomeUnknown`, and the order is then looked up by its client order id)."""
+        ...
+
+    def replace_stop(
+        self, account: TradingAccount, old_client_order_id: str, order: StopOrderRequest
+    ) -> OrderResult | None:
+        """Cancel the resting stop `old_client_order_id` and rest `order` instead. None when
+        the old order was no longer open (filled, or gone): nothing new was placed."""
+        ...
+
+    def cancel_order(
+        self, account: TradingAccount, symbol: str, client_order_id: str, margin: bool
+    ) -> OrderResult | None:
+        """Cancel an open order; the cancelled order's state (what it executed before), or
+        None when the exchange knows no OPEN order by that id (it filled, or never arrived)."""
         ...
 
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None: ...

@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.aggregate import LedgerAggregate
 from domain.errors import IllegalTransition, InvalidInput, Violation
+from domain.exchange_stop import ExchangeStop
 from domain.identity import client_order_id, position_of_order
 from domain.market import ASSET_PRECISION, Side, SymbolRules, floor_to_step
 from domain.pnl import fees_in_quote, realised_pnl
@@ -35,13 +36,14 @@ class ExitReason(Enum):
     STOP_LOSS = "STOP_LOSS"
     TAKE_PROFIT = "TAKE_PROFIT"
     MANUAL = "MANUAL"
+    STOP_LOSS_AT_EXCHANGE = "STOP_LOSS_AT_EXCHANGE"  # the insurance stop filled
 
 
 def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
     return {asset: Decimal(amount) for asset, amount in fees.items()}
 
 
-class Position(LedgerAggregate):
+class Position(ExchangeStop, LedgerAggregate):
     class Planned(Aggregate.Created):
         client_id: UUID
         symbol: str
@@ -537,6 +539,43 @@ class Position(LedgerAggregate):
                 fees_quote=self.entry_fees_quote + self.exit_fees_quote,
                 dust_quantity=self.open_quantity,
             )
+
+    def record_exchange_stop_fill(
+        self,
+        order_id: str,
+        exchange_order_id: str,
+        price: Decimal,
+        quantity: Decimal,
+        fees: Mapping[str, Decimal],
+        now: datetime,
+        fee_prices: Mapping[str, Decimal] | None = None,
+        filled_id: str | None = None,
+    ) -> None:
+        """The insurance stop filled at the exchange: that fill IS the exit, recorded once
+        (its client order id becomes the exit order's), with its own price and fees.
+        `filled_id`: the order that filled when it was the one a replacement cancels."""
+        if self.exchange_stop_id != order_id or not self.exchange_stop_working:
+            raise IllegalTransition(f"No insurance stop {order_id} is working")
+        self._require(Status.OPEN, action="record an exchange stop fill of")
+        assert self.exchange_stop_price is not None
+        closes = min(quantity, self.open_quantity)  # a SHORT's buy-back buys a little more
+        self.trigger_event(self.ExchangeStopFilled, timestamp=now, client_order_id=order_id)
+        self.trigger_event(
+            self.ExitTriggered,
+            timestamp=now,
+            reason=ExitReason.STOP_LOSS_AT_EXCHANGE,
+            trigger_price=self.exchange_stop_price,
+            quantity=closes,
+        )
+        exit_id = filled_id or order_id
+        self.trigger_event(
+            self.ExitSubmitted,
+            timestamp=now,
+            client_order_id=exit_id,
+            quantity=closes,
+            order_quantity=quantity,
+        )
+        self.record_exit_fill(exit_id, exchange_order_id, price, quantity, fees, now, fee_prices)
 
     def record_exit_failure(self, order_id: str, reason: str, now: datetime) -> None:
         if self.exit_order_id != order_id:

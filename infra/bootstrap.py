@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.postgres import PostgresFactory
@@ -227,7 +228,11 @@ def build_services(
         cipher=vault,
         clock=clock,
         config=TradingConfig(
-            trading_enabled=settings.trading_enabled, operator_credentials=operator_keys
+            trading_enabled=settings.trading_enabled,
+            operator_credentials=operator_keys,
+            exchange_stops=settings.exchange_stops,
+            exchange_stop_slippage=settings.exchange_stop_slippage,
+            exchange_stop_interval=timedelta(seconds=float(settings.exchange_stop_interval)),
         ),
     )
     read_models = SqlReadModels(projection_db, store)

@@ -39,10 +39,12 @@ from infra.paper_accounts import (
 )
 from infra.paper_margin import isolated_debt, isolated_free
 from infra.paper_prices import MarketPrices, PricesFromBinance
+from infra.paper_stops import PaperStopOrders
 
 
-class PaperExchange:
-    """The embedded default exchange. Orders with a known client order id are never refilled."""
+class PaperExchange(PaperStopOrders):
+    """The embedded default exchange. Orders with a known client order id are never refilled;
+    stop orders rest until a price triggers them (see `PaperStopOrders`)."""
 
     name = "paper"
     is_live = False
@@ -101,7 +103,9 @@ class PaperExchange:
             self.store.save(market)
             return price
 
-        return retry_on_conflict(command)
+        settled = retry_on_conflict(command)
+        self.trigger_stops(rules.symbol, settled)
+        return settled
 
     def price(self, symbol: str) -> Decimal:
         rules = self.symbol_rules(symbol)
@@ -168,7 +172,9 @@ class PaperExchange:
         self, account: TradingAccount, symbol: str, client_order_id: str
     ) -> OrderResult | None:
         found = self.store.load(order_id(account.client_id, client_order_id), PaperOrder)
-        return None if found is None else found.result()
+        if found is None:
+            return self.find_stop(account.client_id, client_order_id)  # resting or cancelled
+        return found.result()
 
     def orders_since(
         self, account: TradingAccount, symbol: str, since: datetime, *, margin: bool = False

@@ -55,6 +55,14 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    """A fraction of a price, below 1 (0.005 is 0.5%)."""
+    value = _decimal(env, name, default)
+    if value >= 1:
+        raise ConfigurationError(f"{name} must be a fraction below 1 (0.005 is 0.5%)")
+    return value
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if not raw:
@@ -84,6 +92,9 @@ class Settings:
     binance_base_url: str | None = None  # only to point the adapter at a test server
     paper_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     paper_prices: str = "manual"  # or "binance": Binance's public last prices
+    exchange_stops: bool = True  # rest an insurance stop at the exchange after each entry
+    exchange_stop_slippage: Decimal = Decimal("0.005")  # its limit this far beyond the stop
+    exchange_stop_interval: Decimal = Decimal(60)  # seconds between two moves of it
 
     @property
     def is_postgres(self) -> bool:
@@ -145,4 +156,7 @@ class Settings:
             binance_base_url=env.get("ROBSON_BINANCE_BASE_URL") or None,
             paper_symbols=known,
             paper_prices=prices,
+            exchange_stops=_flag(env, "ROBSON_EXCHANGE_STOPS", True),
+            exchange_stop_slippage=_fraction(env, "ROBSON_EXCHANGE_STOP_SLIPPAGE", "0.005"),
+            exchange_stop_interval=_decimal(env, "ROBSON_EXCHANGE_STOP_INTERVAL", "60"),
         )

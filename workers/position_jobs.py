@@ -23,7 +23,7 @@ from domain.errors import (
     RateLimited,
 )
 from domain.ledger import Ledger
-from domain.position import ExitReason, Position
+from domain.position import ExitReason, Position, Status
 from workers.index import PositionIndex, Watched
 from workers.jobs import Action, Job, Outcome, Report, describe
 from workers.metrics import WorkerMetrics
@@ -69,6 +69,7 @@ class PositionJobs:
         self.dry_run = dry_run
         self.reconcile_grace = reconcile_grace
         self._backoff: dict[UUID, _Backoff] = {}
+        self._insured_at: dict[tuple[UUID, str], datetime] = {}  # last look, per tenant/symbol
 
     # --- trailing ---
 
@@ -169,6 +170,56 @@ class PositionJobs:
                     Action(outcome=outcome, reason=due.reason, status=closed.status.value, **base)
                 )
             )
+        return actions
+
+    # --- the insurance stop ---
+
+    def insure(self, symbol: str) -> list[Action]:
+        """Once per interval per tenant and symbol (first at start-up): ask the exchange about
+        the insurance stops (a fill becomes the exit), move those that lag, and protect the
+        positions with the most at risk within the exchange's stop-order limit."""
+        config = self.ledger.config
+        if self.dry_run or not config.exchange_stops:
+            return []
+        now = self.clock.now()
+        tenants: dict[UUID, list[Watched]] = {}
+        for watched in self.index:
+            if watched.symbol == symbol and not self._backing_off(watched.position_id):
+                tenants.setdefault(watched.client_id, []).append(watched)
+        actions: list[Action] = []
+        for client_id, watched_list in tenants.items():
+            seen = self._insured_at.get((client_id, symbol))
+            if seen is not None and now - seen < config.exchange_stop_interval:
+                continue
+            self._insured_at[(client_id, symbol)] = now
+            try:
+                positions = self.ledger.insure_positions(
+                    client_id, [w.position_id for w in watched_list]
+                )
+            except (ConcurrencyConflict, IllegalTransition) as lost:
+                actions.append(
+                    self._lost(_base(Job.STOPS, watched_list[0], None), watched_list[0], lost)
+                )
+                continue
+            except Exception as error:
+                first = watched_list[0]
+                actions.append(self._failed(_base(Job.STOPS, first, None), first, error))
+                continue
+            for watched, position in zip(watched_list, positions, strict=True):
+                if position.status is Status.OPEN:
+                    continue
+                self.watchlist.note(position)  # the insurance stop filled: that was the exit
+                self.metrics.add("stop_losses")
+                actions.append(
+                    self.done(
+                        Action(
+                            outcome=Outcome.DONE,
+                            reason=ExitReason.STOP_LOSS_AT_EXCHANGE,
+                            status=position.status.value,
+                            **_base(Job.STOPS, watched, None),
+                        )
+                    )
+                )
         return actions
 
     # --- reconciliation ---
@@ -280,7 +331,7 @@ class PositionJobs:
             log.warning("could not reload position %s: %s", p.position_id, describe(error))
 
 
-def _base(job: Job, p: Watched, price: Decimal) -> dict[str, Any]:
+def _base(job: Job, p: Watched, price: Decimal | None) -> dict[str, Any]:
     return {
         "job": job,
         "position_id": p.position_id,

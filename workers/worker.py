@@ -220,6 +220,7 @@ class Worker:
                     actions += self.positions.trail(symbol, price)
                 if Job.STOPS in self.jobs:
                     actions += self.positions.exits(symbol, price)
+                    actions += self.positions.insure(symbol)
             if Job.RECONCILE in self.jobs:
                 actions += self.positions.reconcile()
                 if self.sweep is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
@@ -33,6 +34,9 @@ class TradingConfig:
     trading_enabled: bool
     operator_credentials: ApiCredentials | None = None
     fee_buffer: Decimal = Decimal(0)
+    exchange_stops: bool = True  # rest an insurance stop at the exchange after each entry
+    exchange_stop_slippage: Decimal = Decimal("0.005")  # its limit, this far beyond the stop
+    exchange_stop_interval: timedelta = timedelta(seconds=60)  # it moves at most this often
 
 
 class LedgerBase:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from decimal import Decimal
 from uuid import UUID
 
-from domain.errors import ExchangeError, TradingDisabled
-from domain.ledger.orders import Leg, Orders
+from domain.errors import DomainError, ExchangeError, TradingDisabled
+from domain.exchange_stop import StopState
+from domain.ledger.insurance import Insurance
+from domain.ledger.orders import Leg
 from domain.ledger.unit_of_work import Work
 from domain.ports import MarginHolding, TradingAccount
 from domain.position import ExitReason, Position, Status
 from domain.sale import check_partial_exit
 
 
-class Exits(Orders):
+class Exits(Insurance):
     def close_position(
         self,
         client_id: UUID,
@@ -23,11 +26,21 @@ class Exits(Orders):
         quantity: Decimal | None = None,
     ) -> Position:
         """Exit all (or part) of an open position. Protective exits ignore a paused policy;
-        a part that would leave less than the stop can exit is refused (close it all)."""
+        a part that would leave less than the stop can exit is refused (close it all).
+
+        The insurance stop is cancelled first; if the exchange filled it meanwhile, its fill
+        is the exit and no order is sent. A partial exit re-protects what is left.
+        """
         account = self.trading_account(client_id)
         if reason is ExitReason.MANUAL and not self.config.trading_enabled:
             raise TradingDisabled()
         current = self.position(client_id, position_id, cached=True)  # its symbol and side
+        if current.status is Status.OPEN and current.exchange_stop_working:
+            current = self._release_stop(account, current)
+            if current.status is not Status.OPEN:
+                if current.exchange_stop_state is StopState.FILLED:
+                    return current  # the insurance stop's fill was the exit
+                current.trigger_exit(reason, Decimal(1), self.clock.now())  # says why not
         price = trigger_price or self.exchange.price(current.symbol)
         if quantity is not None:
             rules = self.exchange.symbol_rules(current.symbol)
@@ -36,7 +49,13 @@ class Exits(Orders):
         position, order_id = self.work.cached_first().run(
             self._trigger, client_id, position_id, reason, price, quantity, loan
         )
-        return self._send(Leg.EXIT, account, position, order_id)
+        exited = self._send(Leg.EXIT, account, position, order_id)
+        if exited.status is Status.OPEN and self._needs_stop(exited):
+            try:
+                return self._rest(account, exited)
+            except DomainError:
+                return self.position(client_id, position_id)
+        return exited
 
     def _trigger(
         self,
@@ -70,8 +89,13 @@ class Exits(Orders):
 
     def adjust_stop(self, client_id: UUID, position_id: UUID, new_stop: Decimal, span: int) -> bool:
         """Tighten an open position's stop; the month's budget gets back what the position
-        can no longer lose (all of it once the stop is past the entry)."""
-        return self.work.run(self._adjust_stop, client_id, position_id, new_stop, span)
+        can no longer lose (all of it once the stop is past the entry). The insurance stop
+        follows, at most once per interval (a failure there leaves the move recorded)."""
+        moved: bool = self.work.run(self._adjust_stop, client_id, position_id, new_stop, span)
+        if moved and self.config.exchange_stops:
+            with suppress(DomainError):  # still lagging: the worker follows it again
+                self.follow_exchange_stop(client_id, position_id)
+        return moved
 
     def _adjust_stop(
         self, work: Work, client_id: UUID, position_id: UUID, new_stop: Decimal, span: int

@@ -4,6 +4,7 @@ up by that id, never re-sent blindly."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from uuid import UUID
@@ -18,6 +19,7 @@ from domain.errors import (
 )
 from domain.ledger.base import LedgerBase
 from domain.ledger.unit_of_work import Work
+from domain.policy import Policy
 from domain.ports import MarginEffect, OrderRequest, OrderResult, OrderStatus, TradingAccount
 from domain.position import Position, Status
 
@@ -91,12 +93,17 @@ class Orders(LedgerBase):
         fee_prices = self._fee_prices(position, result)
         work = self.work.holding(position)
         if leg is Leg.ENTRY:
-            return work.run(
+            entered = work.run(
                 self._entry_filled, client_id, position_id, order_id, result, fee_prices
             )
+            return self._entry_settled(entered)
         return work.cached_first().run(
             self._exit_filled, client_id, position_id, order_id, result, fee_prices
         )
+
+    def _entry_settled(self, position: Position) -> Position:
+        """What follows an entry's fill (the insurance stop, see `Insurance`)."""
+        return position
 
     def _fee_prices(self, position: Position, result: OrderResult) -> dict[str, Decimal]:
         """Quote prices of fee assets other than the pair's own (e.g. BNB), when known."""
@@ -157,8 +164,16 @@ class Orders(LedgerBase):
             result.executed_at,
             fee_prices,
         )
+        self._realise(work, pos, result.executed_at, policy)
+        return pos
+
+    def _realise(
+        self, work: Work, pos: Position, executed_at: datetime, policy: Policy | None = None
+    ) -> None:
+        """Save an exit fill with its P&L realised in the month's policy (which may pause)."""
+        policy = policy or work.policy(pos.client_id)
         fill_pnl = pos.exits[-1]["pnl"]
-        month = month_of(result.executed_at)
+        month = month_of(executed_at)
         still_open = pos.open_risk if pos.status is not Status.CLOSED else Decimal(0)
         now = self.clock.now()
         policy.realise(pos.id, month, fill_pnl, still_open, now)
@@ -168,7 +183,6 @@ class Orders(LedgerBase):
             now,
         )
         work.save(pos, policy)
-        return pos
 
     def _failed(
         self, leg: Leg, client_id: UUID, position_id: UUID, order_id: str, reason: str

@@ -67,7 +67,8 @@ class Slot:
 
 
 class NoSuchOrder(Exception):
-    """-2013 on a lookup: a definite 'this order does not exist'."""
+    """-2013 on a lookup, or -2011 "Unknown order sent." on a cancel: a definite 'no such
+    (open) order'."""
 
 
 class BinanceClient:
@@ -271,6 +272,12 @@ class BinanceClient:
             return self._ban(exc)
         if code == -2013 and not call.writes:
             raise NoSuchOrder()
+        if code == -2011 and "unknown order" in message.lower():
+            raise NoSuchOrder()  # errors.md -2011 "Unknown order sent.": nothing open to cancel
+        if code == -2022 and _cancel_code(exc) == -2011:
+            # rest-api.md "Cancel an Existing Order and Send a New Order": with STOP_ON_FAILURE
+            # a failed cancel (its cancelResponse -2011) means the new order was NOT_ATTEMPTED.
+            raise NoSuchOrder()
         if code in (-2014, -2015):
             return CredentialsRejected(
                 f"Binance rejected API key {_mask(call.api_key)} for: {call.what} ({code} "
@@ -305,6 +312,15 @@ class BinanceClient:
         if call.writes:
             return OrderRejected(f"Binance refused {call.what}: {message} ({code})")
         return ExchangeError(f"Binance refused to {call.what}: {message} ({code})")
+
+
+def _cancel_code(exc: BinanceAPIException) -> int | None:
+    """The code of the cancel half of a failed cancelReplace (its `data.cancelResponse`)."""
+    try:
+        body = exc.response.json()
+        return int(body["data"]["cancelResponse"]["code"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _unclear(call: Call, why: str) -> ExchangeError:

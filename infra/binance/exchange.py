@@ -44,13 +44,15 @@ from infra.binance.history import orders_since, trades_since
 from infra.binance.limits import DEFAULT_WEIGHT_LIMIT, parse_limits
 from infra.binance.margin import borrow_repay, isolated_holdings, refuse_on_testnet
 from infra.binance.orders import order_result, sum_fees
+from infra.binance.stops import StopOrders
 
 # Binance signs raw values but requests percent-encodes the body: keep ids to safe characters.
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9._-]{1,36}$")
 
 
-class BinanceExchange:
-    """Spot and isolated-margin MARKET orders on Binance (or its spot testnet)."""
+class BinanceExchange(StopOrders):
+    """Spot and isolated-margin MARKET orders on Binance (or its spot testnet), and the
+    stop-limit orders that insure open positions (see `StopOrders`)."""
 
     name = "binance"
     is_live = True

@@ -52,6 +52,8 @@ def parse_symbol(row: Mapping[str, Any]) -> SymbolInfo:
         max_qty=tidy(max_qty),
         min_notional=tidy(min_notional),
         margin_allowed=bool(row.get("isMarginTradingAllowed", False)),
+        # filters.md "MAX_NUM_ALGO_ORDERS": open STOP_LOSS(_LIMIT)/TAKE_PROFIT(_LIMIT) orders
+        max_algo_orders=int(filters.get("MAX_NUM_ALGO_ORDERS", {}).get("maxNumAlgoOrders", 5)),
     )
     return SymbolInfo(
         rules=rules,

@@ -46,6 +46,7 @@ from domain.ports import (
     OrderRequest,
     OrderResult,
     OrderStatus,
+    StopOrderRequest,
     Trade,
     TradingAccount,
 )
@@ -111,6 +112,19 @@ class InstantExchange:
     ) -> list[Trade]:
         return []
 
+    def place_stop(self, account: TradingAccount, order: StopOrderRequest) -> OrderResult:
+        return _unfilled(order.client_order_id, OrderStatus.PENDING)
+
+    def replace_stop(
+        self, account: TradingAccount, old_client_order_id: str, order: StopOrderRequest
+    ) -> OrderResult | None:
+        return self.place_stop(account, order)
+
+    def cancel_order(
+        self, account: TradingAccount, symbol: str, client_order_id: str, margin: bool
+    ) -> OrderResult | None:
+        return _unfilled(client_order_id, OrderStatus.REJECTED)
+
     def borrow(self, account: TradingAccount, symbol: str, asset: str, amount: Decimal) -> None:
         pass
 
@@ -119,6 +133,20 @@ class InstantExchange:
 
     def isolated_margin(self, account: TradingAccount, symbol: str) -> dict[str, MarginHolding]:
         return {asset: MarginHolding(asset) for asset in ("BTC", "USDC")}
+
+
+def _unfilled(client_order_id: str, status: OrderStatus) -> OrderResult:
+    """A stop resting (PENDING) or cancelled (REJECTED) with nothing executed."""
+    return OrderResult(
+        client_order_id=client_order_id,
+        exchange_order_id=client_order_id,
+        status=status,
+        executed_quantity=Decimal(0),
+        average_price=Decimal(0),
+        quote_quantity=Decimal(0),
+        fees={},
+        executed_at=datetime.now(UTC),
+    )
 
 
 @contextmanager

@@ -28,6 +28,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from binance.client import Client
 
+from tests.fakes import binance_stops
+
 EIGHT_PLACES = Decimal("0.00000001")
 INFINITE = Decimal("Infinity")
 DEFAULT_RECV_WINDOW_MS = 5000
@@ -70,6 +72,7 @@ class FakeSymbol:
     market_lot: tuple[Decimal, Decimal, Decimal] | None = None
     quote_order_qty_market_allowed: bool = True
     margin_allowed: bool = True
+    max_algo_orders: int = 5  # filters.md "MAX_NUM_ALGO_ORDERS" ("maxNumAlgoOrders": 5)
 
     def exchange_info(self) -> dict[str, Any]:
         filters: list[dict[str, Any]] = [
@@ -106,6 +109,9 @@ class FakeSymbol:
                     "avgPriceMins": 5,
                 }
             )
+        filters.append(
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": self.max_algo_orders}
+        )
         if self.market_lot is not None:
             low, high, step = self.market_lot
             filters.append(
@@ -236,6 +242,7 @@ class MarginAsset:
     free: Decimal = Decimal(0)
     borrowed: Decimal = Decimal(0)
     interest: Decimal = Decimal(0)
+    locked: Decimal = Decimal(0)  # held by a resting (stop) order
 
     def repay(self, amount: Decimal) -> None:
         """Binance applies a repayment to the interest first, then to the principal."""
@@ -252,6 +259,7 @@ class _Account:
     uid: int
     can_trade: bool = True
     balances: dict[str, Decimal] = field(default_factory=dict)
+    locked: dict[str, Decimal] = field(default_factory=dict)  # held by resting (stop) orders
     isolated: dict[str, dict[str, MarginAsset]] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
     trades: list[dict[str, Any]] = field(default_factory=list)
@@ -466,8 +474,17 @@ class FakeBinance:
             self._prices[symbol.symbol] = price
 
     def set_price(self, symbol: str, price: Decimal) -> None:
+        """The market trades at `price`: resting stops it reaches trigger (and may fill)."""
         with self._lock:
             self._prices[symbol] = price
+            binance_stops.trigger_stops(self, symbol)
+
+    def open_orders(self, api_key: str) -> list[dict[str, Any]]:
+        """The key's orders still working (NEW or PARTIALLY_FILLED), oldest first."""
+        with self._lock:
+            return [
+                dict(o) for o in self._accounts[api_key].orders if o["status"] in _OPEN_STATUSES
+            ]
 
     def set_book(self, symbol: str, levels: Iterable[tuple[Decimal, Decimal]] | None) -> None:
         """Price levels (price, quantity) a MARKET order walks; None = unlimited at the price."""
@@ -513,8 +530,19 @@ class FakeBinance:
                 pair[asset].free = amount
 
     def balances(self, api_key: str) -> dict[str, Decimal]:
+        """Free spot balances (what resting orders hold is `locked`)."""
         with self._lock:
             return dict(self._accounts[api_key].balances)
+
+    def held(self, api_key: str) -> dict[str, Decimal]:
+        """Free plus locked spot balances: everything the account owns."""
+        with self._lock:
+            account = self._accounts[api_key]
+            assets = {*account.balances, *account.locked}
+            return {
+                a: account.balances.get(a, Decimal(0)) + account.locked.get(a, Decimal(0))
+                for a in assets
+            }
 
     def isolated_account(self, api_key: str, symbol: str) -> dict[str, MarginAsset]:
         with self._lock:
@@ -602,13 +630,17 @@ class FakeBinance:
     def request_count(self, path: str | None = None, method: str | None = None) -> int:
         return len(self.requests(path, method))
 
-    def orders_received(self, client_order_id: str | None = None) -> list[RecordedRequest]:
-        """Every order POST that reached the server (spot and margin), accepted or not."""
+    def orders_received(
+        self, client_order_id: str | None = None, order_type: str | None = None
+    ) -> list[RecordedRequest]:
+        """Every order POST that reached the server (spot and margin), accepted or not;
+        `order_type` (MARKET, STOP_LOSS_LIMIT) keeps those of one type."""
         return [
             r
             for r in self.requests(method="POST")
             if r.path in _ORDER_PATHS
             and (client_order_id is None or r.client_order_id == client_order_id)
+            and (order_type is None or r.params.get("type") == order_type)
         ]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -775,7 +807,16 @@ class FakeBinance:
             ("GET", "/api/v3/myTrades"): self._spot_trades,
             ("GET", "/api/v3/allOrders"): self._all_spot_orders,
             ("GET", "/sapi/v1/margin/allOrders"): self._all_margin_orders,
+            ("DELETE", "/api/v3/order"): lambda a, p: binance_stops.cancel(
+                self, a, p, margin=False
+            ),
+            ("POST", "/api/v3/order/cancelReplace"): lambda a, p: binance_stops.cancel_replace(
+                self, a, p
+            ),
             ("POST", "/sapi/v1/margin/order"): self._new_margin_order,
+            ("DELETE", "/sapi/v1/margin/order"): lambda a, p: binance_stops.cancel(
+                self, a, p, margin=True
+            ),
             ("GET", "/sapi/v1/margin/order"): self._query_margin_order,
             ("GET", "/sapi/v1/margin/myTrades"): self._margin_trades,
             ("POST", "/sapi/v1/margin/borrow-repay"): self._borrow_repay,
@@ -883,10 +924,19 @@ class FakeBinance:
 
     def _account(self, account: _Account, params: dict[str, str]) -> _Reply:
         omit_zero = params.get("omitZeroBalances", "false").lower() == "true"
+        assets = sorted({*account.balances, *account.locked})
         balances = [
-            {"asset": asset, "free": _fmt(free), "locked": _fmt(Decimal(0))}
-            for asset, free in sorted(account.balances.items())
-            if not (omit_zero and free == 0)
+            {
+                "asset": asset,
+                "free": _fmt(account.balances.get(asset, Decimal(0))),
+                "locked": _fmt(account.locked.get(asset, Decimal(0))),
+            }
+            for asset in assets
+            if not (
+                omit_zero
+                and account.balances.get(asset, Decimal(0)) == 0
+                and account.locked.get(asset, Decimal(0)) == 0
+            )
         ]
         rate = _fmt(self.commission_rate)
         return _json_reply(
@@ -929,8 +979,12 @@ class FakeBinance:
             self._check_price_filter(spec, _decimal_param(params, "price"))
             if order_type == "MARKET":
                 raise _Reject(-1106, "Parameter 'price' sent when not required.")
+        if order_type == "STOP_LOSS_LIMIT":
+            return binance_stops.new_stop(self, account, spec, params, margin=margin)
         if order_type != "MARKET":
-            raise _Reject(-1116, "Invalid orderType. (FakeBinance fills MARKET orders only.)")
+            raise _Reject(
+                -1116, "Invalid orderType. (FakeBinance takes MARKET and STOP_LOSS_LIMIT only.)"
+            )
         quantity = _decimal_param(params, "quantity") if "quantity" in params else None
         quote = _decimal_param(params, "quoteOrderQty") if "quoteOrderQty" in params else None
         if (quantity is None) == (quote is None):
@@ -1238,11 +1292,11 @@ class FakeBinance:
         hidden = {"fills", "transactTime", "marginBuyBorrowAsset", "marginBuyBorrowAmount"}
         if not margin:
             hidden.add("isIsolated")
-        view = {k: v for k, v in order.items() if k not in hidden}
+        view = {k: v for k, v in order.items() if k not in hidden and not k.startswith("_")}
         if int(order["orderId"]) in self._quote_unknown:
             view["cummulativeQuoteQty"] = _fmt(Decimal(-1))  # see forget_quote_quantity
         view.update(
-            stopPrice=_fmt(Decimal(0)),
+            stopPrice=order.get("stopPrice", _fmt(Decimal(0))),
             icebergQty=_fmt(Decimal(0)),
             time=order["transactTime"],
             updateTime=order["transactTime"],
@@ -1360,8 +1414,10 @@ class FakeBinance:
                 "borrowed": _fmt(holding.borrowed),
                 "free": _fmt(holding.free),
                 "interest": _fmt(holding.interest),
-                "locked": _fmt(Decimal(0)),
-                "netAsset": _fmt(holding.free - holding.borrowed - holding.interest),
+                "locked": _fmt(holding.locked),
+                "netAsset": _fmt(
+                    holding.free + holding.locked - holding.borrowed - holding.interest
+                ),
                 "netAssetOfBtc": _fmt(Decimal(0)),
                 "repayEnabled": True,
                 "totalAsset": _fmt(holding.free),

@@ -62,8 +62,20 @@ def test_detail_shows_the_position_and_its_full_history(api: TestClient, alice: 
         "Position.Validated",
         "Position.EntrySubmitted",
         "Position.EntryFilled",
+        "Position.ExchangeStopSubmitted",
+        "Position.ExchangeStopResting",
     ]
-    assert [e["version"] for e in body["events"]] == [1, 2, 3, 4]
+    assert [e["version"] for e in body["events"]] == [1, 2, 3, 4, 5, 6]
+    # Protected at the (paper) exchange: a stop-limit at the stop, its limit 0.5% below.
+    assert body["exchange_stop"] == {
+        "protected": True,
+        "state": "resting",
+        "client_order_id": body["events"][4]["payload"]["client_order_id"],
+        "stop_price": "98000.00000000",
+        "limit_price": "97510.00000000",
+        "quantity": "0.00499000",
+        "note": None,
+    }
     assert body["events"][0]["payload"]["stop_price"] == "98000"
 
 

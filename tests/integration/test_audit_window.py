@@ -27,7 +27,13 @@ def test_since_a_notification_id_keeps_a_position_planned_before_it(
     records = list(export_events(services.store, ExportFilter(client_id=alice, since_id=cut)))
 
     topics = [r["topic"].rsplit(".", 1)[-1] for r in records if r["stream_id"] == str(position.id)]
-    assert topics == ["ExitTriggered", "ExitSubmitted", "ExitFilled", "Closed"]
+    assert topics == [
+        "ExchangeStopCancelled",  # the insurance stop goes first
+        "ExitTriggered",
+        "ExitSubmitted",
+        "ExitFilled",
+        "Closed",
+    ]
     assert all(r["notification_id"] > cut for r in records)
     assert all(str(bob) not in str(r) for r in records)
 

@@ -93,7 +93,11 @@ def test_the_buy_back_repays_the_loan_its_fee_and_the_interest(
 
     closed = desk.ledger.close_position(client_id, position.id)
 
-    buys = [r.params for r in desk.fake.orders_received() if r.params["side"] == "BUY"]
+    buys = [
+        r.params
+        for r in desk.fake.orders_received(order_type="MARKET")
+        if r.params["side"] == "BUY"
+    ]
     assert [b["quantity"] for b in buys] == ["0.00502"]  # 0.00501 / 0.999, rounded up
     assert buys[0]["sideEffectType"] == "AUTO_REPAY"
     free, borrowed, interest = desk.btc()

@@ -44,7 +44,7 @@ def desk(services: Services, clock: ManualClock) -> Iterator[Desk]:
             exchange,
             services.vault,
             clock,
-            TradingConfig(trading_enabled=True),
+            TradingConfig(trading_enabled=True, exchange_stops=False),  # Robson's own exits
         )
         yield Desk(ledger, fake, clock)
         exchange.close()

@@ -31,6 +31,13 @@ T = TypeVar("T")
 
 
 @pytest.fixture
+def env(env: dict[str, str]) -> dict[str, str]:
+    """These specify Robson's own stop monitor, so no insurance stop rests at the paper
+    exchange to beat it to the exit (tests/integration/test_insurance_stop.py has those)."""
+    return {**env, "ROBSON_EXCHANGE_STOPS": "False"}
+
+
+@pytest.fixture
 def paper(services: Services) -> PaperExchange:
     assert services.paper is not None
     return services.paper

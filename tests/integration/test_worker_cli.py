@@ -19,6 +19,13 @@ D = Decimal
 BTC = "BTCUSDC"
 
 
+@pytest.fixture
+def env(env: dict[str, str]) -> dict[str, str]:
+    """These specify Robson's own one-shot stop jobs, so no insurance stop rests at the paper
+    exchange to fill first (tests/integration/test_insurance_*.py specify that one)."""
+    return {**env, "ROBSON_EXCHANGE_STOPS": "False"}
+
+
 def open_long(services: Services, entry: str, stop: str) -> Position:
     assert services.paper is not None
     services.paper.set_price(BTC, D(entry))

@@ -100,6 +100,7 @@ def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
         "ROBSON_EXCHANGE": "binance",
         "ROBSON_BINANCE_BASE_URL": fake.url,
         "TRADING_ENABLED": "True",
+        "ROBSON_EXCHANGE_STOPS": "False",  # Robson's own exit; test_insurance_process.py: the stop
     }
     services = build_services(Settings.from_env(binance))
     try:
@@ -153,7 +154,9 @@ def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
         assert closed.status is Status.CLOSED
         assert len(closed.exits) == 1
         assert closed.exits[0]["price"] == D(88000)
-        sells = [r for r in fake.orders_received() if r.params.get("side") == "SELL"]
+        sells = [
+            r for r in fake.orders_received(order_type="MARKET") if r.params.get("side") == "SELL"
+        ]
         assert len(sells) == 1  # found by its client order id, never sent again
         assert sells[0].client_order_id == exit_id
         assert SECRET not in restarted.stderr + restarted.stdout
