@@ -15,6 +15,7 @@ from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
 from domain.formats import maybe_money, money
 from domain.market import Side
+from domain.protections import Protections
 from domain.read_models import PositionRow
 from projections.drawdown import POLICIES
 from projections.sql_read_models import SqlReadModels
@@ -22,6 +23,19 @@ from projections.tables import Codec, Row, quote
 
 RESERVED = ("validated", "entering")  # risk reserved, nothing filled yet
 HELD = ("open", "closing")  # risk = what the rest loses at the current stop
+
+
+class ProtectionsState(Output):
+    stop_out_limit: int  # this many consecutive stop-outs...
+    stop_out_window_hours: int  # ...within this many hours...
+    cooldown_hours: int  # ...refuse new entries this long after the last
+    consecutive_stop_outs: int
+    cooldown_until: str | None  # an ISO instant (UTC) while a cooldown runs
+    daily_loss_limit_percent: str
+    daily_loss_limit: MoneyOut  # of the month's capital base
+    today_realised_pnl: MoneyOut  # on the current UTC day
+    max_open_positions: int
+    open_positions: int  # open or awaiting entry
 
 
 class PolicyState(Output):
@@ -41,6 +55,7 @@ class PolicyState(Output):
     paused: bool
     pause_reason: str | None
     alerts: list[str]
+    protections: ProtectionsState
 
 
 class Resume(Input):
@@ -111,8 +126,28 @@ def policy_state(call: Call[Any, Any]) -> Reply:
             "pause_reason": policy["pause_reason"],
             "alert_level": maybe_money(drawdown.alert_level),
             "alerts": [f"{level}%" for level in ALERT_LEVELS if level <= reached],
+            "protections": protections_state(
+                call.services.ledger.protections(client_id), drawdown.capital_base
+            ),
         }
     )
+
+
+def protections_state(found: Protections, capital_base: Decimal) -> dict[str, Any]:
+    settings, state = found.settings, found.state
+    cooldown = state.cooldown_until
+    return {
+        "stop_out_limit": settings.stop_out_limit,
+        "stop_out_window_hours": settings.stop_out_window_hours,
+        "cooldown_hours": settings.cooldown_hours,
+        "consecutive_stop_outs": state.stop_outs,
+        "cooldown_until": cooldown.isoformat() if cooldown and state.now < cooldown else None,
+        "daily_loss_limit_percent": f"{settings.daily_loss_limit_percent:f}",
+        "daily_loss_limit": money(capital_base * settings.daily_loss_limit_percent / 100),
+        "today_realised_pnl": money(state.day_pnl),
+        "max_open_positions": settings.max_open_positions,
+        "open_positions": state.open_positions,
+    }
 
 
 def resume(call: Call[Resume, Any]) -> Reply:
