@@ -161,7 +161,8 @@ def test_policy_events_without_the_protections_fields_replay_with_the_defaults(
 
     restored: Any = None
     for stored in older:
-        restored = mapper.to_domain_event(stored).mutate(restored)
+        decoded: Any = mapper.to_domain_event(stored)
+        restored = decoded.mutate(restored)
 
     assert isinstance(restored, Policy)
     assert restored.capital == Decimal(2000)
