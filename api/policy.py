@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
 from api.schemas import Input, MoneyOut, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
@@ -92,21 +93,23 @@ def risk_at_stake(row: PositionRow) -> Decimal:
     return Decimal(0)
 
 
-def policy_state(call: Call[Any, Any]) -> Reply:
-    read_models, client_id = call.services.read_models, call.principal.client_id
-    month = month_of(call.services.clock.now())
-    policy = policy_row(read_models, client_id)
-    found = read_models.tenant_drawdowns(month, client_id=client_id)
+def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
+    """The state now or, with `as_of`, as the caller's events up to it left it."""
+    client_id, as_of = call.principal.client_id, past_instant(call)
+    month = month_of(as_of or call.services.clock.now())
+    with read_models_for(call, as_of) as read_models:
+        policy = policy_row(read_models, client_id)
+        found = read_models.tenant_drawdowns(month, client_id=client_id)
+        positions = read_models.positions(client_id, None, 500)
     if policy is None or not found:
         raise ClientNotFound("No policy recorded for this client yet; try again shortly")
     drawdown = found[0].row
-    positions = read_models.positions(client_id, None, 500)
     open_risk = sum((risk_at_stake(p) for p in positions), Decimal(0))
     limit: Decimal = policy["drawdown_limit_percent"]
     reached = drawdown.alert_level or Decimal(0)
     budget = remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
     keys_ok = call.principal.has_credentials or not call.services.ledger.live
-    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok)
+    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok, as_of=as_of)
     return Reply(
         {
             "month": month,
@@ -127,7 +130,7 @@ def policy_state(call: Call[Any, Any]) -> Reply:
             "alert_level": maybe_money(drawdown.alert_level),
             "alerts": [f"{level}%" for level in ALERT_LEVELS if level <= reached],
             "protections": protections_state(
-                call.services.ledger.protections(client_id), drawdown.capital_base
+                call.services.ledger.protections(client_id, as_of), drawdown.capital_base
             ),
         }
     )
@@ -163,6 +166,7 @@ OPERATIONS = [
         policy_state,
         "The month's risk state: capital base, realised loss, open risk, budget, pause",
         tag="policy",
+        query=AsOfQuery,
         response=PolicyState,
         errors=(404,),
     ),
