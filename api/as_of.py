@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, Field
@@ -33,9 +33,15 @@ def past_instant(call: Call[Any, Any]) -> datetime | None:
     """The query's `as_of`; one still to come is refused on `query.as_of`, as a malformed
     one is (422)."""
     as_of: datetime | None = getattr(call.query, "as_of", None)
-    if as_of is not None and as_of > call.services.clock.now():
+    if as_of is None:
+        return None
+    try:
+        instant = as_of.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput("query.as_of", "is out of range") from None
+    if instant > call.services.clock.now():
         raise InvalidInput("query.as_of", "must not be in the future")
-    return as_of
+    return instant
 
 
 @contextmanager
