@@ -9,12 +9,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
 from api.schemas import Input, MoneyOut, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
 from domain.formats import maybe_money, money
 from domain.market import Side
+from domain.protections import Protections
 from domain.read_models import PositionRow
 from projections.drawdown import POLICIES
 from projections.sql_read_models import SqlReadModels
@@ -22,6 +24,19 @@ from projections.tables import Codec, Row, quote
 
 RESERVED = ("validated", "entering")  # risk reserved, nothing filled yet
 HELD = ("open", "closing")  # risk = what the rest loses at the current stop
+
+
+class ProtectionsState(Output):
+    stop_out_limit: int  # this many consecutive stop-outs...
+    stop_out_window_hours: int  # ...within this many hours...
+    cooldown_hours: int  # ...refuse new entries this long after the last
+    consecutive_stop_outs: int
+    cooldown_until: str | None  # an ISO instant (UTC) while a cooldown runs
+    daily_loss_limit_percent: str
+    daily_loss_limit: MoneyOut  # of the month's capital base
+    today_realised_pnl: MoneyOut  # on the current UTC day
+    max_open_positions: int
+    open_positions: int  # open or awaiting entry
 
 
 class PolicyState(Output):
@@ -41,6 +56,7 @@ class PolicyState(Output):
     paused: bool
     pause_reason: str | None
     alerts: list[str]
+    protections: ProtectionsState
 
 
 class Resume(Input):
@@ -77,21 +93,23 @@ def risk_at_stake(row: PositionRow) -> Decimal:
     return Decimal(0)
 
 
-def policy_state(call: Call[Any, Any]) -> Reply:
-    read_models, client_id = call.services.read_models, call.principal.client_id
-    month = month_of(call.services.clock.now())
-    policy = policy_row(read_models, client_id)
-    found = read_models.tenant_drawdowns(month, client_id=client_id)
+def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
+    """The state now or, with `as_of`, as the caller's events up to it left it."""
+    client_id, as_of = call.principal.client_id, past_instant(call)
+    month = month_of(as_of or call.services.clock.now())
+    with read_models_for(call, as_of) as read_models:
+        policy = policy_row(read_models, client_id)
+        found = read_models.tenant_drawdowns(month, client_id=client_id)
+        positions = read_models.positions(client_id, None, 500)
     if policy is None or not found:
         raise ClientNotFound("No policy recorded for this client yet; try again shortly")
     drawdown = found[0].row
-    positions = read_models.positions(client_id, None, 500)
     open_risk = sum((risk_at_stake(p) for p in positions), Decimal(0))
     limit: Decimal = policy["drawdown_limit_percent"]
     reached = drawdown.alert_level or Decimal(0)
     budget = remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
     keys_ok = call.principal.has_credentials or not call.services.ledger.live
-    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok)
+    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok, as_of=as_of)
     return Reply(
         {
             "month": month,
@@ -111,8 +129,28 @@ def policy_state(call: Call[Any, Any]) -> Reply:
             "pause_reason": policy["pause_reason"],
             "alert_level": maybe_money(drawdown.alert_level),
             "alerts": [f"{level}%" for level in ALERT_LEVELS if level <= reached],
+            "protections": protections_state(
+                call.services.ledger.protections(client_id, as_of), drawdown.capital_base
+            ),
         }
     )
+
+
+def protections_state(found: Protections, capital_base: Decimal) -> dict[str, Any]:
+    settings, state = found.settings, found.state
+    cooldown = state.cooldown_until
+    return {
+        "stop_out_limit": settings.stop_out_limit,
+        "stop_out_window_hours": settings.stop_out_window_hours,
+        "cooldown_hours": settings.cooldown_hours,
+        "consecutive_stop_outs": state.stop_outs,
+        "cooldown_until": cooldown.isoformat() if cooldown and state.now < cooldown else None,
+        "daily_loss_limit_percent": f"{settings.daily_loss_limit_percent:f}",
+        "daily_loss_limit": money(capital_base * settings.daily_loss_limit_percent / 100),
+        "today_realised_pnl": money(state.day_pnl),
+        "max_open_positions": settings.max_open_positions,
+        "open_positions": state.open_positions,
+    }
 
 
 def resume(call: Call[Resume, Any]) -> Reply:
@@ -128,6 +166,7 @@ OPERATIONS = [
         policy_state,
         "The month's risk state: capital base, realised loss, open risk, budget, pause",
         tag="policy",
+        query=AsOfQuery,
         response=PolicyState,
         errors=(404,),
     ),

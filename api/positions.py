@@ -9,8 +9,9 @@ from uuid import UUID
 
 from pydantic import Field
 
+from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Output, Quantity, Query
+from api.schemas import Input, MoneyOut, Output, Quantity
 from domain.errors import PositionNotFound
 from domain.exchange_stop import exchange_stop_summary
 from domain.formats import iso, maybe_money, money
@@ -66,7 +67,7 @@ class PositionList(Output):
     positions: list[PositionView]
 
 
-class PositionsQuery(Query):
+class PositionsQuery(AsOfQuery):
     status: PositionStatus | None = None
     limit: int = Field(100, ge=1, le=500)
 
@@ -131,9 +132,8 @@ def event_log(events: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def list_positions(call: Call[Any, PositionsQuery]) -> Reply:
-    rows = call.services.read_models.positions(
-        call.principal.client_id, call.query.status, call.query.limit
-    )
+    with read_models_for(call, past_instant(call)) as read_models:
+        rows = read_models.positions(call.principal.client_id, call.query.status, call.query.limit)
     return Reply({"positions": [row_view(r) for r in rows]})
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.as_of import AsOfQuery, past_instant, read_models_for
+from api.documents import ReadModelDocuments
 from api.intents import CallProgress
 from api.margin_accounts import isolated_margin_accounts
 from api.operations import Call, Operation, Reply
@@ -54,12 +57,12 @@ class BalanceQuery(Query):
     asset: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")
 
 
-class HistoryQuery(Query):
+class HistoryQuery(AsOfQuery):
     days: int = Field(30, ge=1, le=3650)
     limit: int = Field(100, ge=1, le=1000)
 
 
-class PnlQuery(Query):
+class PnlQuery(AsOfQuery):
     period: Literal["daily", "weekly", "monthly", "yearly"] = "monthly"
     months: int = Field(12, ge=1, le=120)
 
@@ -310,8 +313,13 @@ def sell_btc(call: Call[SellBtc, Any]) -> Reply:
 
 
 async def trade_history(call: Call[Any, HistoryQuery]) -> Response:
-    since = call.services.clock.now() - timedelta(days=call.query.days)
-    body = await call.documents.trade_history(call.principal.client_id, since, call.query.limit)
+    as_of = past_instant(call)
+    since = (as_of or call.services.clock.now()) - timedelta(days=call.query.days)
+    client_id, limit = call.principal.client_id, call.query.limit
+    if as_of is None:
+        body = await call.documents.trade_history(client_id, since, limit)
+    else:
+        body = await run_in_threadpool(_past, call, as_of, "trade_history_now", since, limit)
     return Response(body, media_type="application/json")
 
 
@@ -322,8 +330,21 @@ async def trade_pnl(call: Call[Any, PnlQuery]) -> Response:
     """`months` bounds the window; it is turned into a number of periods of the asked kind."""
     period, months = call.query.period, call.query.months
     limit = months * PERIODS_PER_MONTH[period] if period != "yearly" else -(-months // 12)
-    body = await call.documents.pnl(call.principal.client_id, Period(period), limit)
+    as_of = past_instant(call)
+    if as_of is None:
+        body = await call.documents.pnl(call.principal.client_id, Period(period), limit)
+    else:
+        body = await run_in_threadpool(_past, call, as_of, "pnl_now", Period(period), limit)
     return Response(body, media_type="application/json")
+
+
+def _past(call: Call[Any, Any], as_of: datetime, document: str, *args: Any) -> bytes:
+    """A history or P&L document built from the caller's read models as of `as_of`."""
+    with read_models_for(call, as_of) as read_models:
+        body: bytes = getattr(ReadModelDocuments(read_models), document)(
+            call.principal.client_id, *args
+        )
+    return body
 
 
 OPERATIONS = [

@@ -1,8 +1,10 @@
-"""Policy: a tenant's risk account — capital, the 1% rule, the month's budget and the 4% pause."""
+"""Policy: a tenant's risk account — capital, the 1% rule, the month's budget and the 4% pause,
+and the calendar's protections (stop-out cooldown, daily loss cap, open positions)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -13,7 +15,16 @@ from domain.aggregate import LedgerAggregate
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import IllegalTransition, InvalidInput
 from domain.identity import policy_id_for
+from domain.protections import (
+    ProtectionSettings,
+    ProtectionState,
+    cooldown_end,
+    day_of,
+    refusals,
+)
 from domain.risk import EntryGate, entry_gate
+
+STOP_OUTS = ("STOP_LOSS", "STOP_LOSS_AT_EXCHANGE")  # exit reasons of a stop-out
 
 MAX_RISK_PERCENT = Decimal(1)
 MONTHLY_LIMIT_PERCENT = Decimal(4)
@@ -51,6 +62,11 @@ class Policy(LedgerAggregate):
         self.pause_reason: str | None = None
         self.last_resume: tuple[str, str] | None = None
         self.resumed_months: list[str] = []
+        self.protection = ProtectionSettings()
+        self.held: set[str] = set()  # positions reserving or holding risk, by id
+        self.daily_realised: dict[str, Decimal] = {}  # UTC day -> realised P&L
+        self.stop_outs: list[datetime] = []  # the current run of consecutive stop-outs
+        self.cooldown_until: datetime | None = None
 
     @classmethod
     def configure(
@@ -76,11 +92,20 @@ class Policy(LedgerAggregate):
         capital: Decimal
         risk_percent: Decimal
         drawdown_limit_percent: Decimal
+        # The protections (None in events recorded before they existed: unchanged).
+        stop_out_limit: int | None = None
+        stop_out_window_hours: int | None = None
+        cooldown_hours: int | None = None
+        daily_loss_limit_percent: Decimal | None = None
+        max_open_positions: int | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.capital = self.capital
             aggregate.risk_percent = self.risk_percent
             aggregate.drawdown_limit_percent = self.drawdown_limit_percent
+            names = ProtectionSettings.__dataclass_fields__
+            given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+            aggregate.protection = replace(aggregate.protection, **given)
 
     def reconfigure(
         self,
@@ -88,16 +113,24 @@ class Policy(LedgerAggregate):
         risk_percent: Decimal,
         drawdown_limit_percent: Decimal,
         now: datetime,
+        protection: ProtectionSettings | None = None,
     ) -> None:
-        """Risk percent and limit apply at once; capital applies to months not yet started
-        (a running month keeps the capital base it snapshotted)."""
+        """Risk percent, limits and protections apply at once; capital applies to months not
+        yet started (a running month keeps the capital base it snapshotted)."""
         _check_settings(capital, risk_percent, drawdown_limit_percent)
+        settings = protection or self.protection
+        settings.check()
         self.trigger_event(
             self.Reconfigured,
             timestamp=now,
             capital=capital,
             risk_percent=risk_percent,
             drawdown_limit_percent=drawdown_limit_percent,
+            stop_out_limit=settings.stop_out_limit,
+            stop_out_window_hours=settings.stop_out_window_hours,
+            cooldown_hours=settings.cooldown_hours,
+            daily_loss_limit_percent=settings.daily_loss_limit_percent,
+            max_open_positions=settings.max_open_positions,
         )
 
     # --- the month's capital base ---
@@ -126,25 +159,54 @@ class Policy(LedgerAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open_risk[str(self.position_id)] = self.amount
+            aggregate.held.add(str(self.position_id))
 
     class PnlRealised(Aggregate.Event):
         position_id: UUID
         month: str
         pnl: Decimal
         risk_still_open: Decimal
+        # Events recorded before the protections lack these: the event's own time, a close
+        # when no risk is left open, and no exit reason (neither a stop-out nor a reset).
+        filled_at: datetime | None = None
+        exit_reason: str | None = None
+        closed: bool | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.realised[self.month] = aggregate.realised.get(self.month, 0) + self.pnl
+            key = str(self.position_id)
             if self.risk_still_open > 0:
-                aggregate.open_risk[str(self.position_id)] = self.risk_still_open
+                aggregate.open_risk[key] = self.risk_still_open
             else:
-                aggregate.open_risk.pop(str(self.position_id), None)
+                aggregate.open_risk.pop(key, None)
+            at = self.filled_at or self.timestamp
+            day = day_of(at)
+            aggregate.daily_realised[day] = aggregate.daily_realised.get(day, 0) + self.pnl
+            closed = self.risk_still_open <= 0 if self.closed is None else self.closed
+            if not closed:
+                return
+            aggregate.held.discard(key)
+            if self.exit_reason in STOP_OUTS:
+                aggregate.stop_outs.append(at)
+            elif self.exit_reason is not None:
+                aggregate.stop_outs = []  # a close other than a stop ends the run
+
+    class CooldownStarted(Aggregate.Event):
+        """A run of stop-outs within the window: no new entries until `until`."""
+
+        until: datetime
+        stop_outs: int
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cooldown_until = self.until
+            aggregate.stop_outs = []  # the next run starts counting afresh
 
     class RiskReleased(Aggregate.Event):
         position_id: UUID
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open_risk.pop(str(self.position_id), None)
+            aggregate.held.discard(str(self.position_id))
 
     class RiskLowered(Aggregate.Event):
         """A tightened stop lowered what the position can still lose (0: nothing)."""
@@ -180,8 +242,10 @@ class Policy(LedgerAggregate):
         *,
         trading_enabled: bool = True,
         credentials_ok: bool = True,
+        now: datetime | None = None,
     ) -> EntryGate:
-        """Whether a new entry (other than `excluding`) may be taken this month, and why not."""
+        """Whether a new entry (other than `excluding`) may be taken this month, and why not;
+        the calendar's protections are judged at `now` (without it, only the open positions)."""
         open_risk = sum((v for k, v in self.open_risk.items() if k != str(excluding)), Decimal(0))
         return entry_gate(
             month,
@@ -192,13 +256,27 @@ class Policy(LedgerAggregate):
             paused=self.paused,
             trading_enabled=trading_enabled,
             credentials_ok=credentials_ok,
+            refusals=tuple(refusals(self.protection, self.protection_state(month, excluding, now))),
+        )
+
+    def protection_state(
+        self, month: str, excluding: UUID | None = None, now: datetime | None = None
+    ) -> ProtectionState:
+        """What the protections judge at `now`: today's P&L, open positions, the cooldown."""
+        return ProtectionState(
+            now=now or datetime.min.replace(tzinfo=UTC),
+            capital_base=self.capital_base(month),
+            day_pnl=self.daily_realised.get(day_of(now), Decimal(0)) if now else Decimal(0),
+            open_positions=len(self.held - {str(excluding)}),
+            cooldown_until=self.cooldown_until if now else None,
+            stop_outs=len(self.stop_outs),
         )
 
     def reserve_risk(self, position_id: UUID, amount: Decimal, now: datetime) -> None:
         self.trigger_event(self.RiskReserved, timestamp=now, position_id=position_id, amount=amount)
 
     def release_risk(self, position_id: UUID, now: datetime) -> None:
-        if str(position_id) in self.open_risk:
+        if str(position_id) in self.open_risk or str(position_id) in self.held:
             self.trigger_event(self.RiskReleased, timestamp=now, position_id=position_id)
 
     def lower_risk(self, position_id: UUID, still_at_risk: Decimal, now: datetime) -> bool:
@@ -212,8 +290,19 @@ class Policy(LedgerAggregate):
         return True
 
     def realise(
-        self, position_id: UUID, month: str, pnl: Decimal, risk_still_open: Decimal, now: datetime
+        self,
+        position_id: UUID,
+        month: str,
+        pnl: Decimal,
+        risk_still_open: Decimal,
+        now: datetime,
+        *,
+        filled_at: datetime | None = None,
+        exit_reason: str | None = None,
+        closed: bool | None = None,
     ) -> None:
+        """Realise an exit fill's P&L (on the fill's UTC day); a stop-out closing the position
+        may complete a run that starts the cooldown."""
         self.trigger_event(
             self.PnlRealised,
             timestamp=now,
@@ -221,7 +310,15 @@ class Policy(LedgerAggregate):
             month=month,
             pnl=pnl,
             risk_still_open=risk_still_open,
+            filled_at=filled_at or now,
+            exit_reason=exit_reason,
+            closed=risk_still_open <= 0 if closed is None else closed,
         )
+        end = cooldown_end(self.protection, self.stop_outs)
+        if end is not None:
+            self.trigger_event(
+                self.CooldownStarted, timestamp=now, until=end, stop_outs=len(self.stop_outs)
+            )
 
     # --- drawdown: alerts at 2% and 3%, pause at the limit ---
 

@@ -33,6 +33,7 @@ from domain.errors import InvalidInput, Violation
 from domain.market import Side, SymbolRules
 from domain.policy import MAX_RISK_PERCENT, MONTHLY_LIMIT_PERCENT, Policy
 from domain.position import ExitReason, Position, Status
+from domain.protections import DEFAULTS, ProtectionSettings
 from domain.replay_report import ReplayResult, SkippedPlan, TradeResult
 from domain.risk import PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
@@ -81,6 +82,7 @@ class ReplaySettings:
     fee_buffer: Decimal = Decimal(0)  # the trailing stop's break-even buffer, as the worker's
     entry_window: timedelta = timedelta(days=1)  # a plan not filled by then is cancelled
     review_monthly: bool = False  # record a review lifting a pause when a new month starts
+    protection: ProtectionSettings = DEFAULTS  # cooldown, daily cap, open positions
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -178,6 +180,10 @@ class Replay:
         self.policy = Policy.configure(
             self.client_id, s.capital, now, s.risk_percent, s.drawdown_limit_percent
         )
+        if s.protection != self.policy.protection:
+            self.policy.reconfigure(
+                s.capital, s.risk_percent, s.drawdown_limit_percent, now, s.protection
+            )
         self.result.first_bar = now
         self.result.equity_curve.append((now, self.equity))
 
@@ -230,7 +236,7 @@ class Replay:
         context = RiskContext(
             capital=position.capital_base,
             max_risk_percent=policy.risk_percent,
-            entry=policy.entry_gate(month, excluding=position.id),
+            entry=policy.entry_gate(month, excluding=position.id, now=now),
             trading_enabled=True,
             credentials_ok=True,
             rules=s.rules,
@@ -383,7 +389,10 @@ class Replay:
         month = month_of(now)
         still_open = p.open_risk if p.status is not Status.CLOSED else Decimal(0)
         was_paused = policy.paused
-        policy.realise(p.id, month, fill_pnl, still_open, now)
+        closed = p.status is Status.CLOSED
+        policy.realise(
+            p.id, month, fill_pnl, still_open, now, exit_reason=reason.value, closed=closed
+        )
         policy.observe_drawdown(
             month,
             loss_percent(policy.capital_base(month), policy.realised_pnl(month), Decimal(0)),

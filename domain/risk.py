@@ -8,6 +8,7 @@ from decimal import Decimal
 from domain.drawdown import remaining_budget
 from domain.errors import CredentialsMissing, TradingDisabled, Violation
 from domain.market import BASE_FEE_ALLOWANCE, Side, SymbolRules, ceil_to_step, floor_to_step
+from domain.protections import Refusal
 
 PAUSED = Violation(
     "policy_paused", "Trading is paused by the monthly drawdown rule; a review must resume it"
@@ -27,6 +28,7 @@ class EntryGate:
     until: str | None  # a date (YYYY-MM-DD, UTC), AFTER_REVIEW or WHEN_RISK_IS_RELEASED
     remaining_budget: Decimal  # what may still be lost this month, never below 0
     paused: bool = False  # a recorded pause awaits its review (even behind another refusal)
+    refusals: tuple[Refusal, ...] = ()  # every protection refusing now (VALIDATE lists all)
 
     @property
     def allowed(self) -> bool:
@@ -43,26 +45,32 @@ def entry_gate(
     paused: bool,
     trading_enabled: bool = True,
     credentials_ok: bool = True,
+    refusals: tuple[Refusal, ...] = (),
 ) -> EntryGate:
     """The first refusal of: trading off, keys missing, a pause (lifted only by a review),
-    the month's loss budget used up (by realised losses: until next month begins; by
-    open positions' risk: until one of them releases it)."""
+    the month's loss budget used up by realised losses (until next month begins), a
+    protection (cooldown, daily loss cap, open positions), the budget held by open risk."""
     budget = remaining_budget(capital_base, limit_percent, realised_pnl, open_risk)
     left = max(budget, Decimal(0))
     if not trading_enabled:
-        return EntryGate(TradingDisabled.code, TradingDisabled().message, None, left, paused)
+        return EntryGate(
+            TradingDisabled.code, TradingDisabled().message, None, left, paused, refusals
+        )
     if not credentials_ok:
         missing = CredentialsMissing()
-        return EntryGate(missing.code, missing.message, None, left, paused)
+        return EntryGate(missing.code, missing.message, None, left, paused, refusals)
     if paused:
-        return EntryGate(PAUSED.rule, PAUSED.reason, AFTER_REVIEW, left, paused)
-    if budget > 0:
-        return EntryGate(None, None, None, left)
+        return EntryGate(PAUSED.rule, PAUSED.reason, AFTER_REVIEW, left, paused, refusals)
     limit = f"{limit_percent.normalize():f}%"
-    if budget + open_risk <= 0:  # realised losses alone spent it
+    if budget <= 0 and budget + open_risk <= 0:  # realised losses alone spent it
         until = next_month_start(month)
         reason = f"This month's losses used up the {limit} loss budget; new entries wait until"
-        return EntryGate(BUDGET_EXCEEDED, f"{reason} {until} (UTC)", until, left)
+        return EntryGate(BUDGET_EXCEEDED, f"{reason} {until} (UTC)", until, left, False, refusals)
+    if refusals:
+        first = refusals[0]
+        return EntryGate(first.rule, first.reason, first.until, left, False, refusals)
+    if budget > 0:
+        return EntryGate(None, None, None, left)
     reason = f"The risk of open positions holds the rest of this month's {limit} loss budget"
     return EntryGate(BUDGET_EXCEEDED, reason, WHEN_RISK_IS_RELEASED, left)
 
@@ -154,6 +162,7 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
             )
     if ctx.entry.rule in (PAUSED.rule, BUDGET_EXCEEDED):
         found.append(Violation(ctx.entry.rule, ctx.entry.reason or ""))
+    found.extend(Violation(r.rule, r.reason) for r in ctx.entry.refusals)
     if not ctx.trading_enabled:
         found.append(Violation(TradingDisabled.code, TradingDisabled().message))
     if not ctx.credentials_ok:

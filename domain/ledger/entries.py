@@ -167,7 +167,7 @@ class Entries(Orders):
         context = RiskContext(
             capital=pos.capital_base,
             max_risk_percent=policy.risk_percent,
-            entry=policy.entry_gate(month, excluding=pos.id),
+            entry=policy.entry_gate(month, excluding=pos.id, now=now),
             trading_enabled=self.config.trading_enabled,
             credentials_ok=check.credentials_ok,
             rules=check.rules,

@@ -176,7 +176,17 @@ class Orders(LedgerBase):
         month = month_of(executed_at)
         still_open = pos.open_risk if pos.status is not Status.CLOSED else Decimal(0)
         now = self.clock.now()
-        policy.realise(pos.id, month, fill_pnl, still_open, now)
+        reason = pos.exit_reason.value if pos.exit_reason else None
+        policy.realise(
+            pos.id,
+            month,
+            fill_pnl,
+            still_open,
+            now,
+            filled_at=executed_at,
+            exit_reason=reason,
+            closed=pos.status is Status.CLOSED,
+        )
         policy.observe_drawdown(
             month,
             loss_percent(policy.capital_base(month), policy.realised_pnl(month), Decimal(0)),

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from domain.drawdown import month_of
+from domain.errors import ClientNotFound
+from domain.identity import policy_id_for
 from domain.ledger.base import LedgerBase
 from domain.ledger.unit_of_work import Work
 from domain.policy import Policy
+from domain.protections import Protections, ProtectionSettings
 from domain.risk import EntryGate
 
 
@@ -19,9 +24,11 @@ class Policies(LedgerBase):
         capital: Decimal,
         risk_percent: Decimal = Decimal(1),
         drawdown_limit_percent: Decimal = Decimal(4),
+        protection: ProtectionSettings | None = None,
     ) -> Policy:
+        """Record the tenant's settings; protections not given stay as they are."""
         return self.work.run(
-            self._configure, client_id, capital, risk_percent, drawdown_limit_percent
+            self._configure, client_id, capital, risk_percent, drawdown_limit_percent, protection
         )
 
     def _configure(
@@ -31,9 +38,11 @@ class Policies(LedgerBase):
         capital: Decimal,
         risk_percent: Decimal,
         drawdown_limit_percent: Decimal,
+        protection: ProtectionSettings | None,
     ) -> Policy:
         policy = work.policy(client_id)
-        policy.reconfigure(capital, risk_percent, drawdown_limit_percent, self.clock.now())
+        now = self.clock.now()
+        policy.reconfigure(capital, risk_percent, drawdown_limit_percent, now, protection)
         work.save(policy)
         return policy
 
@@ -49,13 +58,38 @@ class Policies(LedgerBase):
         work.save(policy)
         return policy
 
-    def entry_gate(self, client_id: UUID, credentials_ok: bool = True) -> EntryGate:
-        """Whether the tenant may take a new entry now, as VALIDATE would decide it, and why not."""
-        return self.policy(client_id).entry_gate(
-            month_of(self.clock.now()),
+    def entry_gate(
+        self, client_id: UUID, credentials_ok: bool = True, as_of: datetime | None = None
+    ) -> EntryGate:
+        """Whether the tenant may take a new entry now (or could at `as_of`), as VALIDATE
+        would decide it, and why not."""
+        now = as_of or self.clock.now()
+        return self.policy_at(client_id, as_of).entry_gate(
+            month_of(now),
             trading_enabled=self.config.trading_enabled,
             credentials_ok=credentials_ok,
+            now=now,
         )
+
+    def protections(self, client_id: UUID, as_of: datetime | None = None) -> Protections:
+        """The tenant's protections and what they judge now (or at `as_of`)."""
+        now = as_of or self.clock.now()
+        policy = self.policy_at(client_id, as_of)
+        return Protections(policy.protection, policy.protection_state(month_of(now), None, now))
+
+    def policy_at(self, client_id: UUID, as_of: datetime | None) -> Policy:
+        """The policy as its events up to `as_of` left it (the latest one without it)."""
+        if as_of is None:
+            return self.policy(client_id)
+        folded: Any = None
+        event: Any
+        for event in self.store.events.get(policy_id_for(client_id)):
+            if event.timestamp > as_of:
+                break
+            folded = event.mutate(folded)
+        if not isinstance(folded, Policy):
+            raise ClientNotFound(f"Client {client_id} had no policy yet")
+        return folded
 
     def resume_trading(self, client_id: UUID, by: str, note: str) -> Policy:
         return self.work.run(self._resume, client_id, by, note)

@@ -15,12 +15,15 @@ from domain.assistant.conversation import Conversation, Role
 from domain.assistant.keywords import Intent
 from domain.assistant.proposal import ProposalStatus, TradeProposal
 from domain.market import Side
+from domain.policy import Policy
 from domain.position import Position, Status
+from domain.protections import ProtectionSettings
 from domain.store import EventStore
 from infra.bootstrap import Services
 from tests.factories import (
     UNIT_CLIENT_ID,
     UNIT_NOW,
+    configured_policy,
     exit_fully_or_partly,
     later,
     opened_position,
@@ -128,3 +131,42 @@ def test_a_proposal_stored_under_its_first_topics_replays_with_its_status(
 
     assert isinstance(restored, TradeProposal)
     assert (restored.status, restored.side) == (ProposalStatus.PENDING, Side.LONG)
+
+
+def test_policy_events_without_the_protections_fields_replay_with_the_defaults(
+    services: Services,
+) -> None:
+    policy = configured_policy("1000", now=UNIT_NOW)
+    position_id = uuid4()
+    policy.reconfigure(Decimal(2000), Decimal(1), Decimal(4), later(1))
+    policy.reserve_risk(position_id, Decimal(10), later(2))
+    policy.realise(position_id, "2026-03", Decimal(-30), Decimal(0), later(3))
+    mapper = services.store.mapper
+    older = []
+    for event in policy.collect_events():
+        stored = mapper.to_stored_event(event)
+        state = json.loads(stored.state)
+        for added in (
+            "stop_out_limit",
+            "stop_out_window_hours",
+            "cooldown_hours",
+            "daily_loss_limit_percent",
+            "max_open_positions",
+            "filled_at",
+            "exit_reason",
+            "closed",
+        ):
+            state.pop(added, None)
+        older.append(replace(stored, state=json.dumps(state).encode()))
+
+    restored: Any = None
+    for stored in older:
+        decoded: Any = mapper.to_domain_event(stored)
+        restored = decoded.mutate(restored)
+
+    assert isinstance(restored, Policy)
+    assert restored.capital == Decimal(2000)
+    assert restored.protection == ProtectionSettings()
+    assert restored.held == set()  # no risk left open: the position closed
+    assert restored.stop_outs == []  # no exit reason: neither a stop-out nor a reset
+    assert restored.daily_realised == {"2026-03-10": Decimal(-30)}  # the event's own day

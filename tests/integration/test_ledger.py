@@ -24,6 +24,7 @@ from domain.ledger import Ledger, TradingConfig
 from domain.market import Side
 from domain.policy import Policy
 from domain.position import ExitReason, Position, Status
+from domain.protections import ProtectionSettings
 from domain.store import retry_on_conflict
 from infra.bootstrap import Services
 from infra.clock import ManualClock
@@ -152,6 +153,9 @@ def test_realised_losses_shrink_the_budget_and_slippage_past_four_percent_pauses
     paper = services.paper
     assert paper is not None
     client_id, _ = register(ledger, capital="1000")
+    # The month's rule alone: the daily cap and the cooldown would refuse the third entry.
+    loose = ProtectionSettings(stop_out_limit=10, daily_loss_limit_percent=Decimal(10))
+    ledger.configure_policy(client_id, Decimal(1000), protection=loose)
 
     def stopped_out(exit_price: str, **plan: object) -> Decimal:
         paper.set_price("BTCUSDC", Decimal("100000"))

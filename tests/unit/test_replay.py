@@ -12,6 +12,7 @@ import pytest
 from domain.errors import InvalidInput
 from domain.market import BTCUSDC, Side
 from domain.position import ExitReason, Status
+from domain.protections import ProtectionSettings
 from domain.replay import Bar, PlannedTrade, Replay, ReplaySettings
 from domain.replay_entries import DailyBias, Schedule
 from domain.sizing import position_size
@@ -44,9 +45,17 @@ def plan(
 
 
 def replay_of(
-    plans: Sequence[PlannedTrade], capital: str = "1000", review_monthly: bool = False
+    plans: Sequence[PlannedTrade],
+    capital: str = "1000",
+    review_monthly: bool = False,
+    protection: ProtectionSettings | None = None,
 ) -> Replay:
-    settings = ReplaySettings(rules=BTCUSDC, capital=D(capital), review_monthly=review_monthly)
+    settings = ReplaySettings(
+        rules=BTCUSDC,
+        capital=D(capital),
+        review_monthly=review_monthly,
+        protection=protection or ProtectionSettings(),
+    )
     return Replay(settings, Schedule(plans))
 
 
@@ -245,9 +254,11 @@ def test_a_new_month_does_not_lift_the_pause_unless_reviews_are_replayed() -> No
 
 
 def test_the_months_remaining_budget_limits_new_risk() -> None:
-    # Three 1% losses (with fees, a little more each) leave less than 1% of the 4% budget.
+    # Three 1% losses (with fees, a little more each) leave less than 1% of the 4% budget
+    # (the daily cap and the cooldown loosened: they would refuse first).
     plans = [plan(hour=h) for h in (0, 2, 4, 6)]
-    replay = replay_of(plans)
+    loose = ProtectionSettings(stop_out_limit=10, daily_loss_limit_percent=D(10))
+    replay = replay_of(plans, protection=loose)
     for h in (0, 2, 4):
         replay.step(bar(h, "100", "100.2", "99.8"))
         replay.step(bar(h + 1, "98.5", "98.6", "97.9"))

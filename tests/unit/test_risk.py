@@ -44,10 +44,23 @@ MARCH = "2026-03"
 
 
 def gate(
-    realised: str = "0", open_risk: str = "0", paused: bool = False, **switches: bool
+    realised: str = "0",
+    open_risk: str = "0",
+    paused: bool = False,
+    trading_enabled: bool = True,
+    credentials_ok: bool = True,
 ) -> EntryGate:
     """The entry gate of March for capital 1000 and the 4% limit (a budget of 40)."""
-    return entry_gate(MARCH, D(1000), D(4), D(realised), D(open_risk), paused=paused, **switches)
+    return entry_gate(
+        MARCH,
+        D(1000),
+        D(4),
+        D(realised),
+        D(open_risk),
+        paused=paused,
+        trading_enabled=trading_enabled,
+        credentials_ok=credentials_ok,
+    )
 
 
 CONTEXT = RiskContext(

@@ -1,0 +1,54 @@
+"""`?as_of=<ISO instant>`: a read answered as it would have been then, from the caller's
+own events up to that instant (see projections/as_of.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from api.operations import Call
+from api.schemas import Query
+from domain.errors import InvalidInput
+from projections.as_of import read_models_as_of
+from projections.sql_read_models import SqlReadModels
+
+AS_OF = Field(
+    None,
+    description=(
+        "An ISO 8601 instant with its offset, e.g. 2026-11-02T09:00:00Z: the reply as it "
+        "would have been then, from the caller's events up to it (not in the future)"
+    ),
+)
+
+
+class AsOfQuery(Query):
+    as_of: AwareDatetime | None = AS_OF
+
+
+def past_instant(call: Call[Any, Any]) -> datetime | None:
+    """The query's `as_of`; one still to come is refused on `query.as_of`, as a malformed
+    one is (422)."""
+    as_of: datetime | None = getattr(call.query, "as_of", None)
+    if as_of is None:
+        return None
+    try:
+        instant = as_of.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidInput("query.as_of", "is out of range") from None
+    if instant > call.services.clock.now():
+        raise InvalidInput("query.as_of", "must not be in the future")
+    return instant
+
+
+@contextmanager
+def read_models_for(call: Call[Any, Any], as_of: datetime | None) -> Iterator[SqlReadModels]:
+    """The live read models, or the caller's own as of `as_of`."""
+    if as_of is None:
+        yield call.services.read_models
+        return
+    with read_models_as_of(call.services.read_models, call.principal.client_id, as_of) as past:
+        yield past

@@ -1,0 +1,108 @@
+"""`?as_of=`: positions, trade history, P&L and the policy as they were at an instant,
+from the caller's own events up to it; an instant to come or not an instant is a 422."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from infra.bootstrap import Services
+from infra.clock import ManualClock
+from tests.integration.test_api_support import Tenant, buy, new_tenant, running, set_price
+
+READS = ("/api/positions/", "/api/trade/history/", "/api/trade/pnl/", "/api/policy/")
+
+
+@pytest.fixture
+def api(services: Services) -> Iterator[TestClient]:
+    with running(services) as client:
+        yield client
+
+
+@pytest.fixture
+def alice(services: Services) -> Tenant:
+    return new_tenant(services, capital="1000")
+
+
+@pytest.fixture
+def operator(services: Services) -> Tenant:
+    return new_tenant(services, operator=True)
+
+
+def get(api: TestClient, tenant: Tenant, path: str, as_of: str | None = None) -> Any:
+    reply = api.get(path, headers=tenant.headers, params={"as_of": as_of} if as_of else {})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_each_read_answers_as_it_would_have_before_the_sale(
+    api: TestClient, alice: Tenant, operator: Tenant, services: Services, clock: ManualClock
+) -> None:
+    buy(api, alice, stop="99000")
+    clock.advance(timedelta(hours=1))
+    while_open = clock.now().isoformat()
+    clock.advance(timedelta(hours=1))
+    set_price(api, operator, "99500")
+    assert api.post("/api/trade/sell-btc/", headers=alice.headers).status_code == 200
+    bob = new_tenant(services, capital="1000")
+    buy(api, bob, stop="99000")  # after the instant, and another tenant's: never seen
+
+    now = {path: get(api, alice, path) for path in READS}
+    then = {path: get(api, alice, path, while_open) for path in READS}
+
+    assert [p["status"] for p in now["/api/positions/"]["positions"]] == ["closed"]
+    assert [p["status"] for p in then["/api/positions/"]["positions"]] == ["open"]
+    assert now["/api/trade/history/"]["summary"]["total_trades"] == 1
+    assert [t["id"] for t in then["/api/trade/history/"]["trades"]] == [
+        t["id"] for t in now["/api/trade/history/"]["trades"]
+    ]
+    assert then["/api/trade/history/"]["summary"] != now["/api/trade/history/"]["summary"]
+    assert now["/api/trade/pnl/"] != then["/api/trade/pnl/"]
+    assert now["/api/policy/"]["realised_pnl"].startswith("-")
+    assert then["/api/policy/"]["realised_pnl"] == "0.00000000"
+    assert then["/api/policy/"]["protections"]["open_positions"] == 1
+    assert now["/api/policy/"]["protections"]["open_positions"] == 0
+
+
+def test_the_present_instant_answers_as_without_it(
+    api: TestClient, alice: Tenant, clock: ManualClock
+) -> None:
+    buy(api, alice, stop="99000")
+    clock.advance(timedelta(minutes=5))
+    instant = clock.now().isoformat()
+
+    for path in READS:
+        assert get(api, alice, path, instant) == get(api, alice, path), path
+
+
+def test_before_the_first_trade_there_is_nothing_to_show(
+    api: TestClient, alice: Tenant, clock: ManualClock
+) -> None:
+    before = (clock.now() - timedelta(seconds=1)).isoformat()
+    clock.advance(timedelta(minutes=1))
+    buy(api, alice, stop="99000")
+
+    assert get(api, alice, "/api/positions/", before) == {"positions": []}
+    assert get(api, alice, "/api/trade/history/", before)["trades"] == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("2026-11-02T10:00:00Z", id="future"),
+        pytest.param("yesterday", id="not-an-instant"),
+        pytest.param("2026-11-02T08:00:00", id="no-offset"),
+    ],
+)
+@pytest.mark.parametrize("path", READS)
+def test_an_instant_to_come_or_not_an_instant_is_refused_on_as_of(
+    api: TestClient, alice: Tenant, path: str, value: str
+) -> None:
+    reply = api.get(path, headers=alice.headers, params={"as_of": value})
+
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == "query.as_of"
