@@ -196,6 +196,9 @@ def check_plan(plan: PlanFacts, ctx: RiskContext) -> list[Violation]:
     return found
 
 
+EXIT_SIZE_STEPS = 16  # lot steps tried above the computed least exitable size
+
+
 def _exit_problems(plan: PlanFacts, stop: Decimal, rules: SymbolRules) -> list[Violation]:
     """An entry whose stop could not sell what it holds after the fee would leave a stop
     retrying forever: refused, with the least quantity that can be exited."""
@@ -205,13 +208,24 @@ def _exit_problems(plan: PlanFacts, stop: Decimal, rules: SymbolRules) -> list[V
         return []
     fee_share = BASE_FEE_ALLOWANCE if plan.side is Side.LONG else Decimal(0)
     least = max(plan.quantity, ceil_to_step(rules.smallest_order(stop) / (1 - fee_share), step))
-    while rules.order_problems(rules.held_after_fee(plan.side, least), stop):
+    # Rounding the fee away can cost a step or two; past the lot maximum no size can exit.
+    for _ in range(EXIT_SIZE_STEPS):
+        if least > rules.max_qty or not rules.order_problems(
+            rules.held_after_fee(plan.side, least), stop
+        ):
+            break
         least += step
+    advice = (
+        f"buy at least {least.normalize():f} {rules.base_asset}"
+        if least <= rules.max_qty
+        and not rules.order_problems(rules.held_after_fee(plan.side, least), stop)
+        else "no quantity the exchange accepts could be sold at that stop"
+    )
     return [
         Violation(
             "exit_unsellable",
             f"The position would hold {held.normalize():f} {rules.base_asset} after the entry "
             f"fee, which its stop at {stop.normalize():f} could not sell "
-            f"({'; '.join(problems)}); buy at least {least.normalize():f} {rules.base_asset}",
+            f"({'; '.join(problems)}); {advice}",
         )
     ]

@@ -402,3 +402,13 @@ def test_validate_refuses_an_exhausted_month_with_the_gates_own_reason() -> None
     assert [(v.rule, v.reason) for v in violations] == [
         ("monthly_budget_exceeded", exhausted.reason)
     ]
+
+
+def test_a_stop_too_low_for_any_exitable_size_is_refused_at_once() -> None:
+    """A stop so low that selling the lot maximum cannot reach the NOTIONAL minimum: refused
+    with a reason, in one pass (this once looped for ever, holding a core per request)."""
+    plan = PlanFacts(Side.LONG, Decimal(100000), Decimal("0.00000002"), None, Decimal("0.0001"))
+
+    (violation,) = [v for v in check_plan(plan, CONTEXT) if v.rule == "exit_unsellable"]
+
+    assert "no quantity the exchange accepts could be sold at that stop" in violation.reason
