@@ -35,7 +35,7 @@ def scenario(key: str) -> Scenario:
     return found
 
 
-HEADERS = ("scenario", "load held", "faults", "inputs", "lost", "dup", "5xx", "secs")
+HEADERS = ("scenario", "load held", "faults", "inputs", "lost", "dup", "5xx", "misreported", "secs")
 
 
 def table(rows: list[Outcome]) -> str:

@@ -31,12 +31,15 @@ class Outcome:
     lost: int = 0
     duplicated: int = 0
     server_errors: int = 0
+    misreported: int = 0  # an error reply (not "outcome unknown") about an order that executed
     seconds: float = 0.0
     findings: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.duplicated or self.server_errors or self.findings)
+        return not (
+            self.lost or self.duplicated or self.server_errors or self.misreported or self.findings
+        )
 
 
 def scale() -> float:
