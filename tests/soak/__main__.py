@@ -48,6 +48,7 @@ def table(rows: list[Outcome]) -> str:
             str(r.lost),
             str(r.duplicated),
             str(r.server_errors),
+            str(r.misreported),
             f"{r.seconds:.0f}",
         )
         for r in rows
