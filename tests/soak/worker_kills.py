@@ -133,11 +133,13 @@ def worker_kills() -> Outcome:
             for step in range(kills):
                 price = START_PRICE - (START_PRICE - FINAL_PRICE) * (step + 1) / kills
                 services.paper.set_price(BTC, price.quantize(D("0.01")))
-                worker = Spawned(env, home / "worker.log", "worker", "--reconcile-grace", "0")
+                worker = Spawned(
+                    env, home / f"worker-{step}.log", "worker", "--reconcile-grace", "0"
+                )
                 if not worker.wait_for_text("worker started"):
                     worker.kill()
                     raise RuntimeError("worker did not start:\n" + worker.output()[-3000:])
-                time.sleep(rng.uniform(0.0, 1.5))  # the kill lands anywhere in a tick
+                time.sleep(rng.uniform(0.5, 5.0))  # the kill lands anywhere in a pass
                 worker.kill()
                 outcome.faults += 1
                 caught += _unsettled(services, held)
