@@ -8,7 +8,7 @@ DEV     := $(VENV)/.dev-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-runtime run demo test lint typecheck unit bench clean
+.PHONY: install install-runtime run demo test lint typecheck unit bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: lint typecheck
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# The fault campaign (kills, restarts, exchange faults, bad input): minutes, not in `make test`.
+soak: install
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
