@@ -65,6 +65,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _exit_concurrency(env: Mapping[str, str]) -> int:
+    value = _int(env, "ROBSON_EXIT_CONCURRENCY", 32)
+    if value < 1:
+        raise ConfigurationError(f"ROBSON_EXIT_CONCURRENCY must be at least 1, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -84,6 +91,7 @@ class Settings:
     binance_base_url: str | None = None  # only to point the adapter at a test server
     paper_symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     paper_prices: str = "manual"  # or "binance": Binance's public last prices
+    exit_concurrency: int = 32  # exits of different positions the worker sends side by side
 
     @property
     def is_postgres(self) -> bool:
@@ -145,4 +153,5 @@ class Settings:
             binance_base_url=env.get("ROBSON_BINANCE_BASE_URL") or None,
             paper_symbols=known,
             paper_prices=prices,
+            exit_concurrency=_exit_concurrency(env),
         )
