@@ -165,10 +165,13 @@ class Worker:
     def run(self) -> None:
         """Reconcile what a previous run left in flight, then tick every poll until stop()."""
         self.startup()
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            self.tick()
-            self._stopping.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+        try:
+            while not self._stopping.is_set():
+                started = time.monotonic()
+                self.tick()
+                self._stopping.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+        finally:
+            self.close()
 
     def run_once(self) -> list[Action]:
         """One-shot: the start-up reconciliation, then one tick."""

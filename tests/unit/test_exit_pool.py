@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from workers.exit_pool import ExitPool
+from domain.errors import ConfigurationError
+from infra.settings import Settings
+from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool
 
 
 def test_a_position_already_on_its_way_out_is_not_sent_twice() -> None:
@@ -65,3 +68,11 @@ def test_harvest_without_waiting_takes_the_answers_in_and_leaves_the_rest() -> N
 def test_at_least_one_sender() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ExitPool(0)
+
+
+def test_robson_exit_concurrency_sizes_the_pool_and_must_be_at_least_one(tmp_path: Path) -> None:
+    env = {"ROBSON_HOME": str(tmp_path)}
+    assert Settings.from_env(env).exit_concurrency == DEFAULT_CONCURRENCY == 32
+    assert Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "4"}).exit_concurrency == 4
+    with pytest.raises(ConfigurationError, match="ROBSON_EXIT_CONCURRENCY must be at least 1"):
+        Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "0"})
