@@ -3,12 +3,13 @@
 
 Measured: from the start of the tick that sees the move to the exchange's answer to the
 last exit, beside the same run with one position (the single-exit baseline), in the same
-process, on SQLite, through the real python-binance client over HTTP. Sent one after
-another, 1,000 exits would need at least 50 s. Goal: the last answered within 5 s.
+process, on SQLite and on PostgreSQL, through the real python-binance client over HTTP.
+Sent one after another, 1,000 exits would need at least 50 s. Goal: the last within 5 s.
 
 The fake's weight limit is lifted while the book is opened (1,000 entries take more than a
 minute's weight), then the crash runs in a fresh minute under Binance's 6,000.
-BENCH_FLASH_TENANTS and BENCH_FLASH_PER_TENANT shorten a run.
+BENCH_FLASH_TENANTS, BENCH_FLASH_PER_TENANT and BENCH_FLASH_BACKENDS (e.g. "sqlite")
+shorten a run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from domain.ledger import Ledger, TradingConfig
@@ -26,7 +28,7 @@ from domain.position import Status
 from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services, build_services, migrate
 from infra.settings import Settings
-from tests.conftest import TEST_KEY
+from tests.conftest import drop_schema, test_env
 from tests.factories import open_long, register
 from tests.fakes.binance import FakeBinance
 from workers.exit_pool import DEFAULT_CONCURRENCY
@@ -37,6 +39,7 @@ D = Decimal
 BTC = "BTCUSDC"
 TENANTS = int(os.environ.get("BENCH_FLASH_TENANTS", "100"))
 PER_TENANT = int(os.environ.get("BENCH_FLASH_PER_TENANT", "10"))
+BACKENDS = os.environ.get("BENCH_FLASH_BACKENDS", "sqlite,postgres").split(",")
 LATENCY = 0.05
 GOAL_SECONDS = 5.0
 
@@ -114,24 +117,32 @@ def crash(services: Services, fake: FakeBinance, tenants: int, per_tenant: int) 
     }
 
 
-def run(tenants: int, per_tenant: int) -> dict[str, Any]:
+def run(backend: str, tenants: int, per_tenant: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as home, FakeBinance() as fake:
-        env = {"ROBSON_HOME": home, "RBS_CREDENTIAL_ENCRYPTION_KEY": TEST_KEY}
-        settings = Settings.from_env(env)
+        settings = Settings.from_env(test_env(Path(home), backend))
         migrate(settings)
         services = build_services(settings)
         try:
             return crash(services, fake, tenants, per_tenant)
         finally:
             services.close()
+            drop_schema(settings)
 
 
 def main() -> None:
+    for backend in BACKENDS:
+        report(backend)
+
+
+def report(backend: str) -> None:
     print(
-        f"Flash crash: one move crosses every stop; each order call to the fake Binance "
-        f"takes {LATENCY * 1000:.0f} ms; exit pool of {DEFAULT_CONCURRENCY} (SQLite)"
+        f"Flash crash on {backend}: one move crosses every stop; each order call to the fake "
+        f"Binance takes {LATENCY * 1000:.0f} ms; exit pool of {DEFAULT_CONCURRENCY}"
     )
-    rows = [("single exit (baseline)", run(1, 1)), ("flash crash", run(TENANTS, PER_TENANT))]
+    rows = [
+        ("single exit (baseline)", run(backend, 1, 1)),
+        ("flash crash", run(backend, TENANTS, PER_TENANT)),
+    ]
     print(
         f"    {'run':<24} {'positions':>9} {'closed':>7} {'errors':>6} "
         f"{'p50 answer s':>12} {'last answer s':>13} {'tick s':>7} {'weight':>6} {'setup s':>8}"
@@ -149,7 +160,8 @@ def main() -> None:
     print(
         f"    last of {flash['n']:,} exits answered {flash['last']:.2f} s after the tick began "
         f"(sent one by one: >= {sequential:.0f} s; goal <= {GOAL_SECONDS:.0f} s: {verdict}); "
-        f"{flash['last'] / max(rows[0][1]['last'], 1e-9):.1f}x the single exit"
+        f"{flash['last'] / max(rows[0][1]['last'], 1e-9):.1f}x the single exit",
+        flush=True,
     )
 
 
