@@ -67,9 +67,9 @@ class ExitPool(Generic[T]):
         for position_id, future in flying:
             if not wait and not future.done():
                 continue
-            answers.append(future.result())
             with self._lock:
                 self._flying.pop(position_id, None)
+            answers.append(future.result())  # raises only what `_run` lets through (a crash)
         return answers
 
     def close(self) -> None:
