@@ -31,7 +31,7 @@ from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
 from api.errors import EXCEPTION_HANDLERS, ClientGone
 from api.idempotency import Idempotency
-from api.metrics import Metrics, RequestMetrics
+from api.metrics import Metrics, MetricsSource, RequestMetrics
 from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
@@ -86,7 +86,7 @@ def create_app(
 ) -> Starlette:
     """The API over `services`, opening no connection of its own (its lifespan opens and
     closes the document readers it is given). `owns_services`: close them when it ends."""
-    metrics = Metrics()
+    metrics = Metrics(service for service in background if isinstance(service, MetricsSource))
     tokens = TokenCache(services.ledger, token_ttl)
     limiter = RateLimiter(
         rate_limit or RateLimit.parse(services.settings.rate_limit),

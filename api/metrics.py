@@ -9,6 +9,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,10 +51,18 @@ def _labels(**labels: str) -> str:
     return ",".join(f'{name}="{escape(value)}"' for name, value in labels.items())
 
 
+@runtime_checkable
+class MetricsSource(Protocol):
+    """A background service with series of its own (the worker's exits), read at scrape time."""
+
+    def prometheus(self) -> str: ...
+
+
 class Metrics:
     """In-process counters; one instance per app (no globals), safe across threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: Iterable[MetricsSource] = ()) -> None:
+        self._sources = tuple(sources)
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self._latency: dict[tuple[str, str], _Histogram] = defaultdict(_Histogram)
@@ -107,7 +116,7 @@ class Metrics:
                 seen.add(name)
                 lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
             lines.append(f"{name}{{{_labels(**gauge_labels)}}} {value}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + "".join(source.prometheus() for source in self._sources)
 
 
 CLIENT_CLOSED = 499  # nginx's code for a request its client abandoned; nothing is sent

@@ -12,8 +12,8 @@ from domain.errors import InvalidInput
 STOP_OUT_LIMIT = 3
 STOP_OUT_WINDOW_HOURS = 24
 COOLDOWN_HOURS = 24
-DAILY_LOSS_LIMIT_PERCENT = Decimal(2)
-MAX_OPEN_POSITIONS = 5
+DAILY_LOSS_LIMIT_PERCENT = Decimal(4)  # no tighter than the monthly limit unless a tenant asks
+MAX_OPEN_POSITIONS = 1000  # no ceiling in practice unless a tenant sets one
 
 COOLDOWN = "stop_out_cooldown"
 DAILY_LOSS = "daily_loss_cap"

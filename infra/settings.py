@@ -73,6 +73,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _exit_concurrency(env: Mapping[str, str]) -> int:
+    value = _int(env, "ROBSON_EXIT_CONCURRENCY", 32)
+    if value < 1:
+        raise ConfigurationError(f"ROBSON_EXIT_CONCURRENCY must be at least 1, not {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -95,6 +102,7 @@ class Settings:
     exchange_stops: bool = True  # rest an insurance stop at the exchange after each entry
     exchange_stop_slippage: Decimal = Decimal("0.005")  # its limit this far beyond the stop
     exchange_stop_interval: Decimal = Decimal(60)  # seconds between two moves of it
+    exit_concurrency: int = 32  # exits of different positions the worker sends side by side
 
     @property
     def is_postgres(self) -> bool:
@@ -159,4 +167,5 @@ class Settings:
             exchange_stops=_flag(env, "ROBSON_EXCHANGE_STOPS", True),
             exchange_stop_slippage=_fraction(env, "ROBSON_EXCHANGE_STOP_SLIPPAGE", "0.005"),
             exchange_stop_interval=_decimal(env, "ROBSON_EXCHANGE_STOP_INTERVAL", "60"),
+            exit_concurrency=_exit_concurrency(env),
         )

@@ -1,17 +1,21 @@
 """The jobs a tick runs on positions: trailing stops, stop-loss and take-profit exits, and
 reconciliation of orders whose outcome is unknown.
 
-Each calls one ledger use case per position. The ledger records an exit's client order id
-before sending it, and its optimistic concurrency lets only one worker close a position; a
-lost race is normal and quiet. A failure backs that one position off; nothing stops the loop.
+Each calls one ledger use case per position; exits go out side by side on the worker's
+pool (`workers.exit_pool`), and what they answer is applied by the tick's thread. The
+ledger records an exit's client order id before sending it, and its optimistic concurrency
+lets only one worker close a position; a lost race is normal and quiet. A failure backs
+that one position off; nothing stops the loop.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +28,8 @@ from domain.errors import (
 )
 from domain.ledger import Ledger
 from domain.position import ExitReason, Position, Status
-from workers.index import PositionIndex, Watched
+from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool
+from workers.index import Exit, PositionIndex, Watched
 from workers.jobs import Action, Job, Outcome, Report, describe
 from workers.metrics import WorkerMetrics
 from workers.watchlist import InFlight, Watchlist
@@ -57,6 +62,7 @@ class PositionJobs:
         poll_seconds: float,
         dry_run: bool,
         reconcile_grace: timedelta,
+        exit_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.ledger = ledger
         self.exchange = ledger.exchange
@@ -70,6 +76,8 @@ class PositionJobs:
         self.reconcile_grace = reconcile_grace
         self._backoff: dict[UUID, _Backoff] = {}
         self._insured_at: dict[tuple[UUID, str], datetime] = {}  # last look, per tenant/symbol
+        self.pool: ExitPool[Position] = ExitPool(exit_concurrency)
+        self._exiting: dict[UUID, tuple[Exit, Decimal]] = {}  # touched by the tick's thread only
 
     # --- trailing ---
 
@@ -84,7 +92,7 @@ class PositionJobs:
         actions: list[Action] = []
         for trail in self.index.trailing_due(symbol, price):
             p = trail.position
-            if self._backing_off(p.position_id):
+            if self.exiting(p.position_id) or self._backing_off(p.position_id):
                 continue
             base = _base(Job.TRAILING, p, price)
             moving: dict[str, Any] = {
@@ -118,58 +126,25 @@ class PositionJobs:
 
     # --- stop-loss and take-profit ---
 
-    def exits(self, symbol: str, price: Decimal) -> list[Action]:
+    def exits(self, symbol: str, price: Decimal, seen: float) -> list[Action]:
+        """Send the exits `price` triggers on the pool, one in flight per position; `seen`
+        (monotonic seconds) is when the price was read. Their outcomes come from
+        `settle_exits`; a dry run answers at once."""
         actions: list[Action] = []
         for due in self.index.exits_due(symbol, price):
             p = due.position
-            if self._backing_off(p.position_id):
+            if p.position_id in self.pool or self._backing_off(p.position_id):
                 continue
-            base = _base(Job.STOPS, p, price)
             if self.dry_run:
                 self.index.remove(p.position_id)
+                base = _base(Job.STOPS, p, price)
                 actions.append(
                     self.done(Action(outcome=Outcome.DRY_RUN, reason=due.reason, **base))
                 )
                 continue
-            try:
-                closed = self.ledger.close_position(
-                    p.client_id, p.position_id, due.reason, trigger_price=price
-                )
-            except (ConcurrencyConflict, IllegalTransition) as lost:
-                actions.append(self._lost(base, p, lost))
-                continue
-            except OrderOutcomeUnknown as unknown:
-                self.metrics.add("exits_pending")
-                log.warning("exit of %s sent, outcome unknown: %s", p.position_id, unknown.message)
-                self._reload(p)
-                actions.append(
-                    self.done(
-                        Action(
-                            outcome=Outcome.PENDING,
-                            reason=due.reason,
-                            detail=unknown.message,
-                            **base,
-                        )
-                    )
-                )
-                continue
-            except Exception as error:
-                self._reload(p)
-                actions.append(self._failed(base, p, error, due.reason))
-                continue
-            self._backoff.pop(p.position_id, None)
-            self.watchlist.note(closed)
-            self.metrics.add(
-                "stop_losses" if due.reason is ExitReason.STOP_LOSS else "take_profits"
-            )
-            outcome = Outcome.PENDING if closed.order_in_flight else Outcome.DONE
-            if outcome is Outcome.PENDING:
-                self.metrics.add("exits_pending")
-            actions.append(
-                self.done(
-                    Action(outcome=outcome, reason=due.reason, status=closed.status.value, **base)
-                )
-            )
+            self._exiting[p.position_id] = (due, price)
+            self.metrics.waiting(1)
+            self.pool.submit(p.position_id, partial(self._send_exit, due, price, seen))
         return actions
 
     # --- the insurance stop ---
@@ -222,6 +197,65 @@ class PositionJobs:
                 )
         return actions
 
+    def exiting(self, position_id: UUID) -> bool:
+        """Its exit is on its way: nothing else may act on the position meanwhile."""
+        return position_id in self._exiting
+
+    def _send_exit(self, due: Exit, price: Decimal, seen: float) -> Position:
+        """On a pool thread: only the ledger call and the metrics, never the index."""
+        p = due.position
+        sent = False
+        try:
+            closed = self.ledger.close_position(
+                p.client_id, p.position_id, due.reason, trigger_price=price
+            )
+            sent = True
+            return closed
+        except OrderOutcomeUnknown:
+            sent = True
+            raise
+        finally:
+            self.metrics.waiting(-1)
+            if sent:
+                self.metrics.add("exits_sent")
+                self.metrics.exit_answered(time.monotonic() - seen)
+
+    def settle_exits(self, wait: bool = True) -> list[Action]:
+        """Apply the exits' answers to the index (all of them, once in, when `wait`)."""
+        actions: list[Action] = []
+        for answer in self.pool.harvest(wait):
+            due, price = self._exiting.pop(answer.position_id)
+            actions.append(self._settle_exit(due, price, answer.result, answer.error))
+        return actions
+
+    def _settle_exit(
+        self, due: Exit, price: Decimal, closed: Position | None, error: Exception | None
+    ) -> Action:
+        p = due.position
+        base = _base(Job.STOPS, p, price)
+        if isinstance(error, ConcurrencyConflict | IllegalTransition):
+            return self._lost(base, p, error)
+        if isinstance(error, OrderOutcomeUnknown):
+            self.metrics.add("exits_pending")
+            log.warning("exit of %s sent, outcome unknown: %s", p.position_id, error.message)
+            self._reload(p)
+            return self.done(
+                Action(outcome=Outcome.PENDING, reason=due.reason, detail=error.message, **base)
+            )
+        if error is not None or closed is None:
+            failure = error or RuntimeError("the exit answered nothing")
+            self._reload(p)
+            return self._failed(base, p, failure, due.reason)
+        self._backoff.pop(p.position_id, None)
+        self.watchlist.note(closed)
+        self.metrics.add("stop_losses" if due.reason is ExitReason.STOP_LOSS else "take_profits")
+        outcome = Outcome.PENDING if closed.order_in_flight else Outcome.DONE
+        if outcome is Outcome.PENDING:
+            self.metrics.add("exits_pending")
+        return self.done(
+            Action(outcome=outcome, reason=due.reason, status=closed.status.value, **base)
+        )
+
     # --- reconciliation ---
 
     def reconcile(self) -> list[Action]:
@@ -229,6 +263,8 @@ class PositionJobs:
         now = self.clock.now()
         for flight in list(self.watchlist.in_flight.values()):
             if flight.retry_at is not None and flight.retry_at > now:
+                continue
+            if self.exiting(flight.position_id):  # its sender is still waiting for the answer
                 continue
             base: dict[str, Any] = {
                 "job": Job.RECONCILE,

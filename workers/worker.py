@@ -1,6 +1,6 @@
-"""The stop worker's loop: every poll, one price per symbol, then trailing, exits and
-reconciliation (`workers.position_jobs`), the proposal sweep and, every few seconds, the
-drawdown check (`workers.drawdown_check`).
+"""The stop worker's loop: every poll, one price per symbol, then exits (sent side by side
+on the worker's exit pool), trailing and reconciliation (`workers.position_jobs`), the
+proposal sweep and, every few seconds, the drawdown check (`workers.drawdown_check`).
 
 Each tick asks the index which positions the price concerns (O(log n + k)); nothing one
 position or one exchange call does can stop the loop, and `stop()` lets a tick finish.
@@ -21,6 +21,7 @@ from domain.ports import Exchange
 from projections.drawdown_rule import DrawdownRule
 from projections.sql_read_models import SqlReadModels
 from workers.drawdown_check import DrawdownCheck
+from workers.exit_pool import DEFAULT_CONCURRENCY
 from workers.index import PositionIndex
 from workers.jobs import ALL_JOBS, Action, Job, Report, describe, log_action
 from workers.metrics import WorkerMetrics
@@ -34,6 +35,8 @@ log = logging.getLogger("robson.worker")
 class _Settings(Protocol):
     @property
     def poll_seconds(self) -> Decimal: ...
+    @property
+    def exit_concurrency(self) -> int: ...
 
 
 class _Runner(Protocol):
@@ -84,6 +87,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         proposals: AbandonedProposals | None = None,
         drawdown: DrawdownCheck | None = None,
+        exit_concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         """`catch_up` runs before each refresh (e.g. bring the projections up to date);
         with `proposals`, reconciliation also expires chat proposals left unconfirmed; with
@@ -109,6 +113,7 @@ class Worker:
             poll_seconds=self.poll_seconds,
             dry_run=dry_run,
             reconcile_grace=reconcile_grace,
+            exit_concurrency=exit_concurrency,
         )
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +157,7 @@ class Worker:
             report=report,
             proposals=services.assistant.proposals,
             drawdown=DrawdownCheck(rule),
+            exit_concurrency=services.settings.exit_concurrency,
         )
 
     # --- running ---
@@ -159,10 +165,13 @@ class Worker:
     def run(self) -> None:
         """Reconcile what a previous run left in flight, then tick every poll until stop()."""
         self.startup()
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            self.tick()
-            self._stopping.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+        try:
+            while not self._stopping.is_set():
+                started = time.monotonic()
+                self.tick()
+                self._stopping.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+        finally:
+            self.close()
 
     def run_once(self) -> list[Action]:
         """One-shot: the start-up reconciliation, then one tick."""
@@ -185,6 +194,15 @@ class Worker:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
+        self.close()
+
+    def close(self) -> None:
+        """End the exit pool's threads once the exits already sent have answered."""
+        self.positions.pool.close()
+
+    def prometheus(self) -> str:
+        """The worker's metrics for /metrics (exits sent, waiting, and their latency)."""
+        return self.metrics.prometheus()
 
     @property
     def running(self) -> bool:
@@ -205,22 +223,26 @@ class Worker:
             return []
 
     def tick(self) -> list[Action]:
-        """Refresh, then per symbol one price, the trailing step and the exit check; then
-        reconciliation and the drawdown check. Never raises: failures are logged and counted."""
+        """Refresh, then per symbol one price and its exits, sent on the exit pool; then the
+        trailing steps, reconciliation and the drawdown check while they are on their way.
+        Never raises: failures are logged and counted."""
         started = time.perf_counter()
         actions: list[Action] = []
         try:
             self._refresh()
             watching = bool(self.jobs & {Job.TRAILING, Job.STOPS})
+            prices: list[tuple[str, Decimal]] = []
             for symbol in self.index.symbols() if watching else ():
                 price = self._price(symbol)
                 if price is None:
                     continue
-                if Job.TRAILING in self.jobs:
-                    actions += self.positions.trail(symbol, price)
-                if Job.STOPS in self.jobs:
-                    actions += self.positions.exits(symbol, price)
-                    actions += self.positions.insure(symbol)
+                prices.append((symbol, price))
+                if Job.STOPS in self.jobs:  # exits first: nothing else in the tick waits on them
+                    actions += self.positions.exits(symbol, price, time.monotonic())
+            for symbol, price in prices if Job.TRAILING in self.jobs else ():
+                actions += self.positions.trail(symbol, price)
+            for symbol, _ in prices if Job.STOPS in self.jobs else ():
+                actions += self.positions.insure(symbol)
             if Job.RECONCILE in self.jobs:
                 actions += self.positions.reconcile()
                 if self.sweep is not None:
@@ -233,10 +255,20 @@ class Worker:
         except Exception:  # the loop must outlive anything one tick meets
             log.exception("worker tick failed")
             self.metrics.add("errors")
+        actions += self._settle_exits()
         self.metrics.add("ticks")
         self.metrics.positions_watched = len(self.index)
         self.metrics.last_tick_ms = (time.perf_counter() - started) * 1000
         return actions
+
+    def _settle_exits(self) -> list[Action]:
+        """The tick ends once its exits have answered, so the next one sees their outcome."""
+        try:
+            return self.positions.settle_exits(wait=True)
+        except Exception:
+            log.exception("settling the exits failed")
+            self.metrics.add("errors")
+            return []
 
     def _refresh(self) -> None:
         try:

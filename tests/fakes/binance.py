@@ -379,6 +379,10 @@ class FakeBinance:
         self.lookup_delay_seconds: float = 0
         self._hidden_until: dict[int, float] = {}  # orderId -> when look-ups first see it
         self._quote_unknown: set[int] = set()  # orderIds whose cummulativeQuoteQty reads < 0
+        # A test aid, not a Binance behaviour: seconds every order POST (spot or margin) waits
+        # before it is handled, as the round trip to the real exchange does (50-200 ms). Each
+        # request waits on its own server thread, so concurrent orders overlap.
+        self.order_latency_seconds: float = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -672,6 +676,8 @@ class FakeBinance:
         params = dict(parse_qsl(raw_query, keep_blank_values=True))
         params.update(parse_qsl(raw_body, keep_blank_values=True))
         api_key = handler.headers.get("X-MBX-APIKEY")
+        if method == "POST" and path in _ORDER_PATHS and self.order_latency_seconds > 0:
+            self._stopping.wait(self.order_latency_seconds)
         record = RecordedRequest(method, path, params, api_key)
         with self._lock:
             self._requests.append(record)

@@ -100,7 +100,9 @@ def test_after_a_resume_every_reply_says_the_spent_month_refuses_until_it_ends(
     assert (state["can_trade"], state["reason"], state["until"]) == (False, SPENT, "2026-12-01")
     assert state["remaining_budget"] == "0.00000000"  # spent, never negative
     assert Decimal(state["realised_pnl"]) < Decimal(-40)
-    assert refusal(api, alice) == {"monthly_budget_exceeded": SPENT}
+    refused = refusal(api, alice)
+    assert refused["monthly_budget_exceeded"] == SPENT  # the sentence status and policy give
+    assert set(refused) == {"monthly_budget_exceeded", "daily_loss_cap"}  # today's cap too
 
     clock.advance(timedelta(days=30))  # 2 December: a new month, a new budget
     told = status(api, alice)

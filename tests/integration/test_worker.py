@@ -278,7 +278,7 @@ def test_trading_disabled_never_blocks_a_protective_exit(
         services.exchange,
         services.vault,
         services.clock,
-        TradingConfig(trading_enabled=False),
+        TradingConfig(trading_enabled=False, exchange_stops=False),  # Robson's own exit
     )
     worker = Worker(disabled, services.read_models, catch_up=services.projections.run_once)
     (action,) = tick_at(worker, paper, "88100")
@@ -304,15 +304,15 @@ def test_a_dry_run_reports_what_it_would_do_and_records_and_sends_nothing(
     assert log_head(services) == head
     assert actions == reported
     assert [(a.job, a.outcome, a.position_id) for a in actions] == [
+        (Job.STOPS, Outcome.DRY_RUN, stopped.id),  # exits first: nothing in a tick delays them
         (Job.TRAILING, Outcome.DRY_RUN, trailing.id),
-        (Job.STOPS, Outcome.DRY_RUN, stopped.id),
     ]
-    assert (actions[0].from_stop, actions[0].to_stop, actions[0].span_step) == (
+    assert (actions[1].from_stop, actions[1].to_stop, actions[1].span_step) == (
         D(49000),
         D(50000),
         1,
     )
-    assert actions[1].as_json() == {
+    assert actions[0].as_json() == {
         "job": "stops",
         "outcome": "dry_run",
         "position_id": str(stopped.id),

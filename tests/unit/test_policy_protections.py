@@ -23,8 +23,13 @@ def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
-def policy_of(capital: str = "100000") -> Policy:
+TIGHT = ProtectionSettings(daily_loss_limit_percent=D(2), max_open_positions=5)
+
+
+def policy_of(capital: str = "100000", protection: ProtectionSettings = TIGHT) -> Policy:
+    """A tenant who tightened the defaults to 2% a day and 5 open positions."""
     policy = configured_policy(capital, now=T0)
+    policy.reconfigure(D(capital), D(1), D(4), T0, protection)
     policy.collect_events()
     return policy
 
@@ -37,13 +42,14 @@ def closed(policy: Policy, hours: float, pnl: str = "-10", reason: str = "STOP_L
     return position_id
 
 
-def test_the_defaults_are_3_stop_outs_in_24_h_a_24_h_cooldown_2_percent_a_day_5_open() -> None:
-    assert policy_of().protection == ProtectionSettings(
+def test_defaults_3_stop_outs_in_24_h_a_24_h_cooldown_and_no_cap_tighter_than_the_month() -> None:
+    policy = configured_policy("100000", now=T0)
+    assert policy.protection == ProtectionSettings(
         stop_out_limit=3,
         stop_out_window_hours=24,
         cooldown_hours=24,
-        daily_loss_limit_percent=D(2),
-        max_open_positions=5,
+        daily_loss_limit_percent=D(4),
+        max_open_positions=1000,
     )
 
 

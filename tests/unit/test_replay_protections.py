@@ -22,8 +22,11 @@ def stopped_out(replay: Replay, hour: int) -> None:
 
 
 def test_the_daily_loss_cap_refuses_the_rest_of_the_utc_day_and_lifts_the_next() -> None:
-    # Two 1% stop-outs (fees on top) pass the default 2% cap; START is 00:00 UTC.
-    replay = replay_of([plan(hour=h) for h in (0, 2, 4, 24)])
+    # Two 1% stop-outs (fees on top) pass a 2% cap; START is 00:00 UTC.
+    replay = replay_of(
+        [plan(hour=h) for h in (0, 2, 4, 24)],
+        protection=ProtectionSettings(daily_loss_limit_percent=Decimal(2)),
+    )
     stopped_out(replay, 0)
     stopped_out(replay, 2)
     replay.step(bar(4, "100", "100.2", "99.8"))

@@ -1,0 +1,78 @@
+"""The worker's exit pool: one exit in flight per position, answers handed back, not raised."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from domain.errors import ConfigurationError
+from infra.settings import Settings
+from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool
+
+
+def test_a_position_already_on_its_way_out_is_not_sent_twice() -> None:
+    pool: ExitPool[str] = ExitPool(4)
+    release = threading.Event()
+    position = uuid4()
+
+    assert pool.submit(position, lambda: "first" if release.wait(10) else "timed out")
+    assert not pool.submit(position, lambda: "second")
+    assert position in pool and len(pool) == 1
+    release.set()
+    answers = pool.harvest(wait=True)
+    pool.close()
+
+    assert [(a.position_id, a.result, a.error) for a in answers] == [(position, "first", None)]
+    assert position not in pool and len(pool) == 0
+
+
+def test_a_failed_send_is_handed_back_with_its_error() -> None:
+    pool: ExitPool[str] = ExitPool(2)
+    position = uuid4()
+    boom = RuntimeError("exchange down")
+
+    def send() -> str:
+        raise boom
+
+    pool.submit(position, send)
+    [answer] = pool.harvest(wait=True)
+    pool.close()
+
+    assert (answer.result, answer.error) == (None, boom)
+
+
+def test_harvest_without_waiting_takes_the_answers_in_and_leaves_the_rest() -> None:
+    pool: ExitPool[str] = ExitPool(2)
+    release, tried = threading.Event(), threading.Event()
+    slow, fast = uuid4(), uuid4()
+    pool.submit(slow, lambda: "slow" if release.wait(10) else "timed out")
+    pool.submit(fast, lambda: "fast")
+
+    ready = pool.harvest(wait=False)
+    for _ in range(1000):  # until the fast one has answered
+        if ready:
+            break
+        tried.wait(0.01)
+        ready = pool.harvest(wait=False)
+
+    assert [a.result for a in ready] == ["fast"]
+    assert slow in pool and fast not in pool
+    release.set()
+    assert [a.result for a in pool.harvest(wait=True)] == ["slow"]
+    pool.close()
+
+
+def test_at_least_one_sender() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        ExitPool(0)
+
+
+def test_robson_exit_concurrency_sizes_the_pool_and_must_be_at_least_one(tmp_path: Path) -> None:
+    env = {"ROBSON_HOME": str(tmp_path)}
+    assert Settings.from_env(env).exit_concurrency == DEFAULT_CONCURRENCY == 32
+    assert Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "4"}).exit_concurrency == 4
+    with pytest.raises(ConfigurationError, match="ROBSON_EXIT_CONCURRENCY must be at least 1"):
+        Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "0"})
