@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+STATIC := api/web/static
+ASSETS := $(STATIC)/.built-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run demo test lint typecheck unit bench clean
+.PHONY: install assets run demo test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +16,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The dashboard's assets: the pinned npm packages (npm ci, from the lock) and web/src,
+# copied into the app's static folder (git-ignored). The app starts without them.
+$(ASSETS): web/package.json web/package-lock.json $(wildcard web/src/*)
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(STATIC)
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css \
+		web/node_modules/uplot/LICENSE web/src/* $(STATIC)/
+	touch $(ASSETS)
+
+assets: $(ASSETS)
+
+install: $(STAMP) $(ASSETS)
 
 run: install
 	$(BIN)/robson migrate
@@ -39,4 +52,4 @@ bench: install
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var web/node_modules $(STATIC) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -16,6 +16,7 @@ from api import (
     admin,
     audit,
     chat,
+    dashboard,
     guard,
     health,
     intents,
@@ -23,6 +24,8 @@ from api import (
     openapi,
     policy,
     positions,
+    preview,
+    stream,
     trade,
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
@@ -34,6 +37,7 @@ from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
+from api.stream import TenantStreams
 from infra.bootstrap import Services, projection_database
 from infra.rate_counts import SqlCounter
 
@@ -52,6 +56,8 @@ OPERATIONS: Sequence[Operation] = (
     *admin.OPERATIONS,
     *health.OPERATIONS,
     *openapi.OPERATIONS,
+    *preview.OPERATIONS,
+    *stream.OPERATIONS,
 )
 
 
@@ -122,6 +128,8 @@ def create_app(
         ],
         exception_handlers={**EXCEPTION_HANDLERS, **chat.EXCEPTION_HANDLERS},
     )
-    app.router = IndexedRouter(built, lifespan=lifespan)
+    app.router = IndexedRouter([*built, *dashboard.routes()], lifespan=lifespan)
+    app.state.streams = TenantStreams(services.read_models)
+    services.projections.subscribe(app.state.streams.publish)
     app.state.openapi = openapi_document(OPERATIONS)
     return app

@@ -66,6 +66,7 @@ class Settings:
     poll_seconds: Decimal
     paper_balance: Decimal
     binance_base_url: str | None = None  # only to point the adapter at a test server
+    groq_base_url: str | None = None  # likewise for the AI model's client
 
     @property
     def is_postgres(self) -> bool:
@@ -115,4 +116,5 @@ class Settings:
             poll_seconds=_decimal(env, "ROBSON_POLL_SECONDS", "1"),
             paper_balance=_decimal(env, "ROBSON_PAPER_BALANCE", "10000"),
             binance_base_url=env.get("ROBSON_BINANCE_BASE_URL") or None,
+            groq_base_url=env.get("ROBSON_GROQ_BASE_URL") or None,
         )
