@@ -25,7 +25,6 @@ from api import (
     policy,
     positions,
     preview,
-    stream,
     trade,
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
@@ -37,7 +36,7 @@ from api.openapi import openapi_document
 from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
-from api.stream import TenantStreams
+from api.stream import TenantStreams, stream_routes
 from infra.bootstrap import Services, projection_database
 from infra.rate_counts import SqlCounter
 
@@ -57,7 +56,6 @@ OPERATIONS: Sequence[Operation] = (
     *health.OPERATIONS,
     *openapi.OPERATIONS,
     *preview.OPERATIONS,
-    *stream.OPERATIONS,
 )
 
 
@@ -128,8 +126,10 @@ def create_app(
         ],
         exception_handlers={**EXCEPTION_HANDLERS, **chat.EXCEPTION_HANDLERS},
     )
-    app.router = IndexedRouter([*built, *dashboard.routes()], lifespan=lifespan)
-    app.state.streams = TenantStreams(services.read_models)
-    services.projections.subscribe(app.state.streams.publish)
+    streams = TenantStreams(services.read_models)
+    services.projections.subscribe(streams.publish)
+    live = stream_routes(streams, guarded, limiter)
+    templates.update({route.endpoint: "/api/stream/" for route in live})
+    app.router = IndexedRouter([*built, *live, *dashboard.routes()], lifespan=lifespan)
     app.state.openapi = openapi_document(OPERATIONS)
     return app

@@ -38,8 +38,9 @@ MISSING = """<!doctype html>
 """
 
 
-def missing_assets(static: Path = STATIC) -> list[str]:
-    return [name for name in REQUIRED_ASSETS if not (static / name).is_file()]
+def missing_assets(static: Path | None = None) -> list[str]:
+    folder = STATIC if static is None else static
+    return [name for name in REQUIRED_ASSETS if not (folder / name).is_file()]
 
 
 def page(request: Request) -> Response:

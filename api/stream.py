@@ -19,10 +19,13 @@ from typing import Any
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
-from api.operations import Call, Operation
+from api.auth import principal_of
+from api.rate_limit import RateLimiter
 from domain.identity import policy_id_for
 from projections.read_models import ReadModels
 
@@ -56,18 +59,25 @@ class TenantStreams:
         self._owner: dict[UUID, UUID] = {}  # aggregate id -> tenant, for tenants being watched
 
     def open(self, client_id: UUID, loop: asyncio.AbstractEventLoop) -> _Subscriber:
-        """A stream for `client_id`, woken on `loop` (blocking: reads the tenant's positions)."""
-        known = {policy_id_for(client_id), client_id}
-        for status in ("open", None):  # every open position, and the newest others
-            rows = self.read_models.positions(client_id, status, WATCH_LIMIT)
-            known |= {row.position_id for row in rows}
+        """A stream for `client_id`, woken on `loop` (blocking: reads the tenant's positions).
+        Watching starts before the read, so a position planned meanwhile is not missed."""
         subscriber = _Subscriber(client_id, loop, asyncio.Queue(maxsize=1))
         with self._lock:
-            tenant = self._tenants.setdefault(client_id, _Tenant())
-            tenant.subscribers.append(subscriber)
-            tenant.owned |= known
-            for aggregate_id in known:
-                self._owner[aggregate_id] = client_id
+            self._tenants.setdefault(client_id, _Tenant()).subscribers.append(subscriber)
+        known = {policy_id_for(client_id), client_id}
+        try:
+            for status in ("open", None):  # every open position, and the newest others
+                rows = self.read_models.positions(client_id, status, WATCH_LIMIT)
+                known |= {row.position_id for row in rows}
+        except BaseException:
+            self.close(subscriber)
+            raise
+        with self._lock:
+            tenant = self._tenants.get(client_id)
+            if tenant is not None:
+                tenant.owned |= known
+                for aggregate_id in known:
+                    self._owner[aggregate_id] = client_id
         return subscriber
 
     def close(self, subscriber: _Subscriber) -> None:
@@ -143,26 +153,25 @@ async def _events(
         streams.close(subscriber)
 
 
-async def stream(call: Call[Any, Any]) -> StreamingResponse:
-    streams: TenantStreams = call.request.app.state.streams
-    subscriber = await run_in_threadpool(
-        streams.open, call.principal.client_id, asyncio.get_running_loop()
-    )
-    return StreamingResponse(
-        _events(streams, subscriber, call.request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+def stream_routes(
+    streams: TenantStreams, guard: Sequence[Middleware], limiter: RateLimiter
+) -> list[Route]:
+    """`GET /api/stream/` (and without the slash): token-authenticated and rate limited like
+    the API, but left out of the OpenAPI document, whose generated clients expect an end."""
 
+    async def stream(request: Request) -> Response:
+        principal = principal_of(request.scope)
+        await limiter.admit_on_loop(request.scope, principal.token_key)
+        subscriber = await run_in_threadpool(
+            streams.open, principal.client_id, asyncio.get_running_loop()
+        )
+        return StreamingResponse(
+            _events(streams, subscriber, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
-OPERATIONS = [
-    Operation(
-        "GET",
-        "/api/stream/",
-        stream,
-        "Server-Sent Events: `changed` when the caller's positions, trades or risk change, "
-        "`tick` when idle",
-        tag="dashboard",
-        media_type="text/event-stream",
-    ),
-]
+    return [
+        Route(path, stream, methods=["GET"], include_in_schema=False, middleware=list(guard))
+        for path in ("/api/stream/", "/api/stream")
+    ]
