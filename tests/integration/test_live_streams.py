@@ -4,7 +4,8 @@ streams are woken, and nobody else's (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,9 @@ def woken(queue: asyncio.Queue[int]) -> bool:
     return True
 
 
-def scenario(test: Callable[[TenantStreams], Awaitable[None]], services: Services) -> None:
+def scenario(
+    test: Callable[[TenantStreams], Coroutine[Any, Any, None]], services: Services
+) -> None:
     streams = TenantStreams(services.read_models)
     services.projections.subscribe(streams.publish)
     asyncio.run(test(streams))
