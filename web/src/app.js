@@ -285,14 +285,16 @@ function handSpanSteps(p) {
 }
 
 function stepsList(p) {
+  // The highest step the stop has reached is marked as the current one.
   const current = num(p.stop_price);
+  const sign = p.side === "LONG" ? 1 : -1;
+  const levels = handSpanSteps(p);
+  const reached = current === null ? -1 : levels.reduce((best, level, i) => ((current - level) * sign >= -1e-9 ? i : best), -1);
   const list = el("ol", { class: "steps", "aria-label": `Hand-span stop steps for ${p.symbol}` });
-  handSpanSteps(p).forEach((level, index) => {
-    const reached = current !== null && Math.abs(level - current) < 1e-9;
-    const label = index === 0 ? "initial" : index === 1 ? "break-even" : `+${index - 1} span`;
-    list.append(
-      el("li", { class: reached ? "step hit" : "step", title: label, "aria-current": reached ? "step" : null }, fmt(level)),
-    );
+  levels.forEach((level, index) => {
+    const label = index === 0 ? "initial stop" : index === 1 ? "break-even" : `entry + ${index - 1} span`;
+    const mine = index === reached;
+    list.append(el("li", { class: mine ? "step hit" : "step", title: label, "aria-current": mine ? "step" : null }, fmt(level)));
   });
   return list;
 }
@@ -533,21 +535,30 @@ async function loadPerformance() {
   $("s-closed").textContent = String(history.summary.closed_trades);
 
   const days = daily.periods.slice().sort((a, b) => a.period.localeCompare(b.period));
+  const DAY = 86400;
   const xs = days.map((d) => periodStart(d.period));
   const equity = days.map((d) => state.capital + num(d.cumulative_pnl));
-  const colors = chartColors();
+  // The curve starts from the capital the day before the first closed trade.
+  const start = xs.length ? xs[0] - DAY : Date.now() / 1000 - DAY;
   drawChart(
     "equity",
     $("equity-chart"),
     {
       legend: { show: false },
       axes: axes(),
+      scales: { x: { time: true, range: (u, min, max) => [min, Math.max(max, min + 2 * DAY)] } },
       series: [{}, { label: "Equity", stroke: () => chartColors().line, width: 2, points: { show: true } }],
     },
-    [xs.length ? xs : [Date.now() / 1000], equity.length ? equity : [state.capital]],
+    [[start, ...xs], [state.capital, ...equity]],
   );
   const rows = periods.periods.slice().sort((a, b) => a.period.localeCompare(b.period));
-  const bars = uPlot.paths.bars({ size: [0.6, 60] });
+  const pad = { daily: DAY, weekly: 7 * DAY, monthly: 31 * DAY }[period] || DAY;
+  const bars = () => uPlot.paths.bars({ size: [0.6, 60] });
+  const at = rows.map((r) => periodStart(r.period));
+  const pnl = rows.map((r) => num(r.pnl));
+  // An empty slot either side keeps a lone bar from filling (or leaving) the whole axis.
+  const first = at.length ? at[0] : Date.now() / 1000;
+  const last = at.length ? at[at.length - 1] : first;
   drawChart(
     "pnl",
     $("pnl-chart"),
@@ -556,20 +567,19 @@ async function loadPerformance() {
       axes: axes(),
       series: [
         {},
-        {
-          label: "P&L",
-          paths: bars,
-          points: { show: false },
-          stroke: () => chartColors().line,
-          fill: () => chartColors().line + "88",
-        },
+        { label: "Gain", paths: bars(), points: { show: false }, stroke: () => chartColors().gain, fill: () => chartColors().gain },
+        { label: "Loss", paths: bars(), points: { show: false }, stroke: () => chartColors().loss, fill: () => chartColors().loss },
       ],
     },
-    [rows.length ? rows.map((r) => periodStart(r.period)) : [Date.now() / 1000], rows.length ? rows.map((r) => num(r.pnl)) : [0]],
+    [
+      [first - pad, ...at, last + pad],
+      [null, ...pnl.map((v) => (v >= 0 ? v : null)), null],
+      [null, ...pnl.map((v) => (v < 0 ? v : null)), null],
+    ],
   );
   $("pnl-chart").dataset.points = String(rows.length);
   $("equity-chart").dataset.points = String(days.length);
-  renderCalendar(days, colors);
+  renderCalendar(days);
 }
 
 function renderCalendar(days) {
@@ -760,7 +770,11 @@ async function send(message) {
     const { data } = await api("/api/chat/", { method: "POST", body, idempotent: true });
     state.conversation = data.conversation_id;
     pending.lastChild.textContent = data.message;
-    if (data.proposal && data.intent_id) pending.after(proposalCard(data.proposal, data.intent_id));
+    if (data.proposal && data.intent_id) {
+      const card = proposalCard(data.proposal, data.intent_id);
+      pending.after(card);
+      card.scrollIntoView({ block: "end" });
+    }
     chatStatus();
   } catch (error) {
     pending.lastChild.textContent = explain(error).join(" ");
