@@ -132,4 +132,5 @@ def create_app(
     templates.update({route.endpoint: "/api/stream/" for route in live})
     app.router = IndexedRouter([*built, *live, *dashboard.routes()], lifespan=lifespan)
     app.state.openapi = openapi_document(OPERATIONS)
+    app.state.streams = streams  # `robson serve` ends them when it drains
     return app

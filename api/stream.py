@@ -41,6 +41,7 @@ class _Subscriber:
     client_id: UUID
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[int]
+    ended: bool = False  # the server is shutting down: the stream says goodbye
 
 
 @dataclass
@@ -57,11 +58,12 @@ class TenantStreams:
         self._lock = threading.Lock()
         self._tenants: dict[UUID, _Tenant] = {}
         self._owner: dict[UUID, UUID] = {}  # aggregate id -> tenant, for tenants being watched
+        self._ending = False
 
     def open(self, client_id: UUID, loop: asyncio.AbstractEventLoop) -> _Subscriber:
         """A stream for `client_id`, woken on `loop` (blocking: reads the tenant's positions).
         Watching starts before the read, so a position planned meanwhile is not missed."""
-        subscriber = _Subscriber(client_id, loop, asyncio.Queue(maxsize=1))
+        subscriber = _Subscriber(client_id, loop, asyncio.Queue(maxsize=1), self._ending)
         with self._lock:
             self._tenants.setdefault(client_id, _Tenant()).subscribers.append(subscriber)
         known = {policy_id_for(client_id), client_id}
@@ -117,6 +119,15 @@ class TenantStreams:
                     woken.add(owner)
         return woken
 
+    def end(self) -> None:
+        """End every stream now (the server is draining: a stream would hold it open)."""
+        with self._lock:
+            self._ending = True
+            subscribers = [s for tenant in self._tenants.values() for s in tenant.subscribers]
+        for subscriber in subscribers:
+            subscriber.ended = True
+            subscriber.loop.call_soon_threadsafe(_nudge, subscriber.queue)
+
     def watching(self, client_id: UUID) -> int:
         with self._lock:
             tenant = self._tenants.get(client_id)
@@ -140,7 +151,7 @@ async def _events(
     ends = loop.time() + MAX_STREAM_SECONDS
     try:
         yield b"retry: 2000\n\n" + _event("ready", {})
-        while loop.time() < ends:
+        while loop.time() < ends and not subscriber.ended:
             try:
                 await asyncio.wait_for(subscriber.queue.get(), TICK_SECONDS)
             except TimeoutError:
@@ -148,7 +159,8 @@ async def _events(
                     return
                 yield _event("tick", {})
                 continue
-            yield _event("changed", {})
+            if not subscriber.ended:
+                yield _event("changed", {})
     finally:
         streams.close(subscriber)
 

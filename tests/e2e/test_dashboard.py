@@ -89,6 +89,9 @@ def test_the_page_says_where_to_sign_in_and_never_shows_the_token(
 
     sign_in(page, server, alice)
     expect(page.get_by_text(alice.email)).to_be_visible()
+    page.get_by_role("button", name="Dark theme").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    expect(page.get_by_role("button", name="Light theme")).to_have_attribute("aria-pressed", "true")
     assert alice.token not in page.content()
     page.reload()  # the session survives a reload of the tab
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
@@ -103,6 +106,15 @@ def test_a_planned_trade_appears_trails_its_stop_and_closes_live(
     server.set_price("100000")
     bob = trader(server, "bob")
     sign_in(page, server, bob)
+    keys: list[str | None] = []
+    page.on(
+        "request",
+        lambda r: (
+            keys.append(r.headers.get("idempotency-key"))
+            if r.method == "POST" and "/api/intents/" in r.url
+            else None
+        ),
+    )
 
     page.get_by_role("tab", name="New trade").click()
     page.get_by_role("button", name="Place trade").click()
@@ -110,6 +122,8 @@ def test_a_planned_trade_appears_trails_its_stop_and_closes_live(
     page.get_by_label("Stop price (required)").fill("101000")
     expect(page.locator("#preview")).to_contain_text("stop_price: must be below the entry price")
     plan_a_trade(page, "98000")
+
+    assert len(keys) == 3 and None not in keys and len(set(keys)) == 3  # plan, validate, execute
 
     page.get_by_role("tab", name="Positions").click()
     row = positions_rows(page)
@@ -209,3 +223,38 @@ def test_one_tenants_page_shows_nothing_of_another(
     expect(page.get_by_role("table", name="Trade history").locator("tbody tr")).to_have_count(1)
     page.get_by_role("tab", name="Risk").click()
     expect(page.locator("#r-open")).to_have_text("9.99")  # erin's open risk alone, not dave's too
+
+
+def pnl_column(page: Page) -> list[float]:
+    table = page.get_by_role("table", name="Trade history")
+    cells = table.locator("tbody tr td:nth-child(6)").all_inner_texts()
+    return [float(c.replace(",", "").replace("+", "")) for c in cells]
+
+
+def test_the_history_is_paged_and_sorted(page: Page, server: Server) -> None:
+    frank = trader(server, "frank")
+    for i in range(11):
+        server.set_price("100000")
+        server.post(frank, "/api/trade/buy-btc/", {"stop_price": "98000"})
+        server.set_price(str(100000 + 100 * ((i * 7) % 11)))  # a different result each time
+        server.post(frank, "/api/trade/sell-btc/", {})
+    sign_in(page, server, frank)
+    page.get_by_role("tab", name="History").click()
+    rows = page.get_by_role("table", name="Trade history").locator("tbody tr")
+    expect(rows).to_have_count(10)
+    expect(page.get_by_text("Page 1 of 2 (11 trades)")).to_be_visible()
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(1)
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    page.get_by_role("button", name="Previous page").click()
+
+    page.get_by_role("button", name="P&L").click()
+    header = page.get_by_role("columnheader", name="P&L")
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    ascending = pnl_column(page)
+    assert ascending == sorted(ascending) and len(set(ascending)) > 1
+    page.get_by_role("button", name="P&L").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    descending = pnl_column(page)
+    assert descending == sorted(descending, reverse=True)
+    assert descending[0] > ascending[0]

@@ -115,3 +115,17 @@ def test_the_stream_is_not_in_the_openapi_document(services: Services) -> None:
     with running(services) as api:
         document = api.get("/openapi.json").json()
     assert "/api/stream/" not in document["paths"]
+
+
+def test_draining_ends_every_stream_and_any_opened_after(services: Services) -> None:
+    alice, _ = register(services.ledger)
+
+    async def test(streams: TenantStreams) -> None:
+        loop = asyncio.get_running_loop()
+        open_stream = streams.open(alice, loop)
+        streams.end()
+        await asyncio.sleep(0)
+        assert open_stream.ended and woken(open_stream.queue)
+        assert streams.open(alice, loop).ended
+
+    scenario(test, services)
