@@ -121,6 +121,10 @@ def test_a_planned_trade_appears_trails_its_stop_and_closes_live(
     expect(page.get_by_role("alert")).to_contain_text("a stop price is required")
     page.get_by_label("Stop price (required)").fill("101000")
     expect(page.locator("#preview")).to_contain_text("stop_price: must be below the entry price")
+    page.get_by_role("button", name="Place trade").click()  # the server refuses it too
+    refusal = page.get_by_role("alert")
+    expect(refusal).to_contain_text("stop_wrong_side: Stop 101000")  # the API's violation
+    keys.clear()
     plan_a_trade(page, "98000")
 
     assert len(keys) == 3 and None not in keys and len(set(keys)) == 3  # plan, validate, execute
@@ -158,6 +162,7 @@ def test_a_planned_trade_appears_trails_its_stop_and_closes_live(
     expect(page.locator("#s-winrate")).to_have_text("100.0%")
     page.get_by_role("tab", name="Risk").click()
     expect(page.locator("#r-state")).to_have_text("Active")
+    expect(page.get_by_role("button", name="Resume trading")).to_be_disabled()  # not paused
     assert still_the_same_page(page)
 
 
