@@ -50,7 +50,9 @@ class _Server(uvicorn.Server):
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                self.out.write(f"Robson API listening on http://{host}:{port}/ (docs: /docs)\n")
+                self.out.write(
+                    f"Robson API listening on http://{host}:{port}/ (dashboard: /, docs: /docs)\n"
+                )
                 self.out.flush()
 
     async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
