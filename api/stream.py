@@ -31,8 +31,8 @@ from projections.read_models import ReadModels
 
 log = logging.getLogger("robson.stream")
 
-TICK_SECONDS = 5.0  # an idle stream says `tick`: prices move without events; proxies stay open
-MAX_STREAM_SECONDS = 300.0  # the browser reconnects; a stream never outlives a revoked token long
+TICK_SECONDS = 15.0  # an idle stream says `tick`: prices move without events; proxies stay open
+MAX_STREAM_SECONDS = 600.0  # then the page reconnects, its token checked again
 WATCH_LIMIT = 500
 
 

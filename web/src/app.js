@@ -209,8 +209,8 @@ async function follow() {
             refreshAll();
           } else if (name === "changed") {
             refreshAll();
-          } else if (name === "tick") {
-            refreshPositions();
+          } else if (name === "tick" && state.positions.length) {
+            refreshPrices();  // prices move without events: one cheap read while positions are open
           }
         }
       }
@@ -246,25 +246,35 @@ function coalesced(fn) {
   };
 }
 
-const refreshPositions = coalesced(loadPositions);
+// Each endpoint is read once per refresh (the API's rate limit counts every request).
+const refreshPrices = coalesced(loadPrices);
 const refreshAll = coalesced(async () => {
-  await Promise.all([loadPositions(), loadPerformance(), loadRisk(), loadHistory()]);
+  const [, history, policy] = await Promise.all([
+    loadPositions(),
+    api("/api/trade/history/?days=3650&limit=1000"),
+    api("/api/policy/"),
+  ]);
+  showHistory(history.data);
+  showRisk(policy.data);
+  await loadPerformance(history.data, policy.data);
   if (state.selected) await showTimeline(state.selected);
 });
 
 // --- positions ----------------------------------------------------------------------------
 
 async function loadPositions() {
-  const [{ data: list }, { data: context }] = await Promise.all([
-    api("/api/positions/?status=open"),
-    api("/api/chat/context/"),
-  ]);
+  const [{ data: list }] = await Promise.all([api("/api/positions/?status=open"), loadPrices(false)]);
   state.positions = list.positions;
+  renderPositions();
+}
+
+async function loadPrices(render = true) {
+  const { data: context } = await api("/api/chat/context/");
   state.prices = context.prices || {};
   state.unrealised = Object.fromEntries(
     (context.positions || []).map((p) => [p.id, p.unrealised_pnl]),
   );
-  renderPositions();
+  if (render) renderPositions();
 }
 
 function handSpanSteps(p) {
@@ -508,16 +518,16 @@ function periodStart(label) {
   return Date.parse(label) / 1000;
 }
 
-async function loadPerformance() {
+async function loadPerformance(history, policy) {
   const period = $("period").value;
-  const [{ data: daily }, { data: periods }, { data: closed }, { data: history }, { data: policy }] =
-    await Promise.all([
-      api("/api/trade/pnl/?period=daily&months=12"),
-      api(`/api/trade/pnl/?period=${period}&months=12`),
-      api("/api/positions/?status=closed&limit=500"),
-      api("/api/trade/history/?days=3650&limit=1000"),
-      api("/api/policy/"),
-    ]);
+  const [dailyReply, periodReply, closedReply] = await Promise.all([
+    api("/api/trade/pnl/?period=daily&months=12"),
+    period === "daily" ? Promise.resolve(null) : api(`/api/trade/pnl/?period=${period}&months=12`),
+    api("/api/positions/?status=closed&limit=500"),
+  ]);
+  const daily = dailyReply.data;
+  const periods = (periodReply || dailyReply).data;
+  const closed = closedReply.data;
   state.capital = num(policy.capital) || 0;
   const trades = history.trades.filter((t) => t.is_closed && t.pnl !== null);
   const wins = trades.filter((t) => num(t.pnl) > 0).reduce((a, t) => a + num(t.pnl), 0);
@@ -620,8 +630,7 @@ function renderCalendar(days) {
 
 // --- risk ---------------------------------------------------------------------------------
 
-async function loadRisk() {
-  const { data } = await api("/api/policy/");
+function showRisk(data) {
   const loss = Math.max(0, num(data.loss_percent) || 0);
   const gauge = $("dd-gauge");
   gauge.value = Math.min(5, loss);
@@ -659,8 +668,7 @@ async function resume(event) {
 
 // --- history ------------------------------------------------------------------------------
 
-async function loadHistory() {
-  const { data } = await api("/api/trade/history/?days=3650&limit=1000");
+function showHistory(data) {
   state.history = data.trades;
   renderHistory();
 }
