@@ -28,7 +28,13 @@ def scenario(
 ) -> None:
     streams = TenantStreams(services.read_models)
     services.projections.subscribe(streams.publish)
-    asyncio.run(test(streams))
+    # A loop of its own, never installed as the thread's current one: asyncio.run() would
+    # replace (and drop, unclosed) a loop another library left current in this thread.
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(test(streams))
+    finally:
+        loop.close()
 
 
 async def committed(services: Services) -> None:
