@@ -5,10 +5,12 @@ BIN    := $(VENV)/bin
 # Two stamps: `make run` installs `.` (the runtime alone), `make test` `.[dev]` (tools too).
 RUNTIME := $(VENV)/.runtime-stamp
 DEV     := $(VENV)/.dev-stamp
+STATIC  := api/web/static
+ASSETS  := $(STATIC)/.built-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install install-runtime run demo test lint typecheck unit bench soak clean
+.PHONY: install install-runtime assets run demo test lint typecheck unit bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +25,23 @@ $(DEV): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(DEV) $(RUNTIME)
 
-install: $(DEV)
+# The dashboard's assets: the pinned npm packages (npm ci, from the lock) and web/src,
+# copied into the app's static folder (git-ignored). The app starts without them.
+$(ASSETS): web/package.json web/package-lock.json $(wildcard web/src/*)
+	@if cd web && npm ci --no-audit --no-fund --loglevel=error; then \
+		cd .. && mkdir -p $(STATIC) && \
+		cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css \
+			web/src/* $(STATIC)/ && \
+		cp web/node_modules/uplot/LICENSE $(STATIC)/uPlot.LICENSE && touch $(ASSETS); \
+	else \
+		echo "warning: dashboard assets not built (npm ci failed): / says so, the API works"; \
+	fi
 
-install-runtime: $(RUNTIME)
+assets: $(ASSETS)
+
+install: $(DEV) $(ASSETS)
+
+install-runtime: $(RUNTIME) $(ASSETS)
 
 run: install-runtime
 	$(BIN)/robson migrate
@@ -54,4 +70,4 @@ soak: install
 	$(BIN)/python -m tests.soak
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var web/node_modules $(STATIC) .mypy_cache .ruff_cache .pytest_cache .hypothesis

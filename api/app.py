@@ -18,6 +18,7 @@ from api import (
     admin,
     audit,
     chat,
+    dashboard,
     guard,
     health,
     intents,
@@ -25,6 +26,7 @@ from api import (
     openapi,
     policy,
     positions,
+    preview,
     trade,
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
@@ -37,6 +39,7 @@ from api.operations import Access, Operation, Runtime, routes
 from api.rate_limit import RateLimit, RateLimiter, RateLimitHeaders
 from api.routing import IndexedRouter
 from api.services import Services
+from api.stream import TenantStreams, stream_routes
 
 log = logging.getLogger("robson.api")
 
@@ -53,6 +56,7 @@ OPERATIONS: Sequence[Operation] = (
     *admin.OPERATIONS,
     *health.OPERATIONS,
     *openapi.OPERATIONS,
+    *preview.OPERATIONS,
 )
 
 
@@ -134,6 +138,11 @@ def create_app(
         ],
         exception_handlers={**EXCEPTION_HANDLERS, **chat.EXCEPTION_HANDLERS},
     )
-    app.router = IndexedRouter(built, lifespan=lifespan)
+    streams = TenantStreams(services.read_models)
+    services.projections.subscribe(streams.publish)
+    live = stream_routes(streams, guarded, limiter)
+    templates.update({route.endpoint: "/api/stream/" for route in live})
+    app.router = IndexedRouter([*built, *live, *dashboard.routes()], lifespan=lifespan)
     app.state.openapi = openapi_document(OPERATIONS)
+    app.state.streams = streams  # `robson serve` ends them when it drains
     return app

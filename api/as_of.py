@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BeforeValidator, Field
 
 from api.operations import Call
 from api.schemas import Query
@@ -25,8 +25,18 @@ AS_OF = Field(
 )
 
 
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text, as the document says: pydantic would also read a bare number as
+    epoch seconds."""
+    if (isinstance(value, str) and not value[:4].isdigit()) or not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 instant with its offset")
+    if len(value) < 10 or value[4] != "-":
+        raise ValueError("must be an ISO 8601 instant with its offset")
+    return value
+
+
 class AsOfQuery(Query):
-    as_of: AwareDatetime | None = AS_OF
+    as_of: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = AS_OF
 
 
 def past_instant(call: Call[Any, Any]) -> datetime | None:

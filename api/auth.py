@@ -119,3 +119,11 @@ class Authenticate:
             principal = await run_in_threadpool(self.tokens.resolve, token)
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
+
+
+def principal_of(scope: Scope) -> Principal:
+    """Who the authentication middleware found for this request (streams read it)."""
+    principal = scope.get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal):
+        raise Unauthorized("Invalid or missing token")
+    return principal

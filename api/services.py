@@ -4,8 +4,9 @@ the read models, the exchange, and the resources the app uses without opening th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from api.documents import Documents
@@ -39,6 +40,12 @@ class PaperPrices(Protocol):
     def isolated_accounts(self, client_id: UUID) -> dict[str, dict[str, MarginHolding]]: ...
 
 
+class CommitFeed(Protocol):
+    """The projection runner, as the live streams follow it."""
+
+    def subscribe(self, listener: Callable[[Sequence[Any]], None]) -> None: ...
+
+
 class Services(Protocol):
     @property
     def settings(self) -> ApiSettings: ...
@@ -48,6 +55,9 @@ class Services(Protocol):
 
     @property
     def ledger(self) -> Ledger: ...
+
+    @property
+    def projections(self) -> CommitFeed: ...
 
     @property
     def exchange(self) -> Exchange: ...

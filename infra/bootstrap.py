@@ -238,7 +238,10 @@ def build_services(
     read_models = SqlReadModels(projection_db, store)
     runner = ProjectionRunner(projection_db, store)
     model = chat_model or GroqChatModel(
-        settings.groq_api_key, model=settings.ai_model, max_tokens=settings.ai_max_tokens
+        settings.groq_api_key,
+        model=settings.ai_model,
+        max_tokens=settings.ai_max_tokens,
+        base_url=settings.groq_base_url,
     )
     assistant = Assistant(ledger, read_models, model, store)
     # Counts commit without waiting for the disk: a crash may forget the last few hits.

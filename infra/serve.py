@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TextIO
 
@@ -36,17 +37,26 @@ def background_services(services: Services, workers: bool) -> list[Background]:
 class _Server(uvicorn.Server):
     """Prints where it listens once the socket is bound (port 0 picks a free port)."""
 
-    def __init__(self, config: uvicorn.Config, out: TextIO) -> None:
+    def __init__(
+        self, config: uvicorn.Config, out: TextIO, draining: Callable[[], None] = lambda: None
+    ) -> None:
         super().__init__(config)
         self.out = out
+        self.draining = draining
 
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         await super().startup(sockets)  # type: ignore[arg-type]
         for server in self.servers:
             for sock in server.sockets:
                 host, port = sock.getsockname()[:2]
-                self.out.write(f"Robson API listening on http://{host}:{port}/ (docs: /docs)\n")
+                self.out.write(
+                    f"Robson API listening on http://{host}:{port}/ (dashboard: /, docs: /docs)\n"
+                )
                 self.out.flush()
+
+    async def shutdown(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self.draining()  # open live streams end now instead of holding the drain open
+        await super().shutdown(sockets)  # type: ignore[arg-type]
 
 
 def serve(
@@ -67,7 +77,7 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     _quiet_after_shutdown()
-    _Server(config, out).run()
+    _Server(config, out, app.state.streams.end).run()
     return 0
 
 

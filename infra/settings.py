@@ -103,6 +103,7 @@ class Settings:
     exchange_stop_slippage: Decimal = Decimal("0.005")  # its limit this far beyond the stop
     exchange_stop_interval: Decimal = Decimal(60)  # seconds between two moves of it
     exit_concurrency: int = 32  # exits of different positions the worker sends side by side
+    groq_base_url: str | None = None  # likewise for the AI model's client
 
     @property
     def is_postgres(self) -> bool:
@@ -168,4 +169,5 @@ class Settings:
             exchange_stop_slippage=_fraction(env, "ROBSON_EXCHANGE_STOP_SLIPPAGE", "0.005"),
             exchange_stop_interval=_decimal(env, "ROBSON_EXCHANGE_STOP_INTERVAL", "60"),
             exit_concurrency=_exit_concurrency(env),
+            groq_base_url=env.get("ROBSON_GROQ_BASE_URL") or None,
         )

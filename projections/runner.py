@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 1.0  # between failed batches, e.g. while the database is away
 EventHook = Callable[[str, int], None]  # (projection name, notification id), inside the tx
+CommitListener = Callable[[Sequence[object]], None]  # a batch's domain events, once committed
 
 
 class ProjectionRunner:
@@ -49,6 +50,7 @@ class ProjectionRunner:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()
+        self._listeners: list[CommitListener] = []
 
     # --- one pass ---
 
@@ -87,6 +89,8 @@ class ProjectionRunner:
             if start < end:
                 mine = [(i, e) for i, t, e in events if i > start and t in projection.topics]
                 self._apply(projection, start, end, mine)
+        for listener in self._listeners:
+            listener([event for _, _, event in events])
         return len(page), True
 
     def _apply(
@@ -102,6 +106,11 @@ class ProjectionRunner:
                     self.on_event(projection.name, notification_id)
             rows.flush()
             self.database.set_position(tx, projection.name, end)
+
+    def subscribe(self, listener: CommitListener) -> None:
+        """Call `listener` with each batch's events once the read models include them
+        (live pages refresh then); it runs on the runner's thread, so it must not block."""
+        self._listeners.append(listener)
 
     # --- following the log ---
 

@@ -123,9 +123,12 @@ def cluster() -> Iterator[DisposablePostgres]:
         postgres.destroy()
 
 
-def tenant(env: dict[str, str], email: str) -> dict[str, str]:
-    """A new client's auth header."""
-    created = json.loads(robson(env, "client", "create", "--name", "Outage", "--email", email))
+def tenant(env: dict[str, str], email: str, *, operator: bool = False) -> dict[str, str]:
+    """A new client's auth header (an operator's may set paper prices)."""
+    flags = ("--operator",) if operator else ()
+    created = json.loads(
+        robson(env, "client", "create", "--name", "Outage", "--email", email, *flags)
+    )
     return {"Authorization": f"Bearer {created['token']}"}
 
 

@@ -35,12 +35,13 @@ def test_every_request_is_answered_503_while_the_database_is_away_and_normally_a
         robson(env, "migrate")
         alice = tenant(env, "alice@example.com")
         bob = tenant(env, "bob@example.com")  # first seen during the outage: not cached
+        market = tenant(env, "ops@example.com", operator=True)
         with (
             serve(env) as served,
             httpx.Client(base_url=served.url, timeout=CLIENT_TIMEOUT_SECONDS) as http,
         ):
             price = {"symbol": "BTCUSDC", "price": "100000"}
-            assert http.post("/api/paper/price/", headers=alice, json=price).status_code == 200
+            assert http.post("/api/paper/price/", headers=market, json=price).status_code == 200
             for method, path in ENDPOINTS:
                 assert call(http, method, path, alice).status_code == 200, path
 

@@ -72,10 +72,12 @@ def test_two_servers_on_one_postgres_schema_share_idempotency_keys(
         )
         auth = {"Authorization": f"Bearer {created['token']}"}
         keyed = {**auth, "Idempotency-Key": "across-replicas"}
+        ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
+        market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
         with serving(environment) as one, serving(environment) as two:
             with httpx.Client(base_url=one, timeout=20) as first:
                 price = first.post(
-                    "/api/paper/price/", headers=auth, json={"symbol": "BTCUSDC", "price": 100000}
+                    "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": 100000}
                 )
                 assert price.status_code == 200, price.text
                 bought = first.post(

@@ -96,6 +96,7 @@ def test_before_the_first_trade_there_is_nothing_to_show(
         pytest.param("2026-11-02T10:00:00Z", id="future"),
         pytest.param("yesterday", id="not-an-instant"),
         pytest.param("2026-11-02T08:00:00", id="no-offset"),
+        pytest.param("147500", id="epoch-seconds"),
     ],
 )
 @pytest.mark.parametrize("path", READS)

@@ -67,10 +67,10 @@ def test_the_policy_reply_shows_the_default_protections(api: TestClient, alice: 
         "cooldown_hours": 24,
         "consecutive_stop_outs": 0,
         "cooldown_until": None,
-        "daily_loss_limit_percent": "2",
-        "daily_loss_limit": "20.00000000",
+        "daily_loss_limit_percent": "4",
+        "daily_loss_limit": "40.00000000",
         "today_realised_pnl": "0.00000000",
-        "max_open_positions": 5,
+        "max_open_positions": 1000,
         "open_positions": 1,
     }
 

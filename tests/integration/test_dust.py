@@ -58,13 +58,11 @@ def test_the_smallest_entry_accepted_exits_cleanly_at_its_stop(
     worker = Worker.from_services(services)
 
     services.paper.set_price("BTCUSDC", D(98000))
-    (action,) = worker.tick()
+    actions = worker.tick()
 
-    assert (action.job, action.reason, action.outcome) == (
-        Job.STOPS,
-        ExitReason.STOP_LOSS,
-        Outcome.DONE,
-    )
+    # Robson's stop, or the insurance stop resting at the exchange: one exit either way.
+    assert {(a.job, a.outcome) for a in actions} == {(Job.STOPS, Outcome.DONE)}
+    assert {a.reason for a in actions} <= {ExitReason.STOP_LOSS, ExitReason.STOP_LOSS_AT_EXCHANGE}
     position = services.ledger.position(alice.client_id, UUID(bought["position_id"]))
     assert position.status is Status.CLOSED
     # 0.00006993 held after the fee: 0.00006 sold (5.88 USDC), 0.00000993 below one lot step.
