@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """The Makefile and pyproject.toml alone: no venv yet."""
-    for name in ("Makefile", "pyproject.toml"):
+    """The Makefile, pyproject.toml and the dashboard's npm manifests alone: no venv yet."""
+    (tmp_path / "web").mkdir()
+    for name in ("Makefile", "pyproject.toml", "web/package.json", "web/package-lock.json"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
