@@ -49,7 +49,7 @@ class Exits(Insurance):
         position, order_id = self.work.cached_first().run(
             self._trigger, client_id, position_id, reason, price, quantity, loan
         )
-        exited = self._send(Leg.EXIT, account, position, order_id)
+        exited = self._send(Leg.EXIT, account, position, order_id, price)
         if exited.status is Status.OPEN and self._needs_stop(exited):
             try:
                 return self._rest(account, exited)

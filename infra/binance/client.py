@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -155,6 +157,7 @@ class BinanceClient:
         # python-binance overwrites any per-call recvWindow with this (default 10000).
         client.REQUEST_RECVWINDOW = self._recv_window_ms
         client.timestamp_offset = self._timestamp_offset_ms
+        _read_environment_once(client.session, client.API_URL)
         return client
 
     def credentials(self, account: TradingAccount) -> ApiCredentials:
@@ -312,6 +315,17 @@ class BinanceClient:
         if call.writes:
             return OrderRejected(f"Binance refused {call.what}: {message} ({code})")
         return ExchangeError(f"Binance refused to {call.what}: {message} ({code})")
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Take the proxies and CA bundle from the environment now, for every request of the
+    session: by default requests reads the whole environment (and looks for a .netrc) on
+    each request, which costs more CPU than signing and sending it."""
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _cancel_code(exc: BinanceAPIException) -> int | None:

@@ -120,6 +120,20 @@ def test_a_gap_through_many_tenants_stops_closes_each_position_once_with_its_own
     assert sum(worker.metrics.exit_latency_counts) == len(book)
 
 
+def test_the_exits_of_a_gap_check_their_filters_at_the_price_the_tick_read(desk: Desk) -> None:
+    book = open_book(desk)
+    worker = desk.worker()
+    worker.startup()
+    desk.fake.set_price(BTC, Decimal("98000"))
+    read_before = desk.fake.request_count("/api/v3/ticker/price")
+
+    worker.tick()
+    worker.close()
+
+    assert exit_orders(desk) == Counter(dict.fromkeys(book, 1))
+    assert desk.fake.request_count("/api/v3/ticker/price") - read_before == 1  # the tick's own
+
+
 def test_exits_overlap_on_the_pool_instead_of_waiting_for_each_other(desk: Desk) -> None:
     book = open_book(desk)
     in_flight = 0
