@@ -5,6 +5,7 @@ never a failure)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -98,6 +99,8 @@ class BinanceClient:
         self._state = threading.Lock()
         self._slots: dict[str, Slot] = {}
         self._timestamp_offset_ms = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()  # apart: clients are made under `_state`
         self.public = Slot(self._new_client(None))
         self._banned_until: datetime | None = None
         self._banned_at: datetime | None = None
@@ -128,6 +131,10 @@ class BinanceClient:
             self._slots.clear()
         for slot in slots:
             slot.client.session.close()
+        with self._loop_lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
 
     # ---- clients
 
@@ -147,6 +154,10 @@ class BinanceClient:
         )
 
     def _new_client(self, credentials: ApiCredentials | None) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            # python-binance's websocket half takes the thread's asyncio loop, or makes one it
+            # never closes (one per worker thread that meets a new key): lend it ours.
+            asyncio.set_event_loop(self._idle_loop())
         client = self._client_class(
             credentials.api_key if credentials else None,
             credentials.secret_key if credentials else None,
@@ -159,6 +170,13 @@ class BinanceClient:
         client.timestamp_offset = self._timestamp_offset_ms
         _read_environment_once(client.session, client.API_URL)
         return client
+
+    def _idle_loop(self) -> asyncio.AbstractEventLoop:
+        """An event loop nothing runs (no websocket is used), closed by `close()`."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            return self._loop
 
     def credentials(self, account: TradingAccount) -> ApiCredentials:
         if account.credentials is None:
