@@ -84,12 +84,21 @@ class Closed:
 
 
 @dataclass
+class Insured:
+    """What `insure_positions` returns for a position whose insurance stop still rests."""
+
+    id: UUID
+    status: Status = Status.OPEN
+
+
+@dataclass
 class StubLedger:
     exchange: StubExchange = field(default_factory=StubExchange)
     clock: StubClock = field(default_factory=StubClock)
     config: TradingConfig = field(default_factory=lambda: TradingConfig(trading_enabled=True))
     stops_moved: int = 0
     exits: int = 0
+    insured: int = 0
 
     def adjust_stop(self, client_id: UUID, position_id: UUID, new_stop: Decimal, span: int) -> bool:
         self.stops_moved += 1
@@ -104,6 +113,10 @@ class StubLedger:
     ) -> Position:
         self.exits += 1
         return cast(Position, Closed(position_id, client_id, BTCUSDC.symbol))
+
+    def insure_positions(self, client_id: UUID, position_ids: list[UUID]) -> list[Position]:
+        self.insured += len(position_ids)
+        return [cast(Position, Insured(position_id)) for position_id in position_ids]
 
 
 class StubReadModels:
