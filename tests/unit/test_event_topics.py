@@ -11,7 +11,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from domain.policy import Policy
 from domain.position import Position
 
-RECORDED_TOPICS = {
+RECORDED_TOPICS: dict[type, list[str]] = {
     Position: [
         f"domain.position:Position.{name}"
         for name in (
