@@ -31,11 +31,11 @@ from uuid import UUID, uuid5
 from domain.drawdown import loss_percent, month_of
 from domain.errors import InvalidInput, Violation
 from domain.market import Side, SymbolRules
-from domain.policy import MAX_RISK_PERCENT, MONTHLY_LIMIT_PERCENT, Policy
+from domain.policy import Policy
 from domain.position import ExitReason, Position, Status
 from domain.protections import DEFAULTS, ProtectionSettings
 from domain.replay_report import ReplayResult, SkippedPlan, TradeResult
-from domain.risk import PlanFacts, RiskContext, check_plan
+from domain.risk import MAX_RISK_PERCENT, MONTHLY_LIMIT_PERCENT, PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
 from domain.trailing import hand_span_stop, next_trail_price, spans_moved
 
