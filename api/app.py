@@ -28,6 +28,7 @@ from api import (
     positions,
     preview,
     trade,
+    trade_history,
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
@@ -46,6 +47,7 @@ log = logging.getLogger("robson.api")
 MAX_BODY_BYTES = 64 * 1024
 OPERATIONS: Sequence[Operation] = (
     *trade.OPERATIONS,
+    *trade_history.OPERATIONS,
     *margin.OPERATIONS,
     *positions.OPERATIONS,
     *intents.OPERATIONS,
