@@ -20,9 +20,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from domain.bars import Bar, moment
 from domain.errors import InvalidInput
 from domain.market import Side
-from domain.replay import Bar, PlannedTrade, moment
+from domain.replay_entries import PlannedTrade
 from domain.replay_report import ReplayResult, Summary
 
 MICROSECONDS_FROM = 10**14

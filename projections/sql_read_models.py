@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +22,8 @@ from domain.read_models import (
     TradeSummary,
 )
 from domain.store import EventStore
-from projections.catalog import all_projections
+from projections.audit import ExportFilter, export_events
+from projections.catalog import all_projections, select_projections
 from projections.database import ProjectionDatabase
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
 from projections.events import events_table
@@ -35,6 +36,7 @@ from projections.positions import (
     position_row,
 )
 from projections.projection import Projection
+from projections.rebuild import RebuildReport, rebuild
 from projections.tables import Codec, Dialect, Row, Table, quote
 from projections.trade_history import TRADES, summarise, trade_row_of
 
@@ -259,6 +261,15 @@ class SqlReadModels:
 
     def log_position(self) -> int:
         return self.store.recorder.max_notification_id() or 0
+
+    def rebuild(self, names: Sequence[str]) -> RebuildReport:
+        """Fold the whole log into fresh tables of the named projections, then swap them in;
+        queries keep answering meanwhile."""
+        return rebuild(self.database, self.store, select_projections(names))
+
+    def audit_events(self, selection: ExportFilter) -> Iterator[dict[str, Any]]:
+        """The log's events as the audit export shows them, streamed page by page."""
+        return export_events(self.store, selection)
 
     def status(self) -> list[ProjectionStatus]:
         """Position, and lag in events and in event time (seconds), per projection."""

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 from domain.errors import DomainError, InvalidInput
 from domain.market import BTCUSDC, SymbolRules
-from domain.replay import EntryRule, Replay, ReplaySettings
-from domain.replay_entries import DailyBias, Schedule
+from domain.replay import Replay, ReplaySettings
+from domain.replay_entries import DailyBias, EntryRule, Schedule
 from domain.replay_report import ReplayResult, Summary, summarise
 from infra.replay_files import (
     TRADE_COLUMNS,
