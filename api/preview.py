@@ -1,5 +1,6 @@
-"""The trade form's preview: the quantity the 1% rule allows for an entry and a stop, shown
-before anything is planned (`Ledger.preview_size`, the domain's own sizing)."""
+"""The trade form's preview: the quantity the tenant's risk percent (1% unless it set less)
+allows for an entry and a stop, shown before anything is planned (`Ledger.preview_size`, the
+domain's own sizing)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ OPERATIONS = [
         "POST",
         "/api/trade/preview/",
         preview,
-        "The 1%-risk quantity for an entry and a stop, before planning anything",
+        "The quantity the tenant's risk percent allows for an entry and a stop, before planning",
         tag="trade",
         body=PreviewRequest,
         response=PreviewReply,

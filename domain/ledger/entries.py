@@ -44,7 +44,7 @@ class PlanRequest:
 
 @dataclass(frozen=True)
 class SizePreview:
-    """The size PLAN's 1% rule gives an entry and a stop, shown before anything is planned."""
+    """The size PLAN's risk rule gives an entry and a stop, shown before anything is planned."""
 
     symbol: str
     side: Side
@@ -112,14 +112,16 @@ class Entries(Orders):
     def preview_size(
         self, client_id: UUID, symbol: str, side: Side, stop: Decimal, entry: Decimal | None
     ) -> SizePreview:
-        """The 1%-risk size at `entry` (default: the market price) against the month's
-        capital base; nothing is recorded."""
+        """The size PLAN would give at `entry` (default: the market price): the tenant's
+        risk percent of the month's capital base; nothing is recorded."""
         price = entry if entry is not None else self.exchange.price(symbol)
         if (price - stop) * side.sign <= 0:
             where = "below" if side is Side.LONG else "above"
             raise InvalidInput("stop_price", f"must be {where} the entry price for a {side.value}")
-        capital = self.policy(client_id).capital_base(month_of(self.clock.now()))
-        sizing = position_size(capital, price, stop, self.exchange.symbol_rules(symbol).step_size)
+        policy = self.policy(client_id)
+        capital = policy.capital_base(month_of(self.clock.now()))
+        step = self.exchange.symbol_rules(symbol).step_size
+        sizing = position_size(capital, price, stop, step, policy.risk_percent)
         return SizePreview(symbol, side, price, stop, capital, sizing)
 
     def plan_position(self, client_id: UUID, request: PlanRequest) -> Position:

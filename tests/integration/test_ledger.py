@@ -67,11 +67,13 @@ def test_a_position_goes_plan_validate_execute_close_with_pnl_net_of_fees(
     assert policy.open_risk == {}
 
 
+@pytest.mark.parametrize("risk_percent", ["1", "0.5"])
 def test_the_size_preview_is_the_size_plan_gives_and_records_nothing(
-    services: Services,
+    services: Services, risk_percent: str
 ) -> None:
     ledger = services.ledger
     client_id, _ = register(ledger, capital="1000")
+    ledger.configure_policy(client_id, Decimal("1000"), risk_percent=Decimal(risk_percent))
     before = services.store.recorder.max_notification_id()
 
     preview = ledger.preview_size(client_id, "BTCUSDC", Side.LONG, Decimal("98000"), None)
