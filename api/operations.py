@@ -39,6 +39,8 @@ NO_BODY = Empty()
 NO_QUERY = NoQuery()
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
+B_co = TypeVar("B_co", bound=BaseModel, covariant=True)
+Q_co = TypeVar("Q_co", bound=BaseModel, covariant=True)
 
 
 class Access(Enum):
@@ -53,17 +55,19 @@ class Reply:
     status: int = 200
 
 
-@dataclass
-class Call(Generic[B, Q]):
-    """One parsed request: who, what (body, query, path) and the services to act with."""
+@dataclass(frozen=True)
+class Call(Generic[B_co, Q_co]):
+    """One parsed request: who, what (body, query, path) and the services to act with.
+
+    `Call[Empty, NoQuery]` reads neither; a helper for any call takes `AnyCall`."""
 
     request: Request
     services: Services
     metrics: Metrics
     documents: Documents
-    body: B
-    query: Q
-    path: Mapping[str, Any]
+    body: B_co
+    query: Q_co
+    path: Mapping[str, Any]  # Starlette's converted path parameters (untyped there)
 
     @property
     def principal(self) -> Principal:
@@ -77,6 +81,8 @@ class Call(Generic[B, Q]):
         self.request.scope[POSITION_KEY] = position_id
 
 
+AnyCall = Call[BaseModel, BaseModel]
+# Each handler names its own body and query models; a table of them can only say "some".
 Handler = Callable[[Call[Any, Any]], Reply | Response]
 OnLoop = Callable[[Call[Any, Any]], Awaitable[Reply | Response]]
 
@@ -234,7 +240,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
             principal = request.scope.get(PRINCIPAL_KEY)
             if not isinstance(principal, Principal) or not principal.is_operator:
                 raise OperatorOnly("This endpoint is for the operator only")
-        call: Call[Any, Any] = Call(
+        call: AnyCall = Call(
             request=request,
             services=runtime.services,
             metrics=runtime.metrics,
@@ -252,7 +258,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
     return run
 
 
-def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+def _handle(operation: Operation, call: AnyCall, runtime: Runtime) -> Response:
     """In the worker thread: the rate limit, the handler, (commands) read-your-writes, and
     the JSON encoding, so the event loop only moves bytes."""
     if operation.access is not Access.PUBLIC:
@@ -272,13 +278,13 @@ def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Res
         runtime.settle()  # the caller reads its own writes on the next query
 
 
-def _run(operation: Operation, call: Call[Any, Any]) -> Reply | Response:
+def _run(operation: Operation, call: AnyCall) -> Reply | Response:
     result = operation.handler(call)
     assert isinstance(result, Reply | Response), "a coroutine handler runs on the loop"
     return result
 
 
-async def _handle_on_loop(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+async def _handle_on_loop(operation: Operation, call: AnyCall, runtime: Runtime) -> Response:
     """On the event loop: the rate limit, then the (non-blocking, read-only) handler."""
     if operation.access is not Access.PUBLIC:
         await runtime.limiter.admit_on_loop(call.request.scope, call.principal.token_key)
