@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from api.operations import Call, Operation
-from api.schemas import BIGINT_MAX, Query
+from api.schemas import BIGINT_MAX, Empty, Query
 from domain.errors import Forbidden
 from projections.audit import ExportFilter, export_events, to_ndjson
 
@@ -23,7 +22,7 @@ class AuditQuery(Query):
     since: int | None = Field(None, ge=0, le=BIGINT_MAX, description="notification id (exclusive)")
 
 
-def audit_events(call: Call[Any, AuditQuery]) -> StreamingResponse:
+def audit_events(call: Call[Empty, AuditQuery]) -> StreamingResponse:
     who = call.principal
     client_id = who.client_id
     wanted = call.query.client

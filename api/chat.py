@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from api.errors import error_body
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, Message, Output
+from api.schemas import Empty, Input, Message, NoQuery, Output
 from domain.assistant.chat import ChatReply
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
 
@@ -90,7 +90,7 @@ def reply_payload(reply: ChatReply) -> dict[str, Any]:
     }
 
 
-def chat(call: Call[ChatRequest, Any]) -> Reply:
+def chat(call: Call[ChatRequest, NoQuery]) -> Reply:
     reply = call.services.assistant.chat(
         call.principal.client_id, call.body.message, call.body.conversation_id
     )
@@ -99,7 +99,7 @@ def chat(call: Call[ChatRequest, Any]) -> Reply:
     return Reply(reply_payload(reply))
 
 
-def chat_status(call: Call[Any, Any]) -> Reply:
+def chat_status(call: Call[Empty, NoQuery]) -> Reply:
     status = call.services.assistant.status()
     return Reply(
         {
@@ -112,12 +112,12 @@ def chat_status(call: Call[Any, Any]) -> Reply:
     )
 
 
-def chat_context(call: Call[Any, Any]) -> Reply:
+def chat_context(call: Call[Empty, NoQuery]) -> Reply:
     document = call.services.assistant.context_document(call.principal.client_id)
     return Reply({"success": True, **document})
 
 
-def chat_confirm(call: Call[ConfirmRequest, Any]) -> Reply:
+def chat_confirm(call: Call[ConfirmRequest, NoQuery]) -> Reply:
     call.working_on(call.body.intent_id)
     confirmation = call.services.assistant.confirm(call.principal.client_id, call.body.intent_id)
     call.metrics.count_orders("entry")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from api.operations import Call, Operation, Reply
-from api.schemas import ExactDecimal, Input, Message, Output, Price, Quantity, Symbol
+from api.schemas import ExactDecimal, Input, Message, NoQuery, Output, Price, Quantity, Symbol
 from domain.assistant.context import guard_document
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, checked_message
 from domain.assistant.guard import IntendedTrade
@@ -74,7 +74,7 @@ class GuardReplyView(Output):
     analyzed_at: str
 
 
-def analyze(call: Call[GuardRequest, Any]) -> Reply:
+def analyze(call: Call[GuardRequest, NoQuery]) -> Reply:
     message = checked_message(call.body.message)  # 400 "message is required"
     trade = call.body.trade.intended() if call.body.trade is not None else None
     report = call.services.assistant.analyze(call.principal.client_id, message, trade)

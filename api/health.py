@@ -8,7 +8,7 @@ from typing import Any
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from api.operations import Access, Call, Operation, Reply
-from api.schemas import Output
+from api.schemas import Empty, NoQuery, Output
 
 MAX_LAG_EVENTS = 1000
 MAX_LAG_SECONDS = Decimal(30)
@@ -26,11 +26,11 @@ class Readiness(Output):
     problems: list[str]
 
 
-def healthz(call: Call[Any, Any]) -> Reply:
+def healthz(call: Call[Empty, NoQuery]) -> Reply:
     return Reply({"status": "ok"})
 
 
-def readyz(call: Call[Any, Any]) -> Response:
+def readyz(call: Call[Empty, NoQuery]) -> Response:
     """Ready when the database answers and every projection is close to the log's head."""
     problems: list[str] = []
     try:
@@ -64,7 +64,7 @@ def readyz(call: Call[Any, Any]) -> Response:
     return JSONResponse(body, 200 if not problems else 503)
 
 
-def metrics(call: Call[Any, Any]) -> Response:
+def metrics(call: Call[Empty, NoQuery]) -> Response:
     gauges: list[tuple[str, str, dict[str, str], float]] = []
     for status in call.services.read_models.status():
         gauges.append(

@@ -10,7 +10,7 @@ from pydantic import Field, StrictBool
 
 from api.intents import CallProgress, Leverage
 from api.operations import Call, Operation, Reply
-from api.schemas import Amount, ExactDecimal, Input, MoneyOut, Output, Price, Symbol
+from api.schemas import Amount, ExactDecimal, Input, MoneyOut, NoQuery, Output, Price, Symbol
 from domain.formats import maybe_money, money
 from domain.ledger.margin import MarginRequest, SizedMargin
 from domain.market import Side
@@ -86,12 +86,12 @@ def _calculation(side: str, sized: SizedMargin) -> dict[str, Any]:
     }
 
 
-def calculate(call: Call[MarginCalculation, Any]) -> Reply:
+def calculate(call: Call[MarginCalculation, NoQuery]) -> Reply:
     sized = call.services.ledger.size_margin_position(call.principal.client_id, _request(call.body))
     return Reply(_calculation(call.body.side, sized))
 
 
-def open_margin_position(call: Call[MarginOpen, Any]) -> Reply:
+def open_margin_position(call: Call[MarginOpen, NoQuery]) -> Reply:
     body = call.body
     opening = call.services.ledger.open_margin_position(
         call.principal.client_id, _request(body), body.dry_run, CallProgress(call)

@@ -166,7 +166,7 @@ def _document(call: Call[Any, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], call.request.app.state.openapi)
 
 
-def openapi_json(call: Call[Any, Any]) -> Response:
+def openapi_json(call: Call[Empty, NoQuery]) -> Response:
     return JSONResponse(_document(call))
 
 
@@ -213,7 +213,7 @@ def docs_page(document: dict[str, Any]) -> str:
     )
 
 
-def docs(call: Call[Any, Any]) -> Response:
+def docs(call: Call[Empty, NoQuery]) -> Response:
     return HTMLResponse(docs_page(_document(call)))
 
 
