@@ -21,7 +21,7 @@ from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
-from domain.formats import money
+from domain.formats import Document, money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
 from projections.database import ProjectionDatabase
 from projections.pnl import PNL_PERIODS
@@ -83,7 +83,7 @@ def encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def summary_document(summary: TradeSummary) -> dict[str, Any]:
+def summary_document(summary: TradeSummary) -> Document:
     return {
         "total_trades": summary.total_trades,
         "closed_trades": summary.closed_trades,
@@ -101,9 +101,7 @@ def history_reply(trades: Sequence[str], summary: TradeSummary) -> bytes:
     return b'{"trades":[' + listed + b'],"summary":' + encode(summary_document(summary)) + b"}"
 
 
-def pnl_document(
-    period: Period, periods: Sequence[PeriodPnl], overall: PnlOverall
-) -> dict[str, Any]:
+def pnl_document(period: Period, periods: Sequence[PeriodPnl], overall: PnlOverall) -> Document:
     return {
         "period_type": period.value,
         "periods": [

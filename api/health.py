@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from api.operations import Access, Call, Operation, Reply
 from api.schemas import Empty, NoQuery, Output
+from domain.formats import Document
 
 MAX_LAG_EVENTS = 1000
 MAX_LAG_SECONDS = Decimal(30)
@@ -22,7 +22,7 @@ class Health(Output):
 class Readiness(Output):
     status: str
     database: str
-    projections: list[dict[str, Any]]
+    projections: list[dict[str, object]]
     problems: list[str]
 
 
@@ -39,7 +39,7 @@ def readyz(call: Call[Empty, NoQuery]) -> Response:
     except Exception as error:  # any failure to reach it means: not ready
         database = "unreachable"
         problems.append(f"database unreachable ({type(error).__name__})")
-    projections: list[dict[str, Any]] = []
+    projections: list[Document] = []
     if database == "ok":
         for status in call.services.read_models.status():
             projections.append(

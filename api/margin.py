@@ -4,14 +4,14 @@ capital), and opening one with its stop recorded, as a dry run by default."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool
 
 from api.intents import CallProgress, Leverage
 from api.operations import Call, Operation, Reply
 from api.schemas import Amount, ExactDecimal, Input, MoneyOut, NoQuery, Output, Price, Symbol
-from domain.formats import maybe_money, money
+from domain.formats import Document, maybe_money, money
 from domain.ledger.margin import MarginRequest, SizedMargin
 from domain.market import Side
 from domain.position import Status
@@ -69,7 +69,7 @@ def _request(body: MarginCalculation) -> MarginRequest:
     )
 
 
-def _calculation(side: str, sized: SizedMargin) -> dict[str, Any]:
+def _calculation(side: str, sized: SizedMargin) -> Document:
     size = sized.size
     return {
         "symbol": sized.symbol,

@@ -6,7 +6,6 @@ Read from the projection tables only (the policy row, the month's row, open posi
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from api.as_of import AsOfQuery, past_instant, read_models_for
@@ -14,7 +13,7 @@ from api.operations import Call, Operation, Reply
 from api.schemas import Empty, Input, MoneyOut, NoQuery, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
-from domain.formats import maybe_money, money
+from domain.formats import Document, maybe_money, money
 from domain.market import Side
 from domain.protections import Protections
 from domain.read_models import PositionRow
@@ -136,7 +135,7 @@ def policy_state(call: Call[Empty, AsOfQuery]) -> Reply:
     )
 
 
-def protections_state(found: Protections, capital_base: Decimal) -> dict[str, Any]:
+def protections_state(found: Protections, capital_base: Decimal) -> Document:
     settings, state = found.settings, found.state
     cooldown = state.cooldown_until
     return {

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from domain.errors import InvalidInput
+from domain.formats import Document
 from domain.market import Side
 from domain.replay import Bar, PlannedTrade, moment
 from domain.replay_report import ReplayResult, Summary
@@ -198,7 +199,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, str]]
         writer.writerows(rows)
 
 
-def summary_payload(summary: Summary, result: ReplayResult) -> dict[str, Any]:
+def summary_payload(summary: Summary, result: ReplayResult) -> Document:
     def opt(value: Decimal | None, places: str = "0.0001") -> str | None:
         return None if value is None else money(value, places)
 

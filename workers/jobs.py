@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import DomainError
-from domain.formats import money
+from domain.formats import Document, money
 from domain.position import ExitReason
 from workers.watchlist import Shard
 
@@ -77,7 +77,7 @@ class Action:
     status: str | None = None
     detail: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Document:
         """JSON-ready: ids as strings, prices as strings with 8 decimals (as the API), and
         absent fields left out."""
         found: dict[str, Any] = {"job": self.job.value, "outcome": self.outcome.value}
