@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
@@ -25,7 +25,7 @@ AS_OF = Field(
 )
 
 
-def _iso_text(value: Any) -> Any:
+def _iso_text(value: object) -> str:
     """Only ISO 8601 text, as the document says: pydantic would also read a bare number as
     epoch seconds."""
     if (isinstance(value, str) and not value[:4].isdigit()) or not isinstance(value, str):

@@ -78,7 +78,7 @@ class OpenReads(Protocol):
 # --- formatted here ---
 
 
-def encode(document: dict[str, Any]) -> bytes:
+def encode(document: Mapping[str, object]) -> bytes:
     """Compact UTF-8 JSON, as Starlette's JSONResponse writes it."""
     return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 

@@ -4,7 +4,7 @@ overconfidence, against the tenant's own recent trades."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -70,7 +70,7 @@ class GuardReplyView(Output):
     requires_confirmation: bool
     signals: list[GuardSignal]
     response_message: str
-    parameters: dict[str, Any]
+    parameters: dict[str, object]
     analyzed_at: str
 
 

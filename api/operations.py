@@ -51,7 +51,7 @@ class Access(Enum):
 
 @dataclass(frozen=True)
 class Reply:
-    payload: Mapping[str, Any]
+    payload: Mapping[str, object]  # any JSON document: `JSONResponse` writes it
     status: int = 200
 
 
@@ -146,10 +146,10 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _check_text(body: dict[str, Any]) -> None:
+def _check_text(body: dict[str, object]) -> None:
     """Lone surrogates (`"\\ud800"` in JSON) are not text: refuse them, naming the field,
     before they reach a model, the database or a reply (a loop: JSON may nest deeply)."""
-    pending: list[tuple[str, Any]] = [("", body)]
+    pending: list[tuple[str, object]] = [("", body)]
     while pending:
         at, data = pending.pop()
         if isinstance(data, str):
@@ -181,7 +181,7 @@ def _check_query_text(raw: bytes, model: type[BaseModel]) -> None:
 async def read_body(request: Request, model: type[B]) -> B:
     """JSON object -> model; numbers are parsed as Decimal, never through float."""
     raw = await request.body()
-    data: Any = {}
+    data: object = {}
     if raw.strip():
         try:
             data = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
@@ -226,7 +226,7 @@ class Runtime:
     idempotency: Idempotency | None = None  # the keys of the `idempotent` operations
 
 
-def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]:
+def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint for one operation: parse, check access, run the handler."""
 
     bodiless = operation.method == "GET" and operation.body is Empty
