@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 from uuid import UUID
 
 from domain.errors import DomainError
@@ -80,7 +79,7 @@ class Action:
     def as_json(self) -> Document:
         """JSON-ready: ids as strings, prices as strings with 8 decimals (as the API), and
         absent fields left out."""
-        found: dict[str, Any] = {"job": self.job.value, "outcome": self.outcome.value}
+        found: Document = {"job": self.job.value, "outcome": self.outcome.value}
         for name in ("position_id", "client_id", "symbol"):
             if getattr(self, name) is not None:
                 found[name] = str(getattr(self, name))
