@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
 from domain.formats import Document, money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
-from projections.database import ProjectionDatabase
+from projections.database import PostgresKwargs, ProjectionDatabase
 from projections.pnl import PNL_PERIODS
 from projections.sql_read_models import SqlReadModels
 from projections.trade_history import TRADES, summarise
@@ -67,7 +67,7 @@ class OpenReads(Protocol):
 
     def __call__(
         self,
-        kwargs: Mapping[str, Any],
+        kwargs: PostgresKwargs,
         statements: Mapping[str, str],
         *,
         size: int,

@@ -16,10 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+import psycopg
+from psycopg.rows import TupleRow
 
 from projections.connection_pool import CONNECT_TIMEOUT_SECONDS, FailFastPool
-from projections.tables import Codec, Column, Dialect, Kind, Table, create_table_sql, quote
+from projections.tables import (
+    Codec,
+    Column,
+    Dialect,
+    Kind,
+    Record,
+    Table,
+    create_table_sql,
+    quote,
+)
 
 TRACKING = Table(
     name="robson_projections",
@@ -43,6 +55,20 @@ class PostgresParams:
     schema: str
 
 
+class PostgresKwargs(TypedDict):
+    """psycopg's connection arguments for the read models' database."""
+
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+    autocommit: bool
+    connect_timeout: int
+    options: str
+    application_name: NotRequired[str]  # how the server lists the connection
+
+
 @lru_cache(maxsize=512)
 def _sqlite_sql(statement: str) -> str:
     return statement.replace("%s", "?")
@@ -55,7 +81,7 @@ class Session:
         self.raw = raw
         self.dialect = dialect
 
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def execute(self, statement: str, params: Sequence[object] = ()) -> list[Record]:
         if self.dialect is Dialect.SQLITE:
             cursor = self.raw.execute(_sqlite_sql(statement), tuple(params))
             return list(cursor.fetchall())
@@ -63,7 +89,7 @@ class Session:
             cursor.execute(statement, tuple(params))
             return list(cursor.fetchall()) if cursor.description is not None else []
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    def executemany(self, statement: str, rows: Iterable[Sequence[object]]) -> None:
         if self.dialect is Dialect.SQLITE:
             self.raw.executemany(_sqlite_sql(statement), rows)
             return
@@ -73,7 +99,7 @@ class Session:
                 cursor.executemany(statement, batch)
 
     def copy_in(
-        self, qualified: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+        self, qualified: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
     ) -> None:
         """Bulk load: COPY on PostgreSQL, executemany on SQLite."""
         names = ", ".join(quote(c) for c in columns)
@@ -112,7 +138,7 @@ class ProjectionDatabase:
         self.schema = postgres.schema if postgres else None
         self._pool_size = pool_size
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._pg_pool: Any = None
+        self._pg_pool: FailFastPool[psycopg.Connection[TupleRow]] | None = None
         self._lock = threading.Lock()
         self._closed = False
         self.tracking = Codec(TRACKING, dialect)
@@ -140,7 +166,7 @@ class ProjectionDatabase:
             conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    def _postgres_pool(self) -> Any:
+    def _postgres_pool(self) -> FailFastPool[psycopg.Connection[TupleRow]]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the projection database is closed")
@@ -152,7 +178,7 @@ class ProjectionDatabase:
                 self._pg_pool.open()
             return self._pg_pool
 
-    def postgres_kwargs(self) -> dict[str, Any]:
+    def postgres_kwargs(self) -> PostgresKwargs:
         params = self.postgres
         assert params is not None
         return {
@@ -170,8 +196,8 @@ class ProjectionDatabase:
     def session(self) -> Iterator[Session]:
         """A connection in autocommit mode: each statement sees the latest commit."""
         if self.dialect is Dialect.POSTGRES:
-            with self._postgres_pool().connection() as conn:
-                yield Session(conn, self.dialect)
+            with self._postgres_pool().connection() as pg:
+                yield Session(pg, self.dialect)
             return
         try:
             conn = self._idle.get_nowait()
@@ -248,7 +274,7 @@ class ProjectionDatabase:
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
             )
-            params: tuple[Any, ...] = (self.schema, physical)
+            params: tuple[object, ...] = (self.schema, physical)
         else:
             statement, params = "SELECT name FROM pragma_table_info(%s) ORDER BY cid", (physical,)
         return tuple(str(name) for (name,) in s.execute(statement, params))
@@ -275,7 +301,7 @@ class ProjectionDatabase:
         if self.dialect is Dialect.POSTGRES:
             assert self.schema is not None
             statement = "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
-            params: tuple[Any, ...] = (self.schema, table.name)
+            params: tuple[object, ...] = (self.schema, table.name)
             schema = f"{quote(self.schema)}."
         else:
             statement = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s"
@@ -309,7 +335,7 @@ class ProjectionDatabase:
                 tx.execute(f"DROP INDEX IF EXISTS {quote(index.name(fresh))}")
             self.create_indexes(tx, table, table.name)
 
-    def dump(self, table: Table) -> list[tuple[Any, ...]]:
+    def dump(self, table: Table) -> list[Record]:
         """Every row in key order, values in their Python types (tests compare these)."""
         codec = Codec(table, self.dialect)
         cols = ", ".join(quote(c) for c in table.column_names)
