@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -55,6 +55,9 @@ class PostgresParams:
     schema: str
 
 
+PgConnection = psycopg.Connection[TupleRow]
+
+
 class PostgresKwargs(TypedDict):
     """psycopg's connection arguments for the read models' database."""
 
@@ -77,25 +80,26 @@ def _sqlite_sql(statement: str) -> str:
 class Session:
     """One connection in use: statements are written with %s placeholders on both dialects."""
 
-    def __init__(self, raw: Any, dialect: Dialect) -> None:
+    def __init__(self, raw: sqlite3.Connection | PgConnection, dialect: Dialect) -> None:
         self.raw = raw
         self.dialect = dialect
 
     def execute(self, statement: str, params: Sequence[object] = ()) -> list[Record]:
-        if self.dialect is Dialect.SQLITE:
-            cursor = self.raw.execute(_sqlite_sql(statement), tuple(params))
-            return list(cursor.fetchall())
-        with self.raw.cursor() as cursor:
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
+            return list(raw.execute(_sqlite_sql(statement), tuple(params)).fetchall())
+        with raw.cursor() as cursor:
             cursor.execute(statement, tuple(params))
             return list(cursor.fetchall()) if cursor.description is not None else []
 
     def executemany(self, statement: str, rows: Iterable[Sequence[object]]) -> None:
-        if self.dialect is Dialect.SQLITE:
-            self.raw.executemany(_sqlite_sql(statement), rows)
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
+            raw.executemany(_sqlite_sql(statement), rows)
             return
         batch = list(rows)
         if batch:
-            with self.raw.cursor() as cursor:
+            with raw.cursor() as cursor:
                 cursor.executemany(statement, batch)
 
     def copy_in(
@@ -103,12 +107,13 @@ class Session:
     ) -> None:
         """Bulk load: COPY on PostgreSQL, executemany on SQLite."""
         names = ", ".join(quote(c) for c in columns)
-        if self.dialect is Dialect.SQLITE:
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
             marks = ", ".join("%s" for _ in columns)
             self.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
             return
         with (
-            self.raw.cursor() as cursor,
+            raw.cursor() as cursor,
             cursor.copy(f"COPY {qualified} ({names}) FROM STDIN") as copy,
         ):
             for row in rows:
@@ -219,17 +224,18 @@ class ProjectionDatabase:
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self.session() as session:
-            if self.dialect is Dialect.POSTGRES:
-                with session.raw.transaction():
+            raw = session.raw
+            if not isinstance(raw, sqlite3.Connection):
+                with raw.transaction():
                     yield session
                 return
-            session.raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield session
             except BaseException:
-                session.raw.rollback()
+                raw.rollback()
                 raise
-            session.raw.execute("COMMIT")
+            raw.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
