@@ -39,6 +39,7 @@ import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Notification,
     OperationalError,
     StoredEvent,
 )
@@ -306,8 +307,19 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
         return found
 
     @retried_briefly
-    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
-        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        found: Sequence[Notification] = _unretried(
+            PostgresApplicationRecorder.select_notifications
+        )(self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start)
+        return found
 
     @retried_briefly
     def _select_events(self, originator_id: UUID | str, gt: int | None) -> list[StoredEvent]:
