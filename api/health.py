@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -22,7 +21,7 @@ class Health(Output):
 class Readiness(Output):
     status: str
     database: str
-    projections: list[dict[str, Any]]
+    projections: list[dict[str, object]]
     problems: list[str]
 
 

@@ -6,15 +6,14 @@ Read from the projection tables only (the policy row, the month's row, open posi
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Note, Output
+from api.schemas import Empty, Input, MoneyOut, NoQuery, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
-from domain.formats import maybe_money, money
+from domain.formats import Document, maybe_money, money
 from domain.market import Side
 from domain.protections import Protections
 from domain.read_models import PositionRow
@@ -93,7 +92,7 @@ def risk_at_stake(row: PositionRow) -> Decimal:
     return Decimal(0)
 
 
-def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
+def policy_state(call: Call[Empty, AsOfQuery]) -> Reply:
     """The state now or, with `as_of`, as the caller's events up to it left it."""
     client_id, as_of = call.principal.client_id, past_instant(call)
     month = month_of(as_of or call.services.clock.now())
@@ -136,7 +135,7 @@ def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
     )
 
 
-def protections_state(found: Protections, capital_base: Decimal) -> dict[str, Any]:
+def protections_state(found: Protections, capital_base: Decimal) -> Document:
     settings, state = found.settings, found.state
     cooldown = state.cooldown_until
     return {
@@ -153,7 +152,7 @@ def protections_state(found: Protections, capital_base: Decimal) -> dict[str, An
     }
 
 
-def resume(call: Call[Resume, Any]) -> Reply:
+def resume(call: Call[Resume, NoQuery]) -> Reply:
     who = call.principal
     policy = call.services.ledger.resume_trading(who.client_id, who.email, call.body.note)
     return Reply({"success": True, "paused": policy.paused, "resumed_by": who.email})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from api.documents import Documents
@@ -43,7 +43,7 @@ class PaperPrices(Protocol):
 class CommitFeed(Protocol):
     """The projection runner, as the live streams follow it."""
 
-    def subscribe(self, listener: Callable[[Sequence[Any]], None]) -> None: ...
+    def subscribe(self, listener: Callable[[Sequence[object]], None]) -> None: ...
 
 
 class Services(Protocol):

@@ -10,15 +10,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
 from projections.database import ProjectionDatabase, Session
 from projections.tables import Codec, Key, Row, Table, quote
 
+# Each handler takes the event class it is registered for; a table of them can only say "some".
 Handler = Callable[[Any, int, "Rows"], None]
+
+
+class StreamEvent(Protocol):
+    """What every event of an aggregate's stream carries (a rebuild's events carry only
+    these and the fields their handler declares)."""
+
+    @property
+    def originator_id(self) -> UUID: ...
+
+    @property
+    def timestamp(self) -> datetime: ...
 
 
 class Rows(Protocol):

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from domain.position import Status
@@ -22,7 +21,7 @@ from domain.read_models import (
     TradeSummary,
 )
 from domain.store import EventStore
-from projections.audit import ExportFilter, export_events
+from projections.audit import AuditRecord, ExportFilter, export_events
 from projections.catalog import all_projections, select_projections
 from projections.database import ProjectionDatabase
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
@@ -37,7 +36,7 @@ from projections.positions import (
 )
 from projections.projection import Projection
 from projections.rebuild import RebuildReport, rebuild
-from projections.tables import Codec, Dialect, Row, Table, quote
+from projections.tables import Codec, Dialect, Record, Row, Table, quote
 from projections.trade_history import TRADES, summarise, trade_row_of
 
 DOCUMENT = TRADES.column_names.index("document")
@@ -71,13 +70,15 @@ class SqlReadModels:
             codec = self._codecs[table.name] = Codec(table, self.database.dialect)
         return codec
 
-    def _select(self, table: Table, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
+    def _select(
+        self, table: Table, where: str, params: Sequence[object], tail: str = ""
+    ) -> list[Row]:
         codec = self._codec(table)
         return [codec.row(r) for r in self._select_raw(table, where, params, tail)]
 
     def _select_raw(
-        self, table: Table, where: str, params: Sequence[Any], tail: str
-    ) -> list[tuple[Any, ...]]:
+        self, table: Table, where: str, params: Sequence[object], tail: str
+    ) -> list[Record]:
         cols = ", ".join(quote(c) for c in table.column_names)
         with self.database.session() as s:
             return s.execute(
@@ -85,7 +86,7 @@ class SqlReadModels:
                 params,
             )
 
-    def _p(self, table: Table, column: str, value: Any) -> Any:
+    def _p(self, table: Table, column: str, value: object) -> object:
         return self._codec(table).param(column, value)
 
     # --- trades and P&L ---
@@ -108,7 +109,7 @@ class SqlReadModels:
 
     def _trades_in_window(
         self, client_id: UUID, since: datetime | None, limit: int | None = None
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Record]:
         """The tenant's trades closed since `since` or still open (every one: None), in the
         table's column order; with a `limit`, that many of them, most recent first."""
         codec = self._codec(TRADES)
@@ -204,7 +205,7 @@ class SqlReadModels:
         self, client_id: UUID, status: str | None = None, limit: int = 500
     ) -> list[PositionRow]:
         where = '"client_id" = %s' + (' AND "status" = %s' if status else "")
-        params: list[Any] = [self._p(POSITIONS, "client_id", client_id)]
+        params: list[object] = [self._p(POSITIONS, "client_id", client_id)]
         if status:
             params.append(status)
         tail = 'ORDER BY "planned_at" DESC, "position_id" LIMIT %s'
@@ -267,7 +268,7 @@ class SqlReadModels:
         queries keep answering meanwhile."""
         return rebuild(self.database, self.store, select_projections(names))
 
-    def audit_events(self, selection: ExportFilter) -> Iterator[dict[str, Any]]:
+    def audit_events(self, selection: ExportFilter) -> Iterator[AuditRecord]:
         """The log's events as the audit export shows them, streamed page by page."""
         return export_events(self.store, selection)
 

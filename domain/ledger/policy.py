@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from itertools import takewhile
 from uuid import UUID
 
 from domain.drawdown import month_of
@@ -15,6 +15,7 @@ from domain.ledger.unit_of_work import Work
 from domain.policy import Policy
 from domain.protections import Protections, ProtectionSettings
 from domain.risk import EntryGate
+from domain.store import replayed
 
 
 class Policies(LedgerBase):
@@ -81,12 +82,8 @@ class Policies(LedgerBase):
         """The policy as its events up to `as_of` left it (the latest one without it)."""
         if as_of is None:
             return self.policy(client_id)
-        folded: Any = None
-        event: Any
-        for event in self.store.events.get(policy_id_for(client_id)):
-            if event.timestamp > as_of:
-                break
-            folded = event.mutate(folded)
+        events = self.store.events.get(policy_id_for(client_id))
+        folded = replayed(None, takewhile(lambda event: event.timestamp <= as_of, events))
         if not isinstance(folded, Policy):
             raise ClientNotFound(f"Client {client_id} had no policy yet")
         return folded
