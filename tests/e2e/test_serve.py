@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,28 +16,9 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
+from tests.e2e.serving import robson, robson_serve
 
-STARTUP_SECONDS = 30
 ALERT_SECONDS = 60  # a deadline for slow machines: the worker looks every few seconds
-LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)/")
-
-
-def robson(env: dict[str, str], *argv: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _lines(stream: object, into: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        into.put(line)
 
 
 @pytest.fixture
@@ -77,37 +54,8 @@ def serving(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`robson serve` on a free port with `flags`; yields the process and its URL."""
     robson(environment, "migrate")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", *flags],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    url = None
-    seen: list[str] = []
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if found := LISTENING.search(line):
-            url = found.group(1)
-    try:
-        assert url is not None, "server did not start:\n" + "".join(seen)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        reader.join(timeout=10)  # the pipe reaches EOF once the process is gone
-        process.stdout.close()
+    with robson_serve(environment, *flags) as served:
+        yield served.process, served.url
 
 
 @pytest.mark.slow
