@@ -3,7 +3,6 @@ the database is away: shared by the outage test and its benchmark."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -12,7 +11,7 @@ import httpx
 
 from tests.conftest import TEST_KEY
 from tests.e2e.disposable_postgres import DisposablePostgres
-from tests.e2e.serving import Served, robson, robson_serve
+from tests.e2e.serving import Served, new_client, robson_serve
 
 STARTUP_SECONDS = 60  # a disposable PostgreSQL cluster: a slower start
 # Every kind of request: the probes, reads of each read path, and a command.
@@ -60,10 +59,7 @@ def cluster() -> Iterator[DisposablePostgres]:
 def tenant(env: dict[str, str], email: str, *, operator: bool = False) -> dict[str, str]:
     """A new client's auth header (an operator's may set paper prices)."""
     flags = ("--operator",) if operator else ()
-    created = json.loads(
-        robson(env, "client", "create", "--name", "Outage", "--email", email, *flags)
-    )
-    return {"Authorization": f"Bearer {created['token']}"}
+    return new_client(env, email, *flags).headers
 
 
 def call(http: httpx.Client, method: str, path: str, auth: dict[str, str]) -> httpx.Response:

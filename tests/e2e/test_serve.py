@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
-from tests.e2e.serving import robson, robson_serve
+from tests.e2e.serving import new_client, robson, robson_serve
 
 ALERT_SECONDS = 60  # a deadline for slow machines: the worker looks every few seconds
 
@@ -63,13 +62,8 @@ def test_a_client_buys_sells_and_reads_its_pnl_from_a_real_server(
     environment: dict[str, str], server: tuple[subprocess.Popen[str], str]
 ) -> None:
     process, url = server
-    created = json.loads(
-        robson(environment, "client", "create", "--name", "E2E", "--email", "e2e@example.com")
-    )
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-    operator = json.loads(robson(environment, *ops))
-    market = {"Authorization": f"Bearer {operator['token']}"}
+    auth = new_client(environment, "e2e@example.com").headers
+    market = new_client(environment, "ops@example.com", "--operator").headers
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/readyz").status_code == 200
@@ -109,12 +103,8 @@ def test_an_open_loss_past_2_percent_of_capital_is_alerted_by_the_running_worker
     environment: dict[str, str], server_with_workers: tuple[subprocess.Popen[str], str]
 ) -> None:
     _, url = server_with_workers
-    created = json.loads(
-        robson(environment, "client", "create", "--name", "Open", "--email", "open@example.com")
-    )
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-    market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
+    auth = new_client(environment, "open@example.com").headers
+    market = new_client(environment, "ops@example.com", "--operator").headers
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.post(
             "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": "100000"}

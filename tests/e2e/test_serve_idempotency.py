@@ -3,7 +3,6 @@ reaches the other replica gets the first reply, not a second order."""
 
 from __future__ import annotations
 
-import json
 from uuid import uuid4
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_schema
-from tests.e2e.serving import robson, robson_serve
+from tests.e2e.serving import new_client, robson, robson_serve
 from tests.e2e.test_serve import environment
 
 __all__ = ["environment"]  # the fixture, shared with test_serve
@@ -26,13 +25,9 @@ def test_two_servers_on_one_postgres_schema_share_idempotency_keys(
     settings = Settings.from_env(environment)
     try:
         robson(environment, "migrate")
-        created = json.loads(
-            robson(environment, "client", "create", "--name", "Two", "--email", "two@example.com")
-        )
-        auth = {"Authorization": f"Bearer {created['token']}"}
+        auth = new_client(environment, "two@example.com").headers
         keyed = {**auth, "Idempotency-Key": "across-replicas"}
-        ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-        market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
+        market = new_client(environment, "ops@example.com", "--operator").headers
         with (
             robson_serve(environment, "--no-workers") as one,
             robson_serve(environment, "--no-workers") as two,
