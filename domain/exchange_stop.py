@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import TypedDict
+from typing import ClassVar, TypedDict
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, DomainEventProtocol
@@ -69,23 +69,23 @@ class ExchangeStop:
             aggregate.exchange_stop_replaces = None
             aggregate.exchange_stop_moved_at = self.timestamp
 
-    class ExchangeStopRefused(Aggregate.Event):
+    class _ExchangeStopEnded(Aggregate.Event):
+        """The order is no longer working, for the `reason` noted; `ended` names the state."""
+
+        ended: ClassVar[StopState]
         client_order_id: str
         reason: str
 
         def apply(self, aggregate: ExchangeStop) -> None:
-            aggregate.exchange_stop_state = StopState.REFUSED
+            aggregate.exchange_stop_state = self.ended
             aggregate.exchange_stop_replaces = None
             aggregate.exchange_stop_note = self.reason
 
-    class ExchangeStopCancelled(Aggregate.Event):
-        client_order_id: str
-        reason: str
+    class ExchangeStopRefused(_ExchangeStopEnded):
+        ended = StopState.REFUSED
 
-        def apply(self, aggregate: ExchangeStop) -> None:
-            aggregate.exchange_stop_state = StopState.CANCELLED
-            aggregate.exchange_stop_replaces = None
-            aggregate.exchange_stop_note = self.reason
+    class ExchangeStopCancelled(_ExchangeStopEnded):
+        ended = StopState.CANCELLED
 
     class ExchangeStopFilled(Aggregate.Event):
         client_order_id: str

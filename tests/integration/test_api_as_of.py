@@ -3,7 +3,6 @@ from the caller's own events up to it; an instant to come or not an instant is a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -12,25 +11,9 @@ from starlette.testclient import TestClient
 
 from infra.bootstrap import Services
 from infra.clock import ManualClock
-from tests.integration.test_api_support import Tenant, buy, new_tenant, running, set_price
+from tests.integration.test_api_support import Tenant, buy, new_tenant, set_price
 
 READS = ("/api/positions/", "/api/trade/history/", "/api/trade/pnl/", "/api/policy/")
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
-
-
-@pytest.fixture
-def operator(services: Services) -> Tenant:
-    return new_tenant(services, operator=True)
 
 
 def get(api: TestClient, tenant: Tenant, path: str, as_of: str | None = None) -> Any:

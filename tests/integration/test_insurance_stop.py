@@ -18,12 +18,11 @@ from domain.identity import position_of_order
 from domain.ledger import Ledger, PlanRequest, TradingConfig
 from domain.market import Side
 from domain.position import ExitReason, Position, Status
-from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services, build_services
 from infra.clock import ManualClock
 from infra.settings import Settings
-from tests.factories import register
 from tests.fakes.binance import FakeBinance
+from tests.integration.binance_ledger import funded_tenant, ledger_at
 from workers.index import PositionIndex, Watched
 from workers.worker import Worker
 
@@ -42,10 +41,7 @@ class Desk:
     secret: str = "insured-secret-000000000"
 
     def tenant(self) -> UUID:
-        client_id, _ = register(self.ledger, capital="1000")
-        self.fake.fund(self.key, self.secret, {"USDC": D(10000)})
-        self.ledger.set_credentials(self.ledger.client(client_id).email, self.key, self.secret)
-        return client_id
+        return funded_tenant(self.ledger, self.fake, self.key, self.secret)
 
     def open(self, client_id: UUID, stop: str = "98", quantity: str = "1") -> Position:
         return self.ledger.plan_validate_execute(
@@ -65,16 +61,9 @@ def desk(services: Services) -> Iterator[Desk]:
     assert isinstance(clock, ManualClock)
     with FakeBinance() as fake:
         fake.set_price(BTC, D(100))
-        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=2)
-        ledger = Ledger(
-            services.store,
-            exchange,
-            services.vault,
-            clock,
-            TradingConfig(trading_enabled=True, exchange_stop_interval=timedelta(seconds=60)),
-        )
-        yield Desk(ledger, fake, clock)
-        exchange.close()
+        config = TradingConfig(trading_enabled=True, exchange_stop_interval=timedelta(seconds=60))
+        with ledger_at(fake, services, config, clock) as ledger:
+            yield Desk(ledger, fake, clock)
 
 
 def test_after_the_entry_a_stop_limit_rests_at_the_exchange_recorded_before_it_was_sent(
