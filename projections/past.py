@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Protocol
@@ -16,7 +16,7 @@ from domain.read_models import Period, PeriodPnl, PnlOverall, PositionRow, Trade
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
 from projections.pnl import PNL_PERIODS, periods_with_cumulative
 from projections.positions import OPEN_STATUSES, POSITIONS, position_row
-from projections.tables import Codec, Dialect, Key, Row, Table
+from projections.tables import Codec, Dialect, Key, Kind, Row, Table
 from projections.trade_history import TRADES, summarise, trade_row_of
 
 DOCUMENT = TRADES.column_names.index("document")
@@ -50,20 +50,56 @@ class TenantReads(Protocol):
     def policy_row(self, client_id: UUID) -> Row | None: ...
 
 
+# The values a SQLite column hands back unchanged: written as text or an integer, and read
+# back as the same value of the same type.
+_KEPT: dict[Kind, type] = {
+    Kind.UUID: UUID,
+    Kind.TEXT: str,
+    Kind.MONEY: Decimal,
+    Kind.INT: int,
+    Kind.BOOL: bool,
+}
+
+
+class AsStored:
+    """A row as a SQLite table of `table` would return it once written: what the codec's
+    round trip gives, without it for values it hands back unchanged (and a time in UTC)."""
+
+    def __init__(self, table: Table) -> None:
+        self.codec = Codec(table, Dialect.SQLITE)
+        self.names = table.column_names
+        self.kinds = tuple(c.kind for c in table.columns)
+        self.derived = tuple((c.name, c.derived) for c in table.columns if c.derived)
+
+    def __call__(self, row: Row) -> tuple[Any, ...]:
+        if self.derived:
+            row = row | {name: derive(row) for name, derive in self.derived}
+        values = []
+        for name, kind in zip(self.names, self.kinds, strict=True):
+            value = row[name]
+            if value is None or type(value) is _KEPT.get(kind):
+                values.append(value)
+            elif kind is Kind.TIME and type(value) is datetime and value.tzinfo is not None:
+                values.append(value.astimezone(UTC))  # time_text, then fromisoformat
+            else:  # anything else: the codec's own round trip
+                return self.codec.values(self.codec.params(row))
+        return tuple(values)
+
+
 class PastReadModels:
     """`TenantReads` over tables held in memory, each a mapping of key to row."""
 
     def __init__(self, tables: Mapping[str, Mapping[Key, Row]]) -> None:
         self.tables = tables
-        self._codecs: dict[Table, Codec] = {}
+        self._as_stored: dict[Table, AsStored] = {}
         self._tenant_rows: dict[tuple[str, UUID | None], list[Row]] = {}
 
     def _stored(self, table: Table, rows: Iterable[Row]) -> list[tuple[Any, ...]]:
         """Rows as the table returns them, in its column order (derived columns included)."""
-        codec = self._codecs.get(table)
-        if codec is None:
-            codec = self._codecs[table] = Codec(table, Dialect.SQLITE)
-        return [codec.values(codec.params(row)) for row in rows]
+        stored = self._as_stored.get(table)
+        if stored is None:
+            stored = self._as_stored[table] = AsStored(table)
+        return [stored(row) for row in rows]
 
     def _rows(self, table: Table, rows: Iterable[Row]) -> list[Row]:
         names = table.column_names

@@ -19,7 +19,7 @@ from uuid import UUID
 from domain.store import EventStore
 
 CHECKPOINT_EVENTS = 200
-KEPT_EVENTS = 200_000  # over every aggregate kept; the least recently read go first
+KEPT_EVENTS = 100_000  # over every aggregate kept; the least recently read go first
 
 
 @dataclass
@@ -50,11 +50,11 @@ class PastStates:
                 latest = history.latest
                 latest.append(max(latest[-1], event.timestamp) if latest else event.timestamp)
                 events.append(event)
-            upto = bisect_right(history.latest, as_of)
-            while len(history.checkpoints) * CHECKPOINT_EVENTS <= upto:
+            while len(history.checkpoints) * CHECKPOINT_EVENTS <= len(events):
                 start = (len(history.checkpoints) - 1) * CHECKPOINT_EVENTS
                 state = _fold(history.checkpoints[-1], events[start : start + CHECKPOINT_EVENTS])
                 history.checkpoints.append(state)
+            upto = bisect_right(history.latest, as_of)
             checkpoint = upto // CHECKPOINT_EVENTS
             base = history.checkpoints[checkpoint]
         self._forget_beyond(KEPT_EVENTS)

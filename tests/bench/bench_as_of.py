@@ -159,6 +159,10 @@ def main() -> None:
                     path = PATHS[i % len(PATHS)]
                     live[path].append(timed(path, None))
                     past[path].append(timed(path, began + timedelta(seconds=rng.uniform(0, span))))
+                for path in PATHS:  # at the present instant, the live reads' very bytes
+                    present = {"as_of": clock.now().isoformat()}
+                    same = api.get(path, headers=headers, params=present).content
+                    assert same == api.get(path, headers=headers).content, path
             print(f"load average after:  {_load()}")
             print("as_of (a random instant)                          | without as_of (baseline)")
             every = [t for ts in past.values() for t in ts]
