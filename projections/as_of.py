@@ -16,13 +16,16 @@ import json
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from domain.identity import policy_id_for
+from domain.position import Position
 from domain.store import EventStore
 from projections.database import TRACKING, ProjectionDatabase
 from projections.events import FastDecoder, events_table
@@ -94,6 +97,9 @@ class TimeTravel:
                 handlers.setdefault(topic, []).append(projection.handler_for(topic))
                 reads.setdefault(topic, ["timestamp"]).extend(fields)
         self.handlers = {topic: tuple(found) for topic, found in handlers.items()}
+        unseen = positions_unseen(handlers)
+        if unseen:  # a catch-up finds changed positions by the positions projection's rows
+            raise ValueError(f"position events the positions projection ignores: {unseen}")
         self.decode = FastDecoder(store, reads)
         self.tenant = self._tenant_statement()
         self.by_range = self._events_statement(sorted(handlers), by_range=True)
@@ -157,7 +163,7 @@ class TimeTravel:
         sqlite = database.dialect is Dialect.SQLITE
         client = str(client_id) if sqlite else client_id
         with database.session() as session:
-            found = session.execute(self.tenant, (PositionsProjection.name, client))
+            found = session.execute(self.tenant, (PositionsProjection.name, client, log.watermark))
             head = found[0][0] if found else None
             if head is None or int(head) <= log.watermark:
                 return  # nothing the projections have seen since
@@ -203,8 +209,11 @@ class TimeTravel:
             log.checkpoints.append({t.name: rows.merged(t.name) for t in self.tables})
 
     def _tenant_statement(self) -> str:
-        """The positions projection's position (`%s` 1) on every row, with each of the
-        tenant's (`%s` 2) position ids, and one row more without."""
+        """The positions projection's position (`%s` 1) on every row, with the ids of the
+        tenant's (`%s` 2) positions it has changed after the watermark (`%s` 3), and one
+        row more without. Every event the fold reads of a position is one the positions
+        projection applies, setting the row's `updated_notification_id` to its id: the
+        positions with events after the watermark, up to that position, are these."""
         database = self.database
         head = (
             f"(SELECT {quote('position')} FROM {database.qualified(TRACKING.name)} "
@@ -214,6 +223,7 @@ class TimeTravel:
             f"WITH head AS (SELECT {head} AS at) "
             f"SELECT (SELECT at FROM head), {quote('position_id')} "
             f"FROM {database.qualified(POSITIONS.name)} WHERE {quote('client_id')} = %s "
+            f"AND {quote('updated_notification_id')} > %s "
             "UNION ALL SELECT (SELECT at FROM head), NULL"
         )
 
@@ -237,6 +247,13 @@ class TimeTravel:
             f"AND topic IN ({', '.join(_quoted(t) for t in topics)}) ORDER BY {nid}"
         )
         return statement.replace("%s", "?") if sqlite else statement
+
+
+def positions_unseen(topics: Iterable[str]) -> list[str]:
+    """The position events among `topics` that the positions projection does not apply."""
+    applied = PositionsProjection().topics
+    position = get_topic(Position) + "."
+    return sorted(t for t in topics if t.startswith(position) and t not in applied)
 
 
 def _quoted(text: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest
 from starlette.testclient import TestClient
@@ -121,27 +122,31 @@ def test_another_tenants_events_before_the_instant_never_appear(
     assert [p["id"] for p in bobs] == [theirs["position_id"]]
 
 
-def test_an_event_recorded_after_a_read_with_an_earlier_time_is_in_the_next_answer(
+def test_events_recorded_after_a_read_with_an_earlier_time_are_in_the_next_answer(
     api: TestClient, alice: Tenant, services: Services, clock: ManualClock
 ) -> None:
-    buy(api, alice, stop="99000")
+    first = buy(api, alice, stop="99000")
     clock.advance(timedelta(hours=1))
     instant = clock.now()
     then = {path: get(api, alice, path, instant.isoformat()) for path in READS}
-    assert len(then["/api/positions/"]["positions"]) == 1
+    assert [p["status"] for p in then["/api/positions/"]["positions"]] == ["open"]
     assert then["/api/policy/"]["protections"]["open_positions"] == 1
 
     clock.set(instant - timedelta(minutes=30))  # a writer whose clock is behind
     order = BuyOrder(symbol="BTCUSDC", quote_asset="USDC", stop_price=Decimal(99000))
     late = services.ledger.buy(alice.client_id, order).position
+    services.ledger.close_position(alice.client_id, UUID(first["position_id"]))
     assert services.read_models.wait_for(services.store.recorder.max_notification_id() or 0)
     clock.set(instant + timedelta(hours=1))
     again = {path: get(api, alice, path, instant.isoformat()) for path in READS}
 
-    assert str(late.id) in [p["id"] for p in again["/api/positions/"]["positions"]]
-    assert again["/api/trade/history/"]["summary"]["open_trades"] == 2
-    assert again["/api/policy/"]["protections"]["open_positions"] == 2
-    assert again["/api/policy/"]["open_risk"] != then["/api/policy/"]["open_risk"]
+    statuses = {p["id"]: p["status"] for p in again["/api/positions/"]["positions"]}
+    assert statuses == {first["position_id"]: "closed", str(late.id): "open"}
+    assert again["/api/trade/history/"]["summary"]["closed_trades"] == 1
+    assert again["/api/trade/history/"]["summary"]["open_trades"] == 1
+    assert again["/api/trade/pnl/"] != then["/api/trade/pnl/"]
+    assert again["/api/policy/"]["protections"]["open_positions"] == 1
+    assert again["/api/policy/"]["realised_pnl"] != then["/api/policy/"]["realised_pnl"]
 
 
 def test_before_the_first_trade_there_is_nothing_to_show(

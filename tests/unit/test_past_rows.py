@@ -9,7 +9,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from eventsourcing.utils import get_topic
 
+from domain.position import Position
+from projections.as_of import positions_unseen
+from projections.catalog import all_projections
 from projections.drawdown import POLICIES
 from projections.past import AsStored
 from projections.positions import POSITIONS
@@ -121,3 +125,13 @@ def test_a_fold_over_layered_rows_leaves_its_base_unchanged() -> None:
     assert kept == copy
     assert list(base[POSITIONS.name].values()) == [kept]
     assert list(rows.merged(POSITIONS.name).values()) == [added]
+
+
+def test_every_position_event_a_past_read_folds_moves_the_positions_row() -> None:
+    """What lets a past read find a tenant's changed positions by their rows."""
+    topics = {topic for projection in all_projections() for topic in projection.topics}
+    position = get_topic(Position) + "."
+
+    assert any(topic.startswith(position) for topic in topics)
+    assert positions_unseen(topics) == []
+    assert positions_unseen([*topics, position + "Unknown"]) == [position + "Unknown"]
