@@ -1,9 +1,10 @@
 """Time travel: the read models as one tenant's events up to an instant left them.
 
 The tenant's events (its policy's and its positions', by the positions table) are read in
-one statement, decoded once and kept; each request folds those recorded at or before its
-instant, in log order, with the live projections' own handlers into rows in memory, and
-`PastReadModels` answers from them as the SQL read models answer from their tables.
+one statement, decoded once (only the fields the projections read) and kept; each request
+folds those recorded at or before its instant, in log order, with the live projections'
+own handlers into rows in memory, and `PastReadModels` answers from them as the SQL read
+models answer from their tables.
 
 What is kept is only the log itself, which never changes: every request first reads what
 was recorded since (usually nothing), so an event recorded late with an earlier timestamp
@@ -156,8 +157,9 @@ class TimeTravel:
 
     def _catch_up(self, log: TenantLog, client_id: UUID) -> None:
         """Append the tenant's events recorded after the watermark, up to the positions
-        projection's position. That position and the tenant's position ids are read in one
-        statement: every position planned up to there is among them, so no event at or
+        projection's position, which becomes the watermark. That position and the ids of
+        the tenant's positions changed since the watermark are read in one statement (one
+        snapshot): every position with events up to there is among them, so no event at or
         below the new watermark can be missed later (even if a rebuild moves it back)."""
         database = self.database
         sqlite = database.dialect is Dialect.SQLITE
