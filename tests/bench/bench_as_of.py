@@ -5,7 +5,8 @@ planned, validated, entered and closed, the policy reserving and realising their
 beside another tenant's as many, then the projections are rebuilt and the tenant's events
 are counted back from the log. The four reads are asked in turn through the real app in
 this process, each at a random past instant, interleaved with the same reads without
-`as_of` (the baseline, measured in the same run). The first read of a tenant reads and
+`as_of` (the baseline, measured in the same run), while the caller keeps trading (a trade
+every `WRITE_EVERY` requests, so reads catch up). The first read of a tenant reads and
 decodes its whole log (later ones only what was recorded since): that cold read is
 measured apart, after the kept events are dropped, `COLD` times."""
 
@@ -38,6 +39,7 @@ from tests.integration.test_api_support import running
 EVENTS = int(os.environ.get("BENCH_AS_OF_EVENTS", "10000"))
 REQUESTS = int(os.environ.get("BENCH_AS_OF_REQUESTS", "200"))
 COLD = int(os.environ.get("BENCH_AS_OF_COLD", "8"))
+WRITE_EVERY = 10  # requests between two trades of the caller's (10 events), read by the next
 PATHS = ("/api/positions/", "/api/trade/history/", "/api/trade/pnl/", "/api/policy/")
 P99_GOAL_MS = 100.0
 
@@ -155,15 +157,21 @@ def main() -> None:
                 for path in PATHS:  # warm-up
                     timed(path, None)
                     timed(path, recorded[0][1])
+                written, last = 0, recorded[0][1]
                 for i in range(REQUESTS):
+                    if i % WRITE_EVERY == WRITE_EVERY - 1:  # the tenant keeps trading
+                        count, last = record_trades(services, caller.client_id, 10, last)
+                        written += count
                     path = PATHS[i % len(PATHS)]
                     live[path].append(timed(path, None))
                     past[path].append(timed(path, began + timedelta(seconds=rng.uniform(0, span))))
+                latest = services.store.recorder.max_notification_id() or 0
+                assert services.read_models.wait_for(latest, timeout=30)
                 for path in PATHS:  # at the present instant, the live reads' very bytes
                     present = {"as_of": clock.now().isoformat()}
                     same = api.get(path, headers=headers, params=present).content
                     assert same == api.get(path, headers=headers).content, path
-            print(f"load average after:  {_load()}")
+            print(f"load average after:  {_load()}; {written} events recorded meanwhile")
             print("as_of (a random instant)                          | without as_of (baseline)")
             every = [t for ts in past.values() for t in ts]
             every_live = [t for ts in live.values() for t in ts]
