@@ -13,8 +13,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from api.operations import AnyCall, Call
 from api.schemas import Query
 from domain.errors import InvalidInput
-from projections.as_of import read_models_as_of
-from projections.sql_read_models import SqlReadModels
+from projections.past import TenantReads
 
 AS_OF = Field(
     None,
@@ -55,10 +54,9 @@ def past_instant(call: Call[BaseModel, AsOfQuery]) -> datetime | None:
 
 
 @contextmanager
-def read_models_for(call: AnyCall, as_of: datetime | None) -> Iterator[SqlReadModels]:
+def read_models_for(call: AnyCall, as_of: datetime | None) -> Iterator[TenantReads]:
     """The live read models, or the caller's own as of `as_of`."""
     if as_of is None:
         yield call.services.read_models
         return
-    with read_models_as_of(call.services.read_models, call.principal.client_id, as_of) as past:
-        yield past
+    yield call.services.read_models.as_of(call.principal.client_id, as_of)

@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 from domain.formats import Document, money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
 from projections.database import PostgresKwargs, ProjectionDatabase
+from projections.past import TenantReads
 from projections.pnl import PNL_PERIODS
-from projections.sql_read_models import SqlReadModels
 from projections.trade_history import TRADES, summarise
 
 POOL_SIZE = 2  # connections for each statement; reads waiting for one are sent together
@@ -130,7 +130,7 @@ def pnl_document(period: Period, periods: Sequence[PeriodPnl], overall: PnlOvera
 class ReadModelDocuments:
     """The documents from the read models (blocking: run in a worker thread)."""
 
-    def __init__(self, read_models: SqlReadModels) -> None:
+    def __init__(self, read_models: TenantReads) -> None:
         self.read_models = read_models
 
     async def open(self) -> None:

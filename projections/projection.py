@@ -103,6 +103,41 @@ class MemoryRows:
         return len(self.data[table.name])
 
 
+class LayeredRows:
+    """Rows over a base that is never changed: a row is copied the first time it is asked
+    for, so many folds can start from the same base (rows hold only immutable values)."""
+
+    def __init__(self, base: Mapping[str, Mapping[Key, Row]]) -> None:
+        self.base = base
+        self.own: dict[str, dict[Key, Row | None]] = {name: {} for name in base}
+
+    def get(self, table: Table, key: Key) -> Row | None:
+        own = self.own[table.name]
+        if key in own:
+            return own[key]
+        found = self.base[table.name].get(key)
+        row = None if found is None else dict(found)
+        own[key] = row
+        return row
+
+    def put(self, table: Table, row: Row) -> None:
+        self.own[table.name][table.key_of(row)] = row
+
+    def delete(self, table: Table, key: Key) -> None:
+        self.own[table.name][key] = None
+
+    def merged(self, name: str) -> dict[Key, Row]:
+        """The table's rows, the base's with this layer's changes over them."""
+        own = self.own[name]
+        if not own:
+            return dict(self.base[name])
+        rows = {**self.base[name], **own}
+        for key, row in own.items():
+            if row is None:
+                del rows[key]
+        return rows  # type: ignore[return-value]  # the None rows were just removed
+
+
 def _identical(a: Row | None, b: Row | None) -> bool:
     """Equal values AND equal representations (Decimal('1.0') differs from Decimal('1.00'))."""
     if a is None or b is None:

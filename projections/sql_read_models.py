@@ -21,11 +21,13 @@ from domain.read_models import (
     TradeSummary,
 )
 from domain.store import EventStore
+from projections.as_of import TimeTravel
 from projections.audit import AuditRecord, ExportFilter, export_events
 from projections.catalog import all_projections, select_projections
 from projections.database import ProjectionDatabase
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
 from projections.events import events_table
+from projections.past import PastReadModels
 from projections.pnl import PNL_PERIODS, periods_with_cumulative
 from projections.positions import (
     OPEN_STATUSES,
@@ -58,9 +60,25 @@ class SqlReadModels:
         projections = projections if projections is not None else all_projections()
         self.names = tuple(p.name for p in projections)
         self._codecs: dict[str, Codec] = {}
+        self._time_travel: TimeTravel | None = None
+        self._time_travel_lock = threading.Lock()
 
     def close(self) -> None:
         self.database.close()
+
+    def as_of(self, client_id: UUID, as_of: datetime) -> PastReadModels:
+        """The tenant's read models as its events up to `as_of` left them."""
+        with self._time_travel_lock:
+            if self._time_travel is None:
+                self._time_travel = TimeTravel(self.database, self.store, all_projections())
+            time_travel = self._time_travel
+        return time_travel.read_models(client_id, as_of)
+
+    def forget_past(self) -> None:
+        """Drop the events `as_of` keeps (the next past read of a tenant reads them again)."""
+        with self._time_travel_lock:
+            if self._time_travel is not None:
+                self._time_travel.forget()
 
     # --- helpers ---
 
@@ -195,6 +213,13 @@ class SqlReadModels:
             )
             for policy in sorted(policies, key=lambda p: str(p["client_id"]))
         ]
+
+    def policy_row(self, client_id: UUID) -> Row | None:
+        """The tenant's row of the drawdown projection's policy table."""
+        found = self._select(
+            POLICIES, '"client_id" = %s', [self._p(POLICIES, "client_id", client_id)]
+        )
+        return found[0] if found else None
 
     def last_prices(self) -> dict[str, Decimal]:
         return {r["symbol"]: r["price"] for r in self._select(PRICES, "1 = 1", [])}
