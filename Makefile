@@ -26,13 +26,11 @@ $(DEV): pyproject.toml | $(BIN)/python
 	touch $(DEV) $(RUNTIME)
 
 # The dashboard's assets: the pinned npm packages (npm ci, from the lock) and web/src,
-# copied into the app's static folder (git-ignored). The app starts without them.
-$(ASSETS): web/package.json web/package-lock.json $(wildcard web/src/*)
+# copied into the app's static folder (git-ignored) by web/copy-assets.sh, as infra/Dockerfile
+# does. The app starts without them.
+$(ASSETS): web/package.json web/package-lock.json web/copy-assets.sh $(wildcard web/src/*)
 	@if cd web && npm ci --no-audit --no-fund --loglevel=error; then \
-		cd .. && mkdir -p $(STATIC) && \
-		cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css \
-			web/src/* $(STATIC)/ && \
-		cp web/node_modules/uplot/LICENSE $(STATIC)/uPlot.LICENSE && touch $(ASSETS); \
+		cd .. && sh web/copy-assets.sh $(STATIC) && touch $(ASSETS); \
 	else \
 		echo "warning: dashboard assets not built (npm ci failed): / says so, the API works"; \
 	fi

@@ -3,14 +3,11 @@ the paper exchange's prices."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from api.operations import Access, Call, Operation, Reply
-from api.schemas import Input, Output, Price, Symbol
+from api.schemas import Empty, Input, NoQuery, Output, Price, Symbol
 from domain.errors import NotFound
 from domain.formats import money
-from projections.catalog import PROJECTION_NAMES, select_projections
-from projections.rebuild import rebuild
+from projections.catalog import PROJECTION_NAMES
 
 
 class ProjectionState(Output):
@@ -35,7 +32,7 @@ class PaperPriceReply(Output):
     price: str
 
 
-def projection_status(call: Call[Any, Any]) -> Reply:
+def projection_status(call: Call[Empty, NoQuery]) -> Reply:
     return Reply(
         {
             "projections": [
@@ -60,13 +57,12 @@ class RebuildReply(Output):
     seconds: str
 
 
-def rebuild_projection(call: Call[Any, Any]) -> Reply:
+def rebuild_projection(call: Call[Empty, NoQuery]) -> Reply:
     """Fold the whole log into fresh tables, then swap them in; queries keep answering."""
     name: str = call.path["name"]
     if name not in PROJECTION_NAMES:
         raise NotFound(f"Unknown projection {name!r}; known: {', '.join(PROJECTION_NAMES)}")
-    services = call.services
-    report = rebuild(services.read_models.database, services.store, select_projections([name]))
+    report = call.services.read_models.rebuild([name])
     return Reply(
         {
             "success": True,
@@ -79,7 +75,7 @@ def rebuild_projection(call: Call[Any, Any]) -> Reply:
     )
 
 
-def set_paper_price(call: Call[PaperPrice, Any]) -> Reply:
+def set_paper_price(call: Call[PaperPrice, NoQuery]) -> Reply:
     paper = call.services.paper
     if paper is None:
         raise NotFound("The paper exchange is not in use (ROBSON_EXCHANGE is not paper)")

@@ -28,6 +28,7 @@ from api import (
     positions,
     preview,
     trade,
+    trade_history,
 )
 from api.auth import DEFAULT_TTL_SECONDS, Authenticate, TokenCache
 from api.body_limit import BodyLimit
@@ -46,6 +47,7 @@ log = logging.getLogger("robson.api")
 MAX_BODY_BYTES = 64 * 1024
 OPERATIONS: Sequence[Operation] = (
     *trade.OPERATIONS,
+    *trade_history.OPERATIONS,
     *margin.OPERATIONS,
     *positions.OPERATIONS,
     *intents.OPERATIONS,
@@ -73,7 +75,7 @@ def read_own_writes(services: Services) -> None:
     """After a command: wait until the read models include everything logged so far.
     The command's reply is decided: a database gone meanwhile only skips the wait."""
     try:
-        last = services.store.recorder.max_notification_id() or 0
+        last = services.read_models.log_position()
         if last and not services.read_models.wait_for(last):
             log.warning("read models did not reach notification %s in time", last)
     except (OperationalError, InterfaceError, psycopg.OperationalError):

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
-from api.operations import Call
+from api.operations import AnyCall, Call
 from api.schemas import Query
 from domain.errors import InvalidInput
-from projections.as_of import read_models_as_of
-from projections.sql_read_models import SqlReadModels
+from projections.past import TenantReads
 
 AS_OF = Field(
     None,
@@ -25,7 +24,7 @@ AS_OF = Field(
 )
 
 
-def _iso_text(value: Any) -> Any:
+def _iso_text(value: object) -> str:
     """Only ISO 8601 text, as the document says: pydantic would also read a bare number as
     epoch seconds."""
     if (isinstance(value, str) and not value[:4].isdigit()) or not isinstance(value, str):
@@ -39,10 +38,10 @@ class AsOfQuery(Query):
     as_of: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = AS_OF
 
 
-def past_instant(call: Call[Any, Any]) -> datetime | None:
+def past_instant(call: Call[BaseModel, AsOfQuery]) -> datetime | None:
     """The query's `as_of`; one still to come is refused on `query.as_of`, as a malformed
     one is (422)."""
-    as_of: datetime | None = getattr(call.query, "as_of", None)
+    as_of = call.query.as_of
     if as_of is None:
         return None
     try:
@@ -55,10 +54,9 @@ def past_instant(call: Call[Any, Any]) -> datetime | None:
 
 
 @contextmanager
-def read_models_for(call: Call[Any, Any], as_of: datetime | None) -> Iterator[SqlReadModels]:
+def read_models_for(call: AnyCall, as_of: datetime | None) -> Iterator[TenantReads]:
     """The live read models, or the caller's own as of `as_of`."""
     if as_of is None:
         yield call.services.read_models
         return
-    with read_models_as_of(call.services.read_models, call.principal.client_id, as_of) as past:
-        yield past
+    yield call.services.read_models.as_of(call.principal.client_id, as_of)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
 from api.operations import Call, Operation
-from api.schemas import BIGINT_MAX, Query
+from api.schemas import BIGINT_MAX, Empty, Query
 from domain.errors import Forbidden
-from projections.audit import ExportFilter, export_events, to_ndjson
+from projections.audit import ExportFilter, to_ndjson
 
 NDJSON = "application/x-ndjson"
 
@@ -23,7 +22,7 @@ class AuditQuery(Query):
     since: int | None = Field(None, ge=0, le=BIGINT_MAX, description="notification id (exclusive)")
 
 
-def audit_events(call: Call[Any, AuditQuery]) -> StreamingResponse:
+def audit_events(call: Call[Empty, AuditQuery]) -> StreamingResponse:
     who = call.principal
     client_id = who.client_id
     wanted = call.query.client
@@ -32,7 +31,7 @@ def audit_events(call: Call[Any, AuditQuery]) -> StreamingResponse:
             raise Forbidden("Only the operator may export another client's events")
         client_id = call.services.ledger.client_by_email(wanted).id  # 404 when unknown
     selection = ExportFilter(client_id=client_id, since_id=call.query.since)
-    records = export_events(call.services.store, selection)
+    records = call.services.read_models.audit_events(selection)
 
     def lines() -> Iterator[str]:
         for record in records:

@@ -4,18 +4,19 @@ the explicit confirmation that alone executes a trade the assistant proposed."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.errors import error_body
+from api.errors import ErrorHandler, error_body
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, Message, Output
+from api.schemas import Empty, Input, Message, NoQuery, Output
 from domain.assistant.chat import ChatReply
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
+from domain.formats import Document
 
 IntentName = Literal["buy", "sell", "analyze", "balance", "positions", "risk", "general"]
 
@@ -42,8 +43,8 @@ class ChatReplyView(Output):
     detected_intent: IntentName
     requires_confirmation: bool
     intent_id: str | None
-    proposal: dict[str, Any] | None
-    execution: dict[str, Any] | None
+    proposal: dict[str, object] | None
+    execution: dict[str, object] | None
     model: str | None
     ai_available: bool
 
@@ -60,22 +61,22 @@ class ConfirmReplyView(Output):
     success: bool
     message: str
     intent_id: str
-    position: dict[str, Any]
+    position: dict[str, object]
 
 
 class ChatContextView(Output):
     success: bool
     as_of: str
-    balances: list[dict[str, Any]]
-    positions: list[dict[str, Any]]
-    recent_trades: list[dict[str, Any]]
+    balances: list[dict[str, object]]
+    positions: list[dict[str, object]]
+    recent_trades: list[dict[str, object]]
     prices: dict[str, str]
-    monthly_pnl: dict[str, Any] | None
-    risk: dict[str, Any]
+    monthly_pnl: dict[str, object] | None
+    risk: dict[str, object]
     unavailable: list[str]
 
 
-def reply_payload(reply: ChatReply) -> dict[str, Any]:
+def reply_payload(reply: ChatReply) -> Document:
     return {
         "success": True,
         "message": reply.message,
@@ -90,7 +91,7 @@ def reply_payload(reply: ChatReply) -> dict[str, Any]:
     }
 
 
-def chat(call: Call[ChatRequest, Any]) -> Reply:
+def chat(call: Call[ChatRequest, NoQuery]) -> Reply:
     reply = call.services.assistant.chat(
         call.principal.client_id, call.body.message, call.body.conversation_id
     )
@@ -99,7 +100,7 @@ def chat(call: Call[ChatRequest, Any]) -> Reply:
     return Reply(reply_payload(reply))
 
 
-def chat_status(call: Call[Any, Any]) -> Reply:
+def chat_status(call: Call[Empty, NoQuery]) -> Reply:
     status = call.services.assistant.status()
     return Reply(
         {
@@ -112,12 +113,12 @@ def chat_status(call: Call[Any, Any]) -> Reply:
     )
 
 
-def chat_context(call: Call[Any, Any]) -> Reply:
+def chat_context(call: Call[Empty, NoQuery]) -> Reply:
     document = call.services.assistant.context_document(call.principal.client_id)
     return Reply({"success": True, **document})
 
 
-def chat_confirm(call: Call[ConfirmRequest, Any]) -> Reply:
+def chat_confirm(call: Call[ConfirmRequest, NoQuery]) -> Reply:
     call.working_on(call.body.intent_id)
     confirmation = call.services.assistant.confirm(call.principal.client_id, call.body.intent_id)
     call.metrics.count_orders("entry")
@@ -138,7 +139,7 @@ def invalid_message(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body(exc.message, exc.code, field=exc.field), 400)
 
 
-EXCEPTION_HANDLERS: Mapping[Any, Any] = {MessageInvalid: invalid_message}
+EXCEPTION_HANDLERS: Mapping[type[Exception], ErrorHandler] = {MessageInvalid: invalid_message}
 
 OPERATIONS = [
     Operation(

@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
 
-from domain.formats import money
+from domain.formats import Document, money
 from domain.read_models import Period, PeriodPnl, PnlOverall, TradeSummary
-from projections.database import ProjectionDatabase
+from projections.database import PostgresKwargs, ProjectionDatabase
+from projections.past import TenantReads
 from projections.pnl import PNL_PERIODS
-from projections.sql_read_models import SqlReadModels
 from projections.trade_history import TRADES, summarise
 
 POOL_SIZE = 2  # connections for each statement; reads waiting for one are sent together
@@ -67,7 +67,7 @@ class OpenReads(Protocol):
 
     def __call__(
         self,
-        kwargs: Mapping[str, Any],
+        kwargs: PostgresKwargs,
         statements: Mapping[str, str],
         *,
         size: int,
@@ -78,12 +78,12 @@ class OpenReads(Protocol):
 # --- formatted here ---
 
 
-def encode(document: dict[str, Any]) -> bytes:
+def encode(document: Mapping[str, object]) -> bytes:
     """Compact UTF-8 JSON, as Starlette's JSONResponse writes it."""
     return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def summary_document(summary: TradeSummary) -> dict[str, Any]:
+def summary_document(summary: TradeSummary) -> Document:
     return {
         "total_trades": summary.total_trades,
         "closed_trades": summary.closed_trades,
@@ -101,9 +101,7 @@ def history_reply(trades: Sequence[str], summary: TradeSummary) -> bytes:
     return b'{"trades":[' + listed + b'],"summary":' + encode(summary_document(summary)) + b"}"
 
 
-def pnl_document(
-    period: Period, periods: Sequence[PeriodPnl], overall: PnlOverall
-) -> dict[str, Any]:
+def pnl_document(period: Period, periods: Sequence[PeriodPnl], overall: PnlOverall) -> Document:
     return {
         "period_type": period.value,
         "periods": [
@@ -132,7 +130,7 @@ def pnl_document(
 class ReadModelDocuments:
     """The documents from the read models (blocking: run in a worker thread)."""
 
-    def __init__(self, read_models: SqlReadModels) -> None:
+    def __init__(self, read_models: TenantReads) -> None:
         self.read_models = read_models
 
     async def open(self) -> None:

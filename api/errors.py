@@ -7,9 +7,8 @@ classes, so the most specific entry wins (`TradingDisabled` 403 before `DomainEr
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_CEILING, Decimal
-from typing import Any
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -39,6 +38,7 @@ from domain.errors import (
     TradingDisabled,
     Unauthorized,
 )
+from domain.formats import JSON, Document
 
 log = logging.getLogger("robson.api")
 
@@ -117,7 +117,10 @@ def status_of(exc: Exception) -> int:
     return 500
 
 
-def error_body(message: str, code: str, **extra: Any) -> dict[str, Any]:
+ErrorHandler = Callable[[Request, Exception], Response]
+
+
+def error_body(message: str, code: str, **extra: JSON) -> Document:
     return {"success": False, "error": message, "code": code, **extra}
 
 
@@ -125,7 +128,7 @@ def domain_error(request: Request, exc: Exception) -> Response:
     """The reply for any exception in `STATUS`: the error shape plus what the class adds."""
     status = status_of(exc)
     headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
+    extra: Document = {}
     position_id = request.scope.get(POSITION_KEY)
     if isinstance(exc, DomainError):
         message, code = exc.message, exc.code
@@ -193,7 +196,7 @@ class ClientGone:
             log.info("client disconnected during %s %s", scope.get("method"), scope.get("path"))
 
 
-EXCEPTION_HANDLERS: Mapping[Any, Any] = {
+EXCEPTION_HANDLERS: Mapping[type[Exception], ErrorHandler] = {
     **dict.fromkeys(STATUS, domain_error),
     HTTPException: http_error,
     Exception: unexpected_error,

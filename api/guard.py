@@ -4,12 +4,12 @@ overconfidence, against the tenant's own recent trades."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
 from api.operations import Call, Operation, Reply
-from api.schemas import ExactDecimal, Input, Message, Output, Price, Quantity, Symbol
+from api.schemas import ExactDecimal, Input, Message, NoQuery, Output, Price, Quantity, Symbol
 from domain.assistant.context import guard_document
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, checked_message
 from domain.assistant.guard import IntendedTrade
@@ -70,11 +70,11 @@ class GuardReplyView(Output):
     requires_confirmation: bool
     signals: list[GuardSignal]
     response_message: str
-    parameters: dict[str, Any]
+    parameters: dict[str, object]
     analyzed_at: str
 
 
-def analyze(call: Call[GuardRequest, Any]) -> Reply:
+def analyze(call: Call[GuardRequest, NoQuery]) -> Reply:
     message = checked_message(call.body.message)  # 400 "message is required"
     trade = call.body.trade.intended() if call.body.trade is not None else None
     report = call.services.assistant.analyze(call.principal.client_id, message, trade)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from api.operations import Access, Call, Operation, Reply
-from api.schemas import Output
+from api.schemas import Empty, NoQuery, Output
 
 MAX_LAG_EVENTS = 1000
 MAX_LAG_SECONDS = Decimal(30)
@@ -22,24 +21,24 @@ class Health(Output):
 class Readiness(Output):
     status: str
     database: str
-    projections: list[dict[str, Any]]
+    projections: list[dict[str, object]]
     problems: list[str]
 
 
-def healthz(call: Call[Any, Any]) -> Reply:
+def healthz(call: Call[Empty, NoQuery]) -> Reply:
     return Reply({"status": "ok"})
 
 
-def readyz(call: Call[Any, Any]) -> Response:
+def readyz(call: Call[Empty, NoQuery]) -> Response:
     """Ready when the database answers and every projection is close to the log's head."""
     problems: list[str] = []
     try:
-        call.services.store.recorder.max_notification_id()
+        call.services.read_models.log_position()
         database = "ok"
     except Exception as error:  # any failure to reach it means: not ready
         database = "unreachable"
         problems.append(f"database unreachable ({type(error).__name__})")
-    projections: list[dict[str, Any]] = []
+    projections: list[dict[str, str | int]] = []
     if database == "ok":
         for status in call.services.read_models.status():
             projections.append(
@@ -64,7 +63,7 @@ def readyz(call: Call[Any, Any]) -> Response:
     return JSONResponse(body, 200 if not problems else 503)
 
 
-def metrics(call: Call[Any, Any]) -> Response:
+def metrics(call: Call[Empty, NoQuery]) -> Response:
     gauges: list[tuple[str, str, dict[str, str], float]] = []
     for status in call.services.read_models.status():
         gauges.append(

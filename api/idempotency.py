@@ -20,11 +20,11 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -161,7 +161,8 @@ def _transient(error: Exception) -> bool:
 
 def _render(request: Request, error: Exception) -> Response | None:
     """The reply the app's own exception table gives `error` (None: it has no sync one)."""
-    handlers: dict[Any, Callable[..., Any]] = request.app.exception_handlers
+    handlers: Mapping[object, Callable[[Request, Exception], object]]
+    handlers = request.app.exception_handlers  # Starlette's app is untyped on a request
     for cls in type(error).__mro__:
         if cls in handlers:
             response = handlers[cls](request, error)

@@ -4,14 +4,14 @@ endpoints run the same three ledger steps in one use case, never a shortcut)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field, StrictBool
 
-from api.operations import Call, Operation, Reply
+from api.operations import AnyCall, Call, Operation, Reply
 from api.positions import PositionView, position_view
-from api.schemas import Amount, ExactDecimal, Input, Output, Price, Quantity, Symbol
+from api.schemas import Amount, Empty, ExactDecimal, Input, NoQuery, Output, Price, Quantity, Symbol
 from domain.errors import OrderRejected, RiskRuleViolated
 from domain.ledger import PlanRequest
 from domain.ledger.entries import violations_of
@@ -46,7 +46,7 @@ class IntentReply(Output):
 class CallProgress:
     """Names the position a use case works on in an error reply, and counts orders sent."""
 
-    def __init__(self, call: Call[Any, Any]) -> None:
+    def __init__(self, call: AnyCall) -> None:
         self.call = call
 
     def working_on(self, position_id: UUID) -> None:
@@ -56,14 +56,14 @@ class CallProgress:
         self.call.metrics.count_orders(kind)
 
 
-def validated(call: Call[Any, Any], position_id: UUID) -> Position:
+def validated(call: AnyCall, position_id: UUID) -> Position:
     position = call.services.ledger.validate_position(call.principal.client_id, position_id)
     if position.status is Status.REJECTED:
         raise RiskRuleViolated(violations_of(position))
     return position
 
 
-def executed(call: Call[Any, Any], position_id: UUID) -> Position:
+def executed(call: AnyCall, position_id: UUID) -> Position:
     position = call.services.ledger.execute_position(call.principal.client_id, position_id)
     call.metrics.count_orders("entry")
     if position.status is Status.CANCELLED:
@@ -71,7 +71,7 @@ def executed(call: Call[Any, Any], position_id: UUID) -> Position:
     return position
 
 
-def plan_intent(call: Call[PlanIntent, Any]) -> Reply:
+def plan_intent(call: Call[PlanIntent, NoQuery]) -> Reply:
     body = call.body
     position = call.services.ledger.plan_position(
         call.principal.client_id,
@@ -90,13 +90,13 @@ def plan_intent(call: Call[PlanIntent, Any]) -> Reply:
     return Reply({"success": True, "intent": position_view(position)}, 201)
 
 
-def validate_intent(call: Call[Any, Any]) -> Reply:
+def validate_intent(call: Call[Empty, NoQuery]) -> Reply:
     position_id: UUID = call.path["id"]
     call.working_on(position_id)
     return Reply({"success": True, "intent": position_view(validated(call, position_id))})
 
 
-def execute_intent(call: Call[Any, Any]) -> Reply:
+def execute_intent(call: Call[Empty, NoQuery]) -> Reply:
     position_id: UUID = call.path["id"]
     call.working_on(position_id)
     position = executed(call, position_id)

@@ -4,14 +4,14 @@ capital), and opening one with its stop recorded, as a dry run by default."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool
 
 from api.intents import CallProgress, Leverage
 from api.operations import Call, Operation, Reply
-from api.schemas import Amount, ExactDecimal, Input, MoneyOut, Output, Price, Symbol
-from domain.formats import maybe_money, money
+from api.schemas import Amount, ExactDecimal, Input, MoneyOut, NoQuery, Output, Price, Symbol
+from domain.formats import Document, maybe_money, money
 from domain.ledger.margin import MarginRequest, SizedMargin
 from domain.market import Side
 from domain.position import Status
@@ -69,7 +69,7 @@ def _request(body: MarginCalculation) -> MarginRequest:
     )
 
 
-def _calculation(side: str, sized: SizedMargin) -> dict[str, Any]:
+def _calculation(side: str, sized: SizedMargin) -> Document:
     size = sized.size
     return {
         "symbol": sized.symbol,
@@ -86,12 +86,12 @@ def _calculation(side: str, sized: SizedMargin) -> dict[str, Any]:
     }
 
 
-def calculate(call: Call[MarginCalculation, Any]) -> Reply:
+def calculate(call: Call[MarginCalculation, NoQuery]) -> Reply:
     sized = call.services.ledger.size_margin_position(call.principal.client_id, _request(call.body))
     return Reply(_calculation(call.body.side, sized))
 
 
-def open_margin_position(call: Call[MarginOpen, Any]) -> Reply:
+def open_margin_position(call: Call[MarginOpen, NoQuery]) -> Reply:
     body = call.body
     opening = call.services.ledger.open_margin_position(
         call.principal.client_id, _request(body), body.dry_run, CallProgress(call)

@@ -3,7 +3,7 @@ interest per asset, so that a margin position's loan is never out of sight."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 from uuid import UUID
 
 from api.services import Services
@@ -12,7 +12,12 @@ from domain.formats import money
 LIVE_STATUSES = {"entering", "open", "closing"}
 
 
-def isolated_margin_accounts(services: Services, client_id: UUID) -> list[dict[str, Any]]:
+class MarginAccount(TypedDict):
+    symbol: str
+    assets: list[dict[str, str]]  # per asset: its name and amounts, money as strings
+
+
+def isolated_margin_accounts(services: Services, client_id: UUID) -> list[MarginAccount]:
     """Paper lists every account it keeps; on Binance, those of the live margin positions."""
     if services.paper is not None:
         accounts = services.paper.isolated_accounts(client_id)

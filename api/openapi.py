@@ -6,16 +6,16 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from api.idempotency import HEADER, KEY_PATTERN, MAX_LENGTH, TTL
 from api.operations import Access, Call, Operation
 from api.schemas import Empty, ErrorReply, NoQuery
+from domain.formats import JSON, Document
 
 TITLE = "Robson API"
 VERSION = "0.1.0"
@@ -38,23 +38,23 @@ def openapi_path(path: str) -> str:
     return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    parameters = []
+def _path_parameters(path: str) -> list[Document]:
+    parameters: list[Document] = []
     for name, convertor in _PARAM.findall(path):
-        schema: dict[str, Any] = {"type": "string"}
+        schema: Document = {"type": "string"}
         if convertor == "uuid":
             schema["format"] = "uuid"
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return parameters
 
 
-def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict[str, Any]]:
+def _query_parameters(model: type[BaseModel], defs: dict[str, JsonSchemaValue]) -> list[Document]:
     schema = model.model_json_schema(ref_template=REF)
     defs.update(schema.pop("$defs", {}))
     required = set(schema.get("required", ()))
-    parameters = []
+    parameters: list[Document] = []
     for name, prop in schema.get("properties", {}).items():
-        entry: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        entry: Document = {"name": name, "in": "query", "required": name in required}
         if "description" in prop:
             entry["description"] = prop["description"]
         entry["schema"] = prop
@@ -62,7 +62,7 @@ def _query_parameters(model: type[BaseModel], defs: dict[str, Any]) -> list[dict
     return parameters
 
 
-IDEMPOTENCY_KEY = {
+IDEMPOTENCY_KEY: Document = {
     "name": HEADER,
     "in": "header",
     "required": False,
@@ -77,11 +77,11 @@ IDEMPOTENCY_KEY = {
 }
 
 
-def _content(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+def _content(media_type: str, schema: JSON) -> Document:
     return {media_type: {"schema": schema}}
 
 
-def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
+def openapi_document(operations: Sequence[Operation]) -> Document:
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorReply, "serialization")]
     for op in operations:
         if op.body is not Empty:
@@ -89,21 +89,21 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
         if op.response is not None:
             models.append((op.response, "serialization"))
     refs, top = models_json_schema(list(dict.fromkeys(models)), ref_template=REF)
-    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    schemas: dict[str, JsonSchemaValue] = dict(top.get("$defs", {}))
     error = {"$ref": REF.format(model="ErrorReply")}
-    paths: dict[str, dict[str, Any]] = {}
+    paths: dict[str, Document] = {}
     for op in operations:
         parameters = _path_parameters(op.path)
         if op.query is not NoQuery:
             parameters += _query_parameters(op.query, schemas)
         if op.idempotent:
             parameters.append(IDEMPOTENCY_KEY)
-        success: dict[str, Any] = {"type": "object"}
+        success: Document = {"type": "object"}
         if op.media_type != "application/json":
             success = {"type": "string"}
         elif op.response is not None:
             success = refs[(op.response, "serialization")]
-        responses: dict[str, Any] = {
+        responses: Document = {
             str(op.status): {"description": op.summary, "content": _content(op.media_type, success)}
         }
         codes = set(op.errors)
@@ -128,7 +128,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
                     "description": ERROR_TEXT.get(code, "Error"),
                     "content": _content("application/json", error),
                 }
-        operation: dict[str, Any] = {
+        operation: Document = {
             "operationId": op.operation_id,
             "summary": op.summary,
             "tags": [op.tag],
@@ -162,26 +162,38 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
     }
 
 
-def _document(call: Call[Any, Any]) -> dict[str, Any]:
-    return cast(dict[str, Any], call.request.app.state.openapi)
+def _document(call: Call[Empty, NoQuery]) -> Document:
+    document: Document = call.request.app.state.openapi  # built by `create_app`
+    return document
 
 
-def openapi_json(call: Call[Any, Any]) -> Response:
+def openapi_json(call: Call[Empty, NoQuery]) -> Response:
     return JSONResponse(_document(call))
 
 
 METHOD_COLOURS: dict[str, str] = {"get": "#2f6f4f", "post": "#1f4f8f"}
 
 
-def docs_page(document: dict[str, Any]) -> str:
+def _object(value: JSON) -> Mapping[str, JSON]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(value: JSON) -> Sequence[JSON]:
+    return value if isinstance(value, Sequence) and not isinstance(value, str) else ()
+
+
+def docs_page(document: Document) -> str:
     rows: list[str] = []
-    for path, methods in document["paths"].items():
-        for method, op in methods.items():
-            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
-            ref = body.get("schema", {}).get("$ref", "")
+    schemas = _object(_object(document["components"])["schemas"])
+    for path, methods in _object(document["paths"]).items():
+        for method, described in _object(methods).items():
+            op = _object(described)
+            content = _object(_object(op.get("requestBody")).get("content"))
+            body = _object(content.get("application/json"))
+            ref = str(_object(body.get("schema")).get("$ref", ""))
             model = ref.rsplit("/", 1)[-1]
-            schema = document["components"]["schemas"].get(model)
-            params = ", ".join(p["name"] for p in op.get("parameters", []))
+            schema = schemas.get(model)
+            params = ", ".join(str(_object(p)["name"]) for p in _items(op.get("parameters")))
             locked = "token" if op.get("security") else "public"
             detail = ""
             if schema is not None:
@@ -193,9 +205,9 @@ def docs_page(document: dict[str, Any]) -> str:
             rows.append(
                 f'<tr><td><b style="color:{colour}">{method.upper()}</b></td>'
                 f"<td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}{detail}</td>"
+                f"<td>{html.escape(str(op['summary']))}{detail}</td>"
                 f"<td>{html.escape(params)}</td><td>{locked}</td>"
-                f"<td>{', '.join(sorted(op['responses']))}</td></tr>"
+                f"<td>{', '.join(sorted(_object(op['responses'])))}</td></tr>"
             )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -206,14 +218,14 @@ def docs_page(document: dict[str, Any]) -> str:
         "code{font-size:13px}pre{background:#f6f6f6;padding:8px;overflow:auto}"
         "</style></head><body>"
         f"<h1>{TITLE} <small>{VERSION}</small></h1>"
-        f"<p>{html.escape(document['info']['description'])} "
+        f"<p>{html.escape(str(_object(document['info'])['description']))} "
         'The machine-readable document is <a href="/openapi.json">/openapi.json</a>.</p>'
         "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th>"
         "<th>auth</th><th>statuses</th></tr>" + "".join(rows) + "</table></body></html>"
     )
 
 
-def docs(call: Call[Any, Any]) -> Response:
+def docs(call: Call[Empty, NoQuery]) -> Response:
     return HTMLResponse(docs_page(_document(call)))
 
 

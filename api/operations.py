@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from pydantic import BaseModel, ValidationError
@@ -39,6 +39,8 @@ NO_BODY = Empty()
 NO_QUERY = NoQuery()
 B = TypeVar("B", bound=BaseModel)
 Q = TypeVar("Q", bound=BaseModel)
+B_co = TypeVar("B_co", bound=BaseModel, covariant=True)
+Q_co = TypeVar("Q_co", bound=BaseModel, covariant=True)
 
 
 class Access(Enum):
@@ -49,21 +51,23 @@ class Access(Enum):
 
 @dataclass(frozen=True)
 class Reply:
-    payload: Mapping[str, Any]
+    payload: Mapping[str, object]  # any JSON document: `JSONResponse` writes it
     status: int = 200
 
 
-@dataclass
-class Call(Generic[B, Q]):
-    """One parsed request: who, what (body, query, path) and the services to act with."""
+@dataclass(frozen=True)
+class Call(Generic[B_co, Q_co]):
+    """One parsed request: who, what (body, query, path) and the services to act with.
+
+    `Call[Empty, NoQuery]` reads neither; a helper for any call takes `AnyCall`."""
 
     request: Request
     services: Services
     metrics: Metrics
     documents: Documents
-    body: B
-    query: Q
-    path: Mapping[str, Any]
+    body: B_co
+    query: Q_co
+    path: Mapping[str, Any]  # Starlette's converted path parameters (untyped there)
 
     @property
     def principal(self) -> Principal:
@@ -77,6 +81,8 @@ class Call(Generic[B, Q]):
         self.request.scope[POSITION_KEY] = position_id
 
 
+AnyCall = Call[BaseModel, BaseModel]
+# Each handler names its own body and query models; a table of them can only say "some".
 Handler = Callable[[Call[Any, Any]], Reply | Response]
 OnLoop = Callable[[Call[Any, Any]], Awaitable[Reply | Response]]
 
@@ -108,7 +114,7 @@ class Operation:
         return self.handler.__name__
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
@@ -140,10 +146,10 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _check_text(body: dict[str, Any]) -> None:
+def _check_text(body: dict[str, object]) -> None:
     """Lone surrogates (`"\\ud800"` in JSON) are not text: refuse them, naming the field,
     before they reach a model, the database or a reply (a loop: JSON may nest deeply)."""
-    pending: list[tuple[str, Any]] = [("", body)]
+    pending: list[tuple[str, object]] = [("", body)]
     while pending:
         at, data = pending.pop()
         if isinstance(data, str):
@@ -175,7 +181,7 @@ def _check_query_text(raw: bytes, model: type[BaseModel]) -> None:
 async def read_body(request: Request, model: type[B]) -> B:
     """JSON object -> model; numbers are parsed as Decimal, never through float."""
     raw = await request.body()
-    data: Any = {}
+    data: object = {}
     if raw.strip():
         try:
             data = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
@@ -220,7 +226,7 @@ class Runtime:
     idempotency: Idempotency | None = None  # the keys of the `idempotent` operations
 
 
-def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]:
+def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint for one operation: parse, check access, run the handler."""
 
     bodiless = operation.method == "GET" and operation.body is Empty
@@ -234,7 +240,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
             principal = request.scope.get(PRINCIPAL_KEY)
             if not isinstance(principal, Principal) or not principal.is_operator:
                 raise OperatorOnly("This endpoint is for the operator only")
-        call: Call[Any, Any] = Call(
+        call: AnyCall = Call(
             request=request,
             services=runtime.services,
             metrics=runtime.metrics,
@@ -252,7 +258,7 @@ def endpoint(operation: Operation, runtime: Runtime) -> Callable[[Request], Any]
     return run
 
 
-def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+def _handle(operation: Operation, call: AnyCall, runtime: Runtime) -> Response:
     """In the worker thread: the rate limit, the handler, (commands) read-your-writes, and
     the JSON encoding, so the event loop only moves bytes."""
     if operation.access is not Access.PUBLIC:
@@ -272,13 +278,13 @@ def _handle(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Res
         runtime.settle()  # the caller reads its own writes on the next query
 
 
-def _run(operation: Operation, call: Call[Any, Any]) -> Reply | Response:
+def _run(operation: Operation, call: AnyCall) -> Reply | Response:
     result = operation.handler(call)
     assert isinstance(result, Reply | Response), "a coroutine handler runs on the loop"
     return result
 
 
-async def _handle_on_loop(operation: Operation, call: Call[Any, Any], runtime: Runtime) -> Response:
+async def _handle_on_loop(operation: Operation, call: AnyCall, runtime: Runtime) -> Response:
     """On the event loop: the rate limit, then the (non-blocking, read-only) handler."""
     if operation.access is not Access.PUBLIC:
         await runtime.limiter.admit_on_loop(call.request.scope, call.principal.token_key)

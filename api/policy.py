@@ -6,21 +6,16 @@ Read from the projection tables only (the policy row, the month's row, open posi
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-from uuid import UUID
 
 from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Note, Output
+from api.schemas import Empty, Input, MoneyOut, NoQuery, Note, Output
 from domain.drawdown import ALERT_LEVELS, month_of, remaining_budget
 from domain.errors import ClientNotFound
-from domain.formats import maybe_money, money
+from domain.formats import Document, maybe_money, money
 from domain.market import Side
 from domain.protections import Protections
 from domain.read_models import PositionRow
-from projections.drawdown import POLICIES
-from projections.sql_read_models import SqlReadModels
-from projections.tables import Codec, Row, quote
 
 RESERVED = ("validated", "entering")  # risk reserved, nothing filled yet
 HELD = ("open", "closing")  # risk = what the rest loses at the current stop
@@ -69,20 +64,6 @@ class ResumeReply(Output):
     resumed_by: str
 
 
-def policy_row(read_models: SqlReadModels, client_id: UUID) -> Row | None:
-    """The tenant's row of the drawdown projection's policy table."""
-    database = read_models.database
-    codec = Codec(POLICIES, database.dialect)
-    columns = ", ".join(quote(c) for c in POLICIES.column_names)
-    with database.session() as session:
-        found = session.execute(
-            f"SELECT {columns} FROM {database.qualified(POLICIES.name)} WHERE "
-            f"{quote('client_id')} = %s",
-            (codec.param("client_id", client_id),),
-        )
-    return codec.row(found[0]) if found else None
-
-
 def risk_at_stake(row: PositionRow) -> Decimal:
     """What a position can still lose, as the policy reserves it (never negative)."""
     if row.status in RESERVED and row.initial_stop is not None:
@@ -93,12 +74,12 @@ def risk_at_stake(row: PositionRow) -> Decimal:
     return Decimal(0)
 
 
-def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
+def policy_state(call: Call[Empty, AsOfQuery]) -> Reply:
     """The state now or, with `as_of`, as the caller's events up to it left it."""
     client_id, as_of = call.principal.client_id, past_instant(call)
     month = month_of(as_of or call.services.clock.now())
     with read_models_for(call, as_of) as read_models:
-        policy = policy_row(read_models, client_id)
+        policy = read_models.policy_row(client_id)
         found = read_models.tenant_drawdowns(month, client_id=client_id)
         positions = read_models.positions(client_id, None, 500)
     if policy is None or not found:
@@ -109,7 +90,7 @@ def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
     reached = drawdown.alert_level or Decimal(0)
     budget = remaining_budget(drawdown.capital_base, limit, drawdown.realised_pnl, open_risk)
     keys_ok = call.principal.has_credentials or not call.services.ledger.live
-    gate = call.services.ledger.entry_gate(client_id, credentials_ok=keys_ok, as_of=as_of)
+    gate, protections = call.services.ledger.policy_state(client_id, keys_ok, as_of)
     return Reply(
         {
             "month": month,
@@ -129,14 +110,12 @@ def policy_state(call: Call[Any, AsOfQuery]) -> Reply:
             "pause_reason": policy["pause_reason"],
             "alert_level": maybe_money(drawdown.alert_level),
             "alerts": [f"{level}%" for level in ALERT_LEVELS if level <= reached],
-            "protections": protections_state(
-                call.services.ledger.protections(client_id, as_of), drawdown.capital_base
-            ),
+            "protections": protections_state(protections, drawdown.capital_base),
         }
     )
 
 
-def protections_state(found: Protections, capital_base: Decimal) -> dict[str, Any]:
+def protections_state(found: Protections, capital_base: Decimal) -> Document:
     settings, state = found.settings, found.state
     cooldown = state.cooldown_until
     return {
@@ -153,7 +132,7 @@ def protections_state(found: Protections, capital_base: Decimal) -> dict[str, An
     }
 
 
-def resume(call: Call[Resume, Any]) -> Reply:
+def resume(call: Call[Resume, NoQuery]) -> Reply:
     who = call.principal
     policy = call.services.ledger.resume_trading(who.client_id, who.email, call.body.note)
     return Reply({"success": True, "paused": policy.paused, "resumed_by": who.email})

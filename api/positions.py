@@ -4,17 +4,18 @@ and closing one, in full or in part."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
 from pydantic import Field
 
 from api.as_of import AsOfQuery, past_instant, read_models_for
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Output, Quantity
+from api.schemas import Empty, Input, MoneyOut, NoQuery, Output, Quantity
 from domain.errors import PositionNotFound
 from domain.exchange_stop import exchange_stop_summary
-from domain.formats import iso, maybe_money, money
+from domain.formats import Document, iso, maybe_money, money
 from domain.position import Position, Status
 from domain.read_models import PositionRow
 from projections.audit import redacted_payload
@@ -43,7 +44,7 @@ class PositionEvent(Output):
     version: int
     type: str
     timestamp: str
-    payload: dict[str, Any]
+    payload: dict[str, object]
 
 
 class ExchangeStopView(Output):
@@ -76,7 +77,7 @@ class CloseRequest(Input):
     quantity: Quantity | None = Field(None, description="default: the whole open quantity")
 
 
-def row_view(row: PositionRow) -> dict[str, Any]:
+def row_view(row: PositionRow) -> Document:
     """A position as the read model sees it."""
     return {
         "id": str(row.position_id),
@@ -96,7 +97,7 @@ def row_view(row: PositionRow) -> dict[str, Any]:
     }
 
 
-def position_view(position: Position) -> dict[str, Any]:
+def position_view(position: Position) -> Document:
     """A position as a command just left it (the reply to that command)."""
     return {
         "id": str(position.id),
@@ -118,7 +119,7 @@ def position_view(position: Position) -> dict[str, Any]:
     }
 
 
-def event_log(events: Iterable[Any]) -> list[dict[str, Any]]:
+def event_log(events: Iterable[DomainEventProtocol[UUID]]) -> list[Document]:
     """The position's full history from the event log, secrets redacted."""
     return [
         {
@@ -131,28 +132,32 @@ def event_log(events: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def list_positions(call: Call[Any, PositionsQuery]) -> Reply:
+def list_positions(call: Call[Empty, PositionsQuery]) -> Reply:
     with read_models_for(call, past_instant(call)) as read_models:
         rows = read_models.positions(call.principal.client_id, call.query.status, call.query.limit)
     return Reply({"positions": [row_view(r) for r in rows]})
 
 
-def position_detail(call: Call[Any, Any]) -> Reply:
+def position_detail(call: Call[Empty, NoQuery]) -> Reply:
     position_id: UUID = call.path["id"]
     row = call.services.read_models.position(call.principal.client_id, position_id)
     if row is None:  # unknown, or another tenant's: the same answer
         raise PositionNotFound(f"Position {position_id} not found")
     history = call.services.ledger.history(position_id)
-    stop = exchange_stop_summary(history)
-    stop.update(
-        stop_price=maybe_money(stop["stop_price"]),
-        limit_price=maybe_money(stop["limit_price"]),
-        quantity=money(stop["quantity"]),
-    )
+    summary = exchange_stop_summary(history)
+    stop: Document = {
+        "protected": summary["protected"],
+        "state": summary["state"],
+        "client_order_id": summary["client_order_id"],
+        "stop_price": maybe_money(summary["stop_price"]),
+        "limit_price": maybe_money(summary["limit_price"]),
+        "quantity": money(summary["quantity"]),
+        "note": summary["note"],
+    }
     return Reply({**row_view(row), "exchange_stop": stop, "events": event_log(history)})
 
 
-def close_position(call: Call[CloseRequest, Any]) -> Reply:
+def close_position(call: Call[CloseRequest, NoQuery]) -> Reply:
     position_id: UUID = call.path["id"]
     call.working_on(position_id)
     position = call.services.ledger.close_position(

@@ -1,22 +1,17 @@
-"""The trade form's preview: the quantity the 1% rule allows for an entry and a stop, shown
-before anything is planned, computed by the domain's own sizing."""
+"""The trade form's preview: the quantity the tenant's risk percent (1% unless it set less)
+allows for an entry and a stop, shown before anything is planned (`Ledger.preview_size`, the
+domain's own sizing)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any, ClassVar, Literal
-from uuid import UUID
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from api.operations import Call, Operation, Reply
-from api.schemas import Input, MoneyOut, Output, Price, Symbol
-from api.services import Services
-from domain.drawdown import month_of
-from domain.errors import InvalidInput
+from api.schemas import Input, MoneyOut, NoQuery, Output, Price, Symbol
 from domain.formats import money
 from domain.market import Side
-from domain.sizing import position_size
 
 
 class PreviewRequest(Input):
@@ -42,45 +37,27 @@ class PreviewReply(Output):
     stop_distance: MoneyOut
 
 
-def size_preview(
-    services: Services,
-    client_id: UUID,
-    symbol: str,
-    side: Side,
-    stop: Decimal,
-    entry: Decimal | None,
-) -> dict[str, Any]:
-    """The 1%-risk size at `entry` (default: the market price), against the month's capital."""
-    price = entry if entry is not None else services.exchange.price(symbol)
-    if (price - stop) * side.sign <= 0:
-        where = "below" if side is Side.LONG else "above"
-        raise InvalidInput("stop_price", f"must be {where} the entry price for a {side.value}")
-    capital = services.ledger.policy(client_id).capital_base(month_of(services.clock.now()))
-    sizing = position_size(capital, price, stop, services.exchange.symbol_rules(symbol).step_size)
-    return {
-        "symbol": symbol,
-        "side": side.value,
-        "entry_price": money(price),
-        "stop_price": money(stop),
-        "quantity": money(sizing.quantity),
-        "risk_amount": money(sizing.risk_amount),
-        "risk_budget": money(sizing.risk_budget),
-        "capital": money(capital),
-        "stop_distance": money(sizing.stop_distance),
-    }
-
-
-def preview(call: Call[PreviewRequest, Any]) -> Reply:
+def preview(call: Call[PreviewRequest, NoQuery]) -> Reply:
     body = call.body
+    size = call.services.ledger.preview_size(
+        call.principal.client_id,
+        body.symbol.upper(),
+        Side(body.side),
+        body.stop_price,
+        body.entry_price,
+    )
     return Reply(
-        size_preview(
-            call.services,
-            call.principal.client_id,
-            body.symbol.upper(),
-            Side(body.side),
-            body.stop_price,
-            body.entry_price,
-        )
+        {
+            "symbol": size.symbol,
+            "side": size.side.value,
+            "entry_price": money(size.entry_price),
+            "stop_price": money(size.stop_price),
+            "quantity": money(size.sizing.quantity),
+            "risk_amount": money(size.sizing.risk_amount),
+            "risk_budget": money(size.sizing.risk_budget),
+            "capital": money(size.capital),
+            "stop_distance": money(size.sizing.stop_distance),
+        }
     )
 
 
@@ -89,7 +66,7 @@ OPERATIONS = [
         "POST",
         "/api/trade/preview/",
         preview,
-        "The 1%-risk quantity for an entry and a stop, before planning anything",
+        "The quantity the tenant's risk percent allows for an entry and a stop, before planning",
         tag="trade",
         body=PreviewRequest,
         response=PreviewReply,

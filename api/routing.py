@@ -11,15 +11,17 @@ goes through Starlette's own matching, so the answers are the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Scope, Send, StatelessLifespan
 
 
 class IndexedRouter(Router):
-    def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
-        super().__init__(list(routes), **kwargs)
+    def __init__(
+        self, routes: Sequence[BaseRoute], lifespan: StatelessLifespan[Starlette] | None = None
+    ) -> None:
+        super().__init__(list(routes), lifespan=lifespan)
         self.by_path = candidates(self.routes)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -86,7 +86,7 @@ class ExactDecimal:
         pattern = re.compile(self.pattern)
         reason = f"must be a JSON number or a plain decimal string: {self.description}"
 
-        def number_or_plain_string(value: Any) -> Any:
+        def number_or_plain_string(value: object) -> object:
             """JSON numbers arrive as Decimal (parse_float=Decimal) or int, never float."""
             if isinstance(value, bool | float):
                 raise ValueError(reason)
@@ -108,7 +108,7 @@ class ExactDecimal:
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        number: dict[str, Any] = {"type": "number", "multipleOf": 10.0**-self.places}
+        number: JsonSchemaValue = {"type": "number", "multipleOf": 10.0**-self.places}
         number.update({"minimum": 1} if self.from_one else {"exclusiveMinimum": 0})
         number["maximum" if self.inclusive else "exclusiveMaximum"] = self.high
         return {

@@ -1,12 +1,13 @@
 """What the API is given by the composition root (`infra.bootstrap` builds it): the ledger,
-the read models, the exchange, and the resources the app uses without opening them itself
-(the shared rate counts, the document readers)."""
+the read models, and the resources the app uses without opening them itself (the shared rate
+counts, the document readers). Neither the event store nor the exchange is here: a handler
+reaches them only through a ledger use case (commands) or the read models (reads)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from api.documents import Documents
@@ -14,8 +15,7 @@ from api.idempotency import KeyStore
 from api.rate_limit import Counter
 from domain.assistant.chat import Assistant
 from domain.ledger import Ledger
-from domain.ports import Clock, Exchange, MarginHolding
-from domain.store import EventStore
+from domain.ports import Clock, MarginHolding
 from projections.sql_read_models import SqlReadModels
 
 
@@ -43,7 +43,7 @@ class PaperPrices(Protocol):
 class CommitFeed(Protocol):
     """The projection runner, as the live streams follow it."""
 
-    def subscribe(self, listener: Callable[[Sequence[Any]], None]) -> None: ...
+    def subscribe(self, listener: Callable[[Sequence[object]], None]) -> None: ...
 
 
 class Services(Protocol):
@@ -51,16 +51,10 @@ class Services(Protocol):
     def settings(self) -> ApiSettings: ...
 
     @property
-    def store(self) -> EventStore: ...
-
-    @property
     def ledger(self) -> Ledger: ...
 
     @property
     def projections(self) -> CommitFeed: ...
-
-    @property
-    def exchange(self) -> Exchange: ...
 
     @property
     def paper(self) -> PaperPrices | None: ...

@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +25,7 @@ from starlette.routing import Route
 
 from api.auth import principal_of
 from api.rate_limit import RateLimiter
+from domain.formats import Document
 from domain.identity import policy_id_for
 from domain.read_models import ReadModels
 
@@ -140,7 +140,7 @@ def _nudge(queue: asyncio.Queue[int]) -> None:
         queue.put_nowait(1)
 
 
-def _event(name: str, data: dict[str, Any]) -> bytes:
+def _event(name: str, data: Document) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 

@@ -1,34 +1,33 @@
-"""The spec's trading endpoints: status, balance, buy, sell, history and P&L by period."""
+"""The spec's trading endpoints: status, balance, buy and sell (history and P&L by period are
+in `api.trade_history`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
+from uuid import UUID
 
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 
-from api.as_of import AsOfQuery, past_instant, read_models_for
-from api.documents import ReadModelDocuments
 from api.intents import CallProgress
 from api.margin_accounts import isolated_margin_accounts
 from api.operations import Call, Operation, Reply
 from api.schemas import (
     Amount,
+    Empty,
     Input,
     MoneyOut,
+    NoQuery,
     Output,
     Price,
     Quantity,
     Query,
 )
+from api.services import Services
 from domain.formats import iso, maybe_money, money
 from domain.ledger.spot import BuyOrder
 from domain.market import Side
 from domain.position import Position
-from domain.read_models import Period
 from domain.sale import Holding
 
 SYMBOL = "BTCUSDC"
@@ -55,16 +54,6 @@ class SellBtc(Input):
 
 class BalanceQuery(Query):
     asset: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$")
-
-
-class HistoryQuery(AsOfQuery):
-    days: int = Field(30, ge=1, le=3650)
-    limit: int = Field(100, ge=1, le=1000)
-
-
-class PnlQuery(AsOfQuery):
-    period: Literal["daily", "weekly", "monthly", "yearly"] = "monthly"
-    months: int = Field(12, ge=1, le=120)
 
 
 class StatusReply(Output):
@@ -108,73 +97,21 @@ class SellReply(Output):
     trades: list[Trade]
 
 
-class HistoryRow(Output):
-    id: str
-    symbol: str
-    side: Literal["BUY", "SELL"]
-    quantity: MoneyOut
-    entry_price: MoneyOut
-    exit_price: MoneyOut | None
-    pnl: MoneyOut | None
-    pnl_percentage: str | None
-    is_winner: bool | None
-    is_closed: bool
-    duration_hours: float | None
-
-
-class HistorySummary(Output):
-    total_trades: int
-    closed_trades: int
-    open_trades: int
-    total_pnl: MoneyOut
-    winners: int
-    losers: int
-    win_rate: str
-
-
-class HistoryReply(Output):
-    trades: list[HistoryRow]
-    summary: HistorySummary
-
-
-class PeriodRow(Output):
-    period: str
-    pnl: MoneyOut
-    cumulative_pnl: MoneyOut
-    trades: int
-    winners: int
-    losers: int
-    win_rate: str
-    volume: MoneyOut
-
-
-class PnlOverallReply(Output):
-    total_pnl: MoneyOut
-    total_trades: int
-    winners: int
-    losers: int
-    win_rate: str
-
-
-class PnlReply(Output):
-    period_type: Literal["daily", "weekly", "monthly", "yearly"]
-    periods: list[PeriodRow]
-    overall: PnlOverallReply
-
-
 # --- helpers ---
 
 
-def _environment(call: Call[Any, Any]) -> str:
-    return call.services.settings.environment
+def _environment(services: Services) -> str:
+    return services.settings.environment
 
 
-def _first_filled(call: Call[Any, Any]) -> bool:
-    rows = call.services.read_models.positions(call.principal.client_id, None, 500)
+def _first_filled(services: Services, client_id: UUID) -> bool:
+    rows = services.read_models.positions(client_id, None, 500)
     return not any(r.status in FILLED for r in rows)
 
 
-def _trade(position: Position, event: Any, side: str) -> dict[str, Any]:
+def _trade(
+    position: Position, event: Position.EntryFilled | Position.ExitFilled, side: str
+) -> dict[str, str | None]:
     return {
         "id": str(position.id),
         "symbol": position.symbol,
@@ -191,14 +128,14 @@ def _trade(position: Position, event: Any, side: str) -> dict[str, Any]:
 # --- handlers ---
 
 
-def trade_status(call: Call[Any, Any]) -> Reply:
+def trade_status(call: Call[Empty, NoQuery]) -> Reply:
     services, who = call.services, call.principal
     keys_ok = who.has_credentials or not services.ledger.live
     gate = services.ledger.entry_gate(who.client_id, credentials_ok=keys_ok)
     return Reply(
         {
             "trading_enabled": services.ledger.config.trading_enabled,
-            "environment": _environment(call),
+            "environment": _environment(call.services),
             "has_credentials": who.has_credentials,
             "can_trade": gate.allowed,
             "reason": gate.reason,
@@ -210,13 +147,17 @@ def trade_status(call: Call[Any, Any]) -> Reply:
     )
 
 
-def balance(call: Call[Any, BalanceQuery]) -> Reply:
+def balance(call: Call[Empty, BalanceQuery]) -> Reply:
     balances = call.services.ledger.balances(call.principal.client_id)
     asset = call.query.asset.upper() if call.query.asset else None
     if asset is not None:
         found = balances.get(asset)
         free, locked = (found.free, found.locked) if found else (Decimal(0), Decimal(0))
-        data: Any = {"asset": asset, "free": money(free), "locked": money(locked)}
+        data: dict[str, str] | list[dict[str, str]] = {
+            "asset": asset,
+            "free": money(free),
+            "locked": money(locked),
+        }
     else:
         data = [
             {"asset": b.asset, "free": money(b.free), "locked": money(b.locked)}
@@ -227,16 +168,18 @@ def balance(call: Call[Any, BalanceQuery]) -> Reply:
     return Reply(
         {
             "success": True,
-            "environment": _environment(call),
+            "environment": _environment(call.services),
             "data": data,
             "isolated_margin": isolated,
         }
     )
 
 
-def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
+def buy_btc(call: Call[BuyBtc, NoQuery]) -> Reply:
     body = call.body
-    first = _environment(call) == "production" and _first_filled(call)
+    first = _environment(call.services) == "production" and _first_filled(
+        call.services, call.principal.client_id
+    )
     bought = call.services.ledger.buy(
         call.principal.client_id,
         BuyOrder(
@@ -255,7 +198,7 @@ def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
             {
                 "success": True,
                 "message": "Order sent; the exchange has not confirmed the fill yet",
-                "environment": _environment(call),
+                "environment": _environment(call.services),
                 "position_id": str(position.id),
             },
             202,
@@ -267,14 +210,14 @@ def buy_btc(call: Call[BuyBtc, Any]) -> Reply:
         {
             "success": True,
             "message": FIRST_TRADE if first else f"Bought {trade['quantity']} BTC",
-            "environment": _environment(call),
+            "environment": _environment(call.services),
             "position_id": str(position.id),
             "trade": trade,
         }
     )
 
 
-def sell_btc(call: Call[SellBtc, Any]) -> Reply:
+def sell_btc(call: Call[SellBtc, NoQuery]) -> Reply:
     """Sell from the tenant's open LONG BTC positions, oldest first, whole or not at all; a
     part refused after others executed is reported as not sold (202), never as failed."""
     client_id = call.principal.client_id
@@ -287,7 +230,7 @@ def sell_btc(call: Call[SellBtc, Any]) -> Reply:
     sale = call.services.ledger.sell(
         client_id, SYMBOL, call.body.quantity, holdings, CallProgress(call)
     )
-    trades: list[dict[str, Any]] = []
+    trades: list[dict[str, str | None]] = []
     for sold in sale.trades:
         trade = _trade(sold.position, sold.fill, "SELL")
         trade["pnl"] = money(sold.fill.realised_pnl)
@@ -302,7 +245,7 @@ def sell_btc(call: Call[SellBtc, Any]) -> Reply:
         {
             "success": True,
             "message": message,
-            "environment": _environment(call),
+            "environment": _environment(call.services),
             "quantity": money(sale.quantity),
             "pending_quantity": money(sale.pending),
             "unsold_quantity": money(sale.unsold),
@@ -310,41 +253,6 @@ def sell_btc(call: Call[SellBtc, Any]) -> Reply:
         },
         202 if sale.pending or sale.unsold else 200,
     )
-
-
-async def trade_history(call: Call[Any, HistoryQuery]) -> Response:
-    as_of = past_instant(call)
-    since = (as_of or call.services.clock.now()) - timedelta(days=call.query.days)
-    client_id, limit = call.principal.client_id, call.query.limit
-    if as_of is None:
-        body = await call.documents.trade_history(client_id, since, limit)
-    else:
-        body = await run_in_threadpool(_past, call, as_of, "trade_history_now", since, limit)
-    return Response(body, media_type="application/json")
-
-
-PERIODS_PER_MONTH = {"daily": 31, "weekly": 5, "monthly": 1}
-
-
-async def trade_pnl(call: Call[Any, PnlQuery]) -> Response:
-    """`months` bounds the window; it is turned into a number of periods of the asked kind."""
-    period, months = call.query.period, call.query.months
-    limit = months * PERIODS_PER_MONTH[period] if period != "yearly" else -(-months // 12)
-    as_of = past_instant(call)
-    if as_of is None:
-        body = await call.documents.pnl(call.principal.client_id, Period(period), limit)
-    else:
-        body = await run_in_threadpool(_past, call, as_of, "pnl_now", Period(period), limit)
-    return Response(body, media_type="application/json")
-
-
-def _past(call: Call[Any, Any], as_of: datetime, document: str, *args: Any) -> bytes:
-    """A history or P&L document built from the caller's read models as of `as_of`."""
-    with read_models_for(call, as_of) as read_models:
-        body: bytes = getattr(ReadModelDocuments(read_models), document)(
-            call.principal.client_id, *args
-        )
-    return body
 
 
 OPERATIONS = [
@@ -388,23 +296,5 @@ OPERATIONS = [
         errors=(202, 400, 403, 422, 503),
         command=True,
         idempotent=True,
-    ),
-    Operation(
-        "GET",
-        "/api/trade/history/",
-        trade_history,
-        "Trades of the last `days` with P&L and a summary",
-        tag="trade",
-        query=HistoryQuery,
-        response=HistoryReply,
-    ),
-    Operation(
-        "GET",
-        "/api/trade/pnl/",
-        trade_pnl,
-        "Realised P&L by day, ISO week, month or year",
-        tag="trade",
-        query=PnlQuery,
-        response=PnlReply,
     ),
 ]

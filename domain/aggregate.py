@@ -7,7 +7,7 @@ is a complete copy, at a fraction of `copy.deepcopy`'s cost."""
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Self
 
 from eventsourcing.domain import Aggregate
 
@@ -15,7 +15,7 @@ CONTAINERS = (list, dict, set)
 
 
 class LedgerAggregate(Aggregate):
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
         clone = object.__new__(type(self))
         state = self.__dict__.copy()
         for name, value in state.items():
@@ -25,12 +25,11 @@ class LedgerAggregate(Aggregate):
         return clone
 
 
-def _copied(value: Any) -> Any:
-    kind = type(value)
-    if kind is list:
+def _copied(value: object) -> object:
+    if type(value) is list:
         return [_copied(item) for item in value]
-    if kind is dict:
+    if type(value) is dict:
         return {key: _copied(item) for key, item in value.items()}
-    if kind is set:
+    if type(value) is set:
         return set(value)
     return value

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -67,11 +66,11 @@ class Client(LedgerAggregate):
     # --- activation ---
 
     class Deactivated(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.is_active = False
 
     class Activated(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.is_active = True
 
     def deactivate(self, now: datetime) -> None:
@@ -88,13 +87,13 @@ class Client(LedgerAggregate):
         token_id: str
         token_hash: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.token_hashes[self.token_id] = self.token_hash
 
     class TokenRevoked(Aggregate.Event):
         token_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.token_hashes.pop(self.token_id, None)
 
     def issue_token(self, token_id: str, token: str, now: datetime) -> None:
@@ -122,13 +121,13 @@ class Client(LedgerAggregate):
         secret_key_ciphertext: str
         masked_api_key: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.api_key_ciphertext = self.api_key_ciphertext
             aggregate.secret_key_ciphertext = self.secret_key_ciphertext
             aggregate.masked_api_key = self.masked_api_key
 
     class CredentialsCleared(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Client) -> None:
             aggregate.api_key_ciphertext = None
             aggregate.secret_key_ciphertext = None
             aggregate.masked_api_key = None

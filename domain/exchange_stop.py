@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import ClassVar, TypedDict
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 
 from domain.errors import IllegalTransition
 from domain.identity import client_order_id
@@ -40,6 +41,7 @@ class ExchangeStop:
     exchange_stop_moved_at: datetime | None = None
     exchange_stop_replaces: str | None = None  # the order a replacement cancels
     exchange_stop_note: str | None = None
+    orders_sent: int  # the aggregate's count of the orders it has sent
 
     class ExchangeStopSubmitted(Aggregate.Event):
         client_order_id: str
@@ -48,7 +50,7 @@ class ExchangeStop:
         quantity: Decimal
         replaces: str | None
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: ExchangeStop) -> None:
             aggregate.orders_sent += 1
             aggregate.exchange_stop_replaces = self.replaces
             aggregate.exchange_stop_id = self.client_order_id
@@ -62,33 +64,33 @@ class ExchangeStop:
         client_order_id: str
         exchange_order_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: ExchangeStop) -> None:
             aggregate.exchange_stop_state = StopState.RESTING
             aggregate.exchange_stop_replaces = None
             aggregate.exchange_stop_moved_at = self.timestamp
 
-    class ExchangeStopRefused(Aggregate.Event):
+    class _ExchangeStopEnded(Aggregate.Event):
+        """The order is no longer working, for the `reason` noted; `ended` names the state."""
+
+        ended: ClassVar[StopState]
         client_order_id: str
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.exchange_stop_state = StopState.REFUSED
+        def apply(self, aggregate: ExchangeStop) -> None:
+            aggregate.exchange_stop_state = self.ended
             aggregate.exchange_stop_replaces = None
             aggregate.exchange_stop_note = self.reason
 
-    class ExchangeStopCancelled(Aggregate.Event):
-        client_order_id: str
-        reason: str
+    class ExchangeStopRefused(_ExchangeStopEnded):
+        ended = StopState.REFUSED
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.exchange_stop_state = StopState.CANCELLED
-            aggregate.exchange_stop_replaces = None
-            aggregate.exchange_stop_note = self.reason
+    class ExchangeStopCancelled(_ExchangeStopEnded):
+        ended = StopState.CANCELLED
 
     class ExchangeStopFilled(Aggregate.Event):
         client_order_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: ExchangeStop) -> None:
             aggregate.exchange_stop_state = StopState.FILLED
             aggregate.exchange_stop_replaces = None
 
@@ -111,7 +113,7 @@ class ExchangeStop:
         if self.exchange_stop_state is StopState.SENDING:
             raise IllegalTransition("An insurance stop is already being sent")
         replaces = self.exchange_stop_id if self.protected_at_exchange else None
-        seq: int = self.orders_sent + 1  # type: ignore[attr-defined]
+        seq = self.orders_sent + 1
         order_id = client_order_id(self.id, seq)  # type: ignore[attr-defined]
         self.trigger_event(  # type: ignore[attr-defined]
             self.ExchangeStopSubmitted,
@@ -170,26 +172,34 @@ class ExchangeStop:
             raise IllegalTransition(f"No insurance stop {order_id} is {states[0].value}")
 
 
-_STOP_EVENTS = frozenset(
-    {
-        "ExchangeStopSubmitted",
-        "ExchangeStopResting",
-        "ExchangeStopRefused",
-        "ExchangeStopCancelled",
-        "ExchangeStopFilled",
-    }
-)
-
-
 class _Replayed(ExchangeStop):
     orders_sent = 0
 
 
-def exchange_stop_summary(events: Iterable[Any]) -> dict[str, Any]:
+_STOP_EVENTS = (
+    ExchangeStop.ExchangeStopSubmitted,
+    ExchangeStop.ExchangeStopResting,
+    ExchangeStop.ExchangeStopRefused,
+    ExchangeStop.ExchangeStopCancelled,
+    ExchangeStop.ExchangeStopFilled,
+)
+
+
+class ExchangeStopSummary(TypedDict):
+    protected: bool
+    state: str
+    client_order_id: str | None
+    stop_price: Decimal | None
+    limit_price: Decimal | None
+    quantity: Decimal
+    note: str | None
+
+
+def exchange_stop_summary(events: Iterable[DomainEventProtocol[UUID]]) -> ExchangeStopSummary:
     """What a position's log says of its insurance stop, for a read (no aggregate loaded)."""
     state = _Replayed()
     for event in events:
-        if type(event).__name__ in _STOP_EVENTS:
+        if isinstance(event, _STOP_EVENTS):
             event.apply(state)
     return {
         "protected": state.protected_at_exchange,

@@ -4,8 +4,15 @@ API, the workers' reports, the assistant's documents and the stored trade docume
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
+from typing import TypeAlias
+
+JSON: TypeAlias = Mapping[str, "JSON"] | Sequence["JSON"] | str | int | float | bool | None
+"""A value a reply or a stored document holds once written: money is already a string here."""
+Document: TypeAlias = dict[str, JSON]
+"""A JSON object we build (a reply, a report, a tool's result)."""
 
 EIGHT_PLACES = Decimal("1E-8")
 HUNDREDTH = Decimal("0.01")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
@@ -40,7 +39,7 @@ class PaperMarket(LedgerAggregate):
         TOPIC = f"{STORED_AS}.PriceSet"
         price: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperMarket) -> None:
             aggregate.price = self.price
 
     def set_price(self, price: Decimal, now: datetime) -> None:

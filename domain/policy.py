@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -21,13 +20,15 @@ from domain.protections import (
     cooldown_end,
     day_of,
     refusals,
+    stop_out_run,
 )
-from domain.risk import EntryGate, entry_gate
-
-STOP_OUTS = ("STOP_LOSS", "STOP_LOSS_AT_EXCHANGE")  # exit reasons of a stop-out
-
-MAX_RISK_PERCENT = Decimal(1)
-MONTHLY_LIMIT_PERCENT = Decimal(4)
+from domain.risk import (
+    MAX_RISK_PERCENT,
+    MONTHLY_LIMIT_PERCENT,
+    EntryGate,
+    check_risk_settings,
+    entry_gate,
+)
 
 
 class Policy(LedgerAggregate):
@@ -77,7 +78,7 @@ class Policy(LedgerAggregate):
         risk_percent: Decimal = MAX_RISK_PERCENT,
         drawdown_limit_percent: Decimal = MONTHLY_LIMIT_PERCENT,
     ) -> Policy:
-        _check_settings(capital, risk_percent, drawdown_limit_percent)
+        check_risk_settings(capital, risk_percent, drawdown_limit_percent)
         return cls._create(
             cls.Configured,
             id=policy_id_for(client_id),
@@ -99,7 +100,7 @@ class Policy(LedgerAggregate):
         daily_loss_limit_percent: Decimal | None = None
         max_open_positions: int | None = None
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.capital = self.capital
             aggregate.risk_percent = self.risk_percent
             aggregate.drawdown_limit_percent = self.drawdown_limit_percent
@@ -117,7 +118,7 @@ class Policy(LedgerAggregate):
     ) -> None:
         """Risk percent, limits and protections apply at once; capital applies to months not
         yet started (a running month keeps the capital base it snapshotted)."""
-        _check_settings(capital, risk_percent, drawdown_limit_percent)
+        check_risk_settings(capital, risk_percent, drawdown_limit_percent)
         settings = protection or self.protection
         settings.check()
         self.trigger_event(
@@ -139,7 +140,7 @@ class Policy(LedgerAggregate):
         month: str
         capital_base: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.month_capital[self.month] = self.capital_base
 
     def capital_base(self, month: str) -> Decimal:
@@ -157,7 +158,7 @@ class Policy(LedgerAggregate):
         position_id: UUID
         amount: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.open_risk[str(self.position_id)] = self.amount
             aggregate.held.add(str(self.position_id))
 
@@ -172,7 +173,7 @@ class Policy(LedgerAggregate):
         exit_reason: str | None = None
         closed: bool | None = None
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.realised[self.month] = aggregate.realised.get(self.month, 0) + self.pnl
             key = str(self.position_id)
             if self.risk_still_open > 0:
@@ -186,10 +187,7 @@ class Policy(LedgerAggregate):
             if not closed:
                 return
             aggregate.held.discard(key)
-            if self.exit_reason in STOP_OUTS:
-                aggregate.stop_outs.append(at)
-            elif self.exit_reason is not None:
-                aggregate.stop_outs = []  # a close other than a stop ends the run
+            aggregate.stop_outs = stop_out_run(aggregate.stop_outs, self.exit_reason, at)
 
     class CooldownStarted(Aggregate.Event):
         """A run of stop-outs within the window: no new entries until `until`."""
@@ -197,14 +195,14 @@ class Policy(LedgerAggregate):
         until: datetime
         stop_outs: int
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.cooldown_until = self.until
             aggregate.stop_outs = []  # the next run starts counting afresh
 
     class RiskReleased(Aggregate.Event):
         position_id: UUID
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.open_risk.pop(str(self.position_id), None)
             aggregate.held.discard(str(self.position_id))
 
@@ -214,7 +212,7 @@ class Policy(LedgerAggregate):
         position_id: UUID
         amount: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             if self.amount > 0:
                 aggregate.open_risk[str(self.position_id)] = self.amount
             else:
@@ -327,7 +325,7 @@ class Policy(LedgerAggregate):
         level: Decimal
         loss_percent: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.alerts.setdefault(self.month, []).append(self.level)
 
     class TradingPaused(Aggregate.Event):
@@ -335,7 +333,7 @@ class Policy(LedgerAggregate):
         loss_percent: Decimal
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.paused = True
             aggregate.paused_month = self.month
             aggregate.pause_reason = self.reason
@@ -345,7 +343,7 @@ class Policy(LedgerAggregate):
         note: str
         month: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Policy) -> None:
             aggregate.resumed_months.append(self.month)
             aggregate.paused = False
             aggregate.paused_month = None
@@ -397,12 +395,3 @@ class Policy(LedgerAggregate):
             note=note.strip(),
             month=self.paused_month or month_of(now),  # the month whose loss was reviewed
         )
-
-
-def _check_settings(capital: Decimal, risk_percent: Decimal, limit_percent: Decimal) -> None:
-    if not capital.is_finite() or capital <= 0:
-        raise InvalidInput("capital", "must be a positive amount")
-    if not risk_percent.is_finite() or not 0 < risk_percent <= MAX_RISK_PERCENT:
-        raise InvalidInput("risk_percent", "must be above 0 and at most 1")
-    if not limit_percent.is_finite() or not 0 < limit_percent <= MONTHLY_LIMIT_PERCENT:
-        raise InvalidInput("drawdown_limit_percent", "must be above 0 and at most 4")

@@ -1,12 +1,14 @@
-"""Position: PLAN → VALIDATE → EXECUTE, fills, stop moves and exits, as one state machine."""
+"""Position: PLAN → VALIDATE → EXECUTE, fills, stop moves and exits, as one state machine.
+
+The exits (`domain.position_exits`) and the insurance stop (`domain.exchange_stop`) are mixed
+in; their events are redefined here, so every event is stored as `domain.position:Position.*`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -15,35 +17,15 @@ from domain.aggregate import LedgerAggregate
 from domain.errors import IllegalTransition, InvalidInput, Violation
 from domain.exchange_stop import ExchangeStop
 from domain.identity import client_order_id, position_of_order
-from domain.market import ASSET_PRECISION, Side, SymbolRules, floor_to_step
-from domain.pnl import fees_in_quote, realised_pnl
-from domain.ports import MarginHolding
-from domain.repayment import buy_back
+from domain.market import Side, SymbolRules
+from domain.pnl import fees_in_quote
+from domain.position_exits import ExitFill, ExitReason, PositionExits, decimals
+from domain.position_status import Status
+
+__all__ = ["ExitReason", "Position", "Status"]
 
 
-class Status(Enum):
-    PLANNED = "planned"
-    VALIDATED = "validated"
-    REJECTED = "rejected"
-    ENTERING = "entering"  # entry order recorded as submitted, fill not yet known
-    OPEN = "open"
-    CLOSING = "closing"  # an exit order is in flight
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
-
-class ExitReason(Enum):
-    STOP_LOSS = "STOP_LOSS"
-    TAKE_PROFIT = "TAKE_PROFIT"
-    MANUAL = "MANUAL"
-    STOP_LOSS_AT_EXCHANGE = "STOP_LOSS_AT_EXCHANGE"  # the insurance stop filled
-
-
-def _decimals(fees: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    return {asset: Decimal(amount) for asset, amount in fees.items()}
-
-
-class Position(ExchangeStop, LedgerAggregate):
+class Position(PositionExits, ExchangeStop, LedgerAggregate):
     class Planned(Aggregate.Created):
         client_id: UUID
         symbol: str
@@ -118,7 +100,7 @@ class Position(ExchangeStop, LedgerAggregate):
         self.exit_interest = Decimal(0)  # loan interest the exit order repays (borrowed asset)
         self.realised_pnl = Decimal(0)
         self.exit_fees_quote = Decimal(0)
-        self.exits: list[dict[str, Any]] = []
+        self.exits: list[ExitFill] = []
         self.closed_at: datetime | None = None
         self.note: str | None = None
 
@@ -184,13 +166,13 @@ class Position(ExchangeStop, LedgerAggregate):
     class Validated(Aggregate.Event):
         risk_amount: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.status = Status.VALIDATED
 
     class Rejected(Aggregate.Event):
         violations: list[dict[str, str]]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.status = Status.REJECTED
             aggregate.violations = list(self.violations)
 
@@ -210,7 +192,7 @@ class Position(ExchangeStop, LedgerAggregate):
     class EntrySubmitted(Aggregate.Event):
         client_order_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.status = Status.ENTERING
             aggregate.entry_order_id = self.client_order_id
             aggregate.orders_sent += 1
@@ -226,7 +208,7 @@ class Position(ExchangeStop, LedgerAggregate):
         fees_quote: Decimal
         held_quantity: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.status = Status.OPEN
             aggregate.average_entry_price = self.price
             aggregate.filled_quantity = self.quantity
@@ -239,7 +221,7 @@ class Position(ExchangeStop, LedgerAggregate):
         client_order_id: str
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.status = Status.CANCELLED
             aggregate.note = self.reason
 
@@ -264,7 +246,7 @@ class Position(ExchangeStop, LedgerAggregate):
             raise IllegalTransition(f"No entry order {order_id} is awaiting a fill")
         if quantity <= 0 or price <= 0:
             raise InvalidInput("fill", "an entry fill needs a positive price and quantity")
-        fees = _decimals(fees)
+        fees = decimals(fees)
         fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
         # A fee taken in the base asset of a buy reduces what is held.
         held = quantity
@@ -294,7 +276,7 @@ class Position(ExchangeStop, LedgerAggregate):
         to_stop: Decimal
         span_step: int
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Position) -> None:
             aggregate.stop_price = self.to_stop
 
     def adjust_stop(self, new_stop: Decimal, span_step: int, now: datetime) -> bool:
@@ -314,231 +296,7 @@ class Position(ExchangeStop, LedgerAggregate):
         )
         return True
 
-    # --- exits ---
-
-    class ExitTriggered(Aggregate.Event):
-        reason: ExitReason
-        trigger_price: Decimal
-        quantity: Decimal
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status = Status.CLOSING
-            aggregate.exit_reason = self.reason
-            aggregate.trigger_price = self.trigger_price
-            aggregate.exit_quantity = self.quantity
-
-    class ExitSubmitted(Aggregate.Event):
-        client_order_id: str
-        quantity: Decimal
-        # A margin SHORT's buy-back asks for more than it closes, to repay the fee and interest.
-        order_quantity: Decimal | None = None
-        interest: Decimal = Decimal(0)  # a margin exit repays it first, in `loan_asset`
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.exit_order_id = self.client_order_id
-            aggregate.exit_order_quantity = self.order_quantity or self.quantity
-            aggregate.exit_interest = self.interest
-            aggregate.orders_sent += 1
-            aggregate.order_recorded_at = self.timestamp
-            aggregate.order_attempt = 1
-
-    class ExitResubmitted(Aggregate.Event):
-        """The exit is sent again, under its next attempt's id: the previous attempt was
-        shown never to have executed (see `domain.ledger.reconciliation`)."""
-
-        client_order_id: str
-        attempt: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.exit_order_id = self.client_order_id
-            aggregate.order_attempt = self.attempt
-
-    class ExitFilled(Aggregate.Event):
-        client_order_id: str
-        exchange_order_id: str
-        price: Decimal
-        quantity: Decimal
-        fees: dict[str, Decimal]
-        fees_quote: Decimal
-        realised_pnl: Decimal  # net of fees and of the loan interest repaid
-        interest_quote: Decimal = Decimal(0)
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.open_quantity -= self.quantity
-            aggregate.realised_pnl += self.realised_pnl
-            aggregate.exit_fees_quote += self.fees_quote
-            aggregate.exit_order_id = None
-            aggregate.exits.append(
-                {
-                    "client_order_id": self.client_order_id,
-                    "price": self.price,
-                    "quantity": self.quantity,
-                    "pnl": self.realised_pnl,
-                    "at": self.timestamp,
-                }
-            )
-            aggregate.status = Status.OPEN
-
-    class ExitFailed(Aggregate.Event):
-        client_order_id: str
-        reason: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.exit_order_id = None
-            aggregate.status = Status.OPEN
-            aggregate.note = self.reason
-
-    class Closed(Aggregate.Event):
-        realised_pnl: Decimal
-        fees_quote: Decimal
-        dust_quantity: Decimal  # below the exchange's minimum lot: left in the account
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status = Status.CLOSED
-            aggregate.dust_quantity = self.dust_quantity
-            aggregate.open_quantity = Decimal(0)
-            aggregate.closed_at = self.timestamp
-
-    class Cancelled(Aggregate.Event):
-        reason: str
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status = Status.CANCELLED
-            aggregate.note = self.reason
-
-    def trigger_exit(
-        self,
-        reason: ExitReason,
-        trigger_price: Decimal,
-        now: datetime,
-        quantity: Decimal | None = None,
-    ) -> None:
-        self._require(Status.OPEN, action="exit")
-        wanted = self.open_quantity if quantity is None else quantity
-        qty = floor_to_step(min(wanted, self.open_quantity), self.lot_step)
-        if wanted <= 0 or wanted > self.open_quantity or qty < self.min_quantity:
-            raise InvalidInput(
-                "quantity",
-                f"must be at least {self.min_quantity} and at most the open quantity "
-                f"{self.sellable_quantity}",
-            )
-        self.trigger_event(
-            self.ExitTriggered,
-            timestamp=now,
-            reason=reason,
-            trigger_price=trigger_price,
-            quantity=qty,
-        )
-
-    def submit_exit(self, now: datetime, loan: MarginHolding | None = None) -> str:
-        """Record the exit order's id BEFORE it is sent; returns that id.
-
-        A margin exit repays the interest of `loan` (the isolated account's debt in
-        `loan_asset`) first; a SHORT's buy-back is sized to repay the loan after the fee,
-        see `domain.repayment`.
-        """
-        if self.status is not Status.CLOSING or self.exit_order_id is not None:
-            raise IllegalTransition("No exit is waiting to be submitted")
-        order_id = client_order_id(self.id, self.orders_sent + 1)
-        repays: dict[str, Decimal] = {}
-        if self.margin and self.side is Side.SHORT:
-            cover = buy_back(self.exit_quantity, loan, self.entry_fee_rate, self.lot_step)
-            repays = {"order_quantity": cover.order_quantity, "interest": cover.interest}
-        elif self.margin and loan is not None and loan.interest:
-            repays = {"interest": loan.interest}
-        self.trigger_event(
-            self.ExitSubmitted,
-            timestamp=now,
-            client_order_id=order_id,
-            quantity=self.exit_quantity,
-            **repays,
-        )
-        return order_id
-
-    def resubmit_exit(self, now: datetime) -> str:
-        """Record the exit's next attempt id BEFORE it is sent again; returns that id."""
-        if self.status is not Status.CLOSING or self.exit_order_id is None:
-            raise IllegalTransition("No exit is in flight to be sent again")
-        attempt = self.order_attempt + 1
-        order_id = client_order_id(self.id, self._in_flight_sequence(), attempt)
-        self.trigger_event(
-            self.ExitResubmitted, timestamp=now, client_order_id=order_id, attempt=attempt
-        )
-        return order_id
-
-    def _in_flight_sequence(self) -> int:
-        found = position_of_order(self.order_in_flight or "")
-        if found is None:
-            raise IllegalTransition("The order in flight has no id of this position")
-        return found[1]
-
-    def record_exit_fill(
-        self,
-        order_id: str,
-        exchange_order_id: str,
-        price: Decimal,
-        quantity: Decimal,
-        fees: Mapping[str, Decimal],
-        now: datetime,
-        fee_prices: Mapping[str, Decimal] | None = None,
-    ) -> None:
-        if self.exit_order_id != order_id:
-            raise IllegalTransition(f"No exit order {order_id} is awaiting a fill")
-        if (
-            quantity <= 0
-            or price <= 0
-            or quantity > max(self.open_quantity, self.exit_order_quantity)
-        ):
-            raise InvalidInput(
-                "fill", "an exit fill needs a positive price and at most the quantity ordered"
-            )
-        assert self.average_entry_price is not None
-        fees = _decimals(fees)
-        fee_quote = fees_in_quote(fees, self.base_asset, self.quote_asset, price, fee_prices)
-        interest_quote = Decimal(0)
-        if self.margin:
-            # A SHORT's buy-back buys more than it closes (the rest pays the fee and the
-            # interest); a partial fill closes, and repays, its share of both.
-            filled = min(Decimal(1), quantity / self.exit_order_quantity)
-            if self.side is Side.SHORT:
-                quantity = min(
-                    self.open_quantity, (self.exit_quantity * filled).quantize(ASSET_PRECISION)
-                )
-            interest = {self.loan_asset: self.exit_interest * filled}
-            interest_quote = fees_in_quote(interest, self.base_asset, self.quote_asset, price)
-        held = self.held_at_entry
-        closing = self.open_quantity - quantity < self.min_quantity
-        exited_before = held - self.open_quantity
-        # The closing exit carries the rest of the entry fee, so the total is always charged.
-        entry_share = self.entry_fees_quote * (
-            (held - exited_before) / held if closing else quantity / held
-        )
-        pnl = (
-            realised_pnl(
-                self.side, self.average_entry_price, price, quantity, entry_share, fee_quote
-            )
-            - interest_quote
-        )
-        self.trigger_event(
-            self.ExitFilled,
-            timestamp=now,
-            client_order_id=order_id,
-            exchange_order_id=exchange_order_id,
-            price=price,
-            quantity=quantity,
-            fees=fees,
-            fees_quote=fee_quote,
-            realised_pnl=pnl,
-            interest_quote=interest_quote,
-        )
-        if self.open_quantity < self.min_quantity:
-            self.trigger_event(
-                self.Closed,
-                timestamp=now,
-                realised_pnl=self.realised_pnl,
-                fees_quote=self.entry_fees_quote + self.exit_fees_quote,
-                dust_quantity=self.open_quantity,
-            )
+    # --- the insurance stop's fill is an exit ---
 
     def record_exchange_stop_fill(
         self,
@@ -577,10 +335,14 @@ class Position(ExchangeStop, LedgerAggregate):
         )
         self.record_exit_fill(exit_id, exchange_order_id, price, quantity, fees, now, fee_prices)
 
-    def record_exit_failure(self, order_id: str, reason: str, now: datetime) -> None:
-        if self.exit_order_id != order_id:
-            raise IllegalTransition(f"No exit order {order_id} is in flight")
-        self.trigger_event(self.ExitFailed, timestamp=now, client_order_id=order_id, reason=reason)
+    # --- before any order ---
+
+    class Cancelled(Aggregate.Event):
+        reason: str
+
+        def apply(self, aggregate: Position) -> None:
+            aggregate.status = Status.CANCELLED
+            aggregate.note = self.reason
 
     def cancel(self, reason: str, now: datetime) -> None:
         self._require(Status.PLANNED, Status.VALIDATED, Status.REJECTED, action="cancel")
@@ -589,31 +351,16 @@ class Position(ExchangeStop, LedgerAggregate):
     # --- derived facts ---
 
     @property
-    def sellable_quantity(self) -> Decimal:
-        return floor_to_step(self.open_quantity, self.lot_step)
-
-    @property
-    def loan_asset(self) -> str:
-        """What a margin position borrows: the base asset it sells short, or the quote
-        asset a LONG buys with."""
-        return self.base_asset if self.side is Side.SHORT else self.quote_asset
-
-    @property
-    def entry_fee_rate(self) -> Decimal:
-        """The fee rate the entry paid, valued in the quote asset: the exit's rate too."""
-        if self.average_entry_price is None or not self.filled_quantity:
-            return Decimal(0)
-        return self.entry_fees_quote / (self.average_entry_price * self.filled_quantity)
-
-    @property
-    def held_at_entry(self) -> Decimal:
-        return self.open_quantity + sum((e["quantity"] for e in self.exits), Decimal(0))
-
-    @property
     def order_in_flight(self) -> str | None:
         if self.status is Status.ENTERING:
             return self.entry_order_id
         return self.exit_order_id
+
+    def _in_flight_sequence(self) -> int:
+        found = position_of_order(self.order_in_flight or "")
+        if found is None:
+            raise IllegalTransition("The order in flight has no id of this position")
+        return found[1]
 
     @property
     def order_attempt_ids(self) -> list[str]:

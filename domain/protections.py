@@ -14,6 +14,7 @@ STOP_OUT_WINDOW_HOURS = 24
 COOLDOWN_HOURS = 24
 DAILY_LOSS_LIMIT_PERCENT = Decimal(4)  # no tighter than the monthly limit unless a tenant asks
 MAX_OPEN_POSITIONS = 1000  # no ceiling in practice unless a tenant sets one
+STOP_OUTS = ("STOP_LOSS", "STOP_LOSS_AT_EXCHANGE")  # exit reasons of a stop-out
 
 COOLDOWN = "stop_out_cooldown"
 DAILY_LOSS = "daily_loss_cap"
@@ -81,6 +82,17 @@ def day_of(at: datetime) -> str:
 
 def next_day(day: str) -> str:
     return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def stop_out_run(run: list[datetime], exit_reason: str | None, at: datetime) -> list[datetime]:
+    """The run of consecutive stop-outs after a position closes at `at`: a stop-out extends
+    it, any other close ends it, and a close of unknown reason (recorded before the
+    protections existed) leaves it as it was."""
+    if exit_reason in STOP_OUTS:
+        return [*run, at]
+    if exit_reason is not None:
+        return []
+    return run
 
 
 def cooldown_end(settings: ProtectionSettings, stop_outs: list[datetime]) -> datetime | None:

@@ -25,51 +25,34 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 from uuid import UUID, uuid5
 
+from domain.bars import EPOCH, Bar, moment
 from domain.drawdown import loss_percent, month_of
 from domain.errors import InvalidInput, Violation
 from domain.market import Side, SymbolRules
-from domain.policy import MAX_RISK_PERCENT, MONTHLY_LIMIT_PERCENT, Policy
+from domain.policy import Policy
 from domain.position import ExitReason, Position, Status
 from domain.protections import DEFAULTS, ProtectionSettings
+from domain.replay_entries import EntryRule, PlannedTrade
 from domain.replay_report import ReplayResult, SkippedPlan, TradeResult
-from domain.risk import PlanFacts, RiskContext, check_plan
+from domain.risk import MAX_RISK_PERCENT, MONTHLY_LIMIT_PERCENT, PlanFacts, RiskContext, check_plan
 from domain.sizing import position_size
 from domain.trailing import hand_span_stop, next_trail_price, spans_moved
 
 PAPER_FEE_RATE = Decimal("0.001")  # the paper exchange's taker fee: 0.1% of each fill
 REPLAY_NAMESPACE = UUID("5f0c7a52-8d1e-4c8e-9a55-0d6c3e0b7a11")
 
-
-@dataclass(slots=True)
-class Bar:
-    """One kline: its open time (milliseconds since the epoch, UTC) and its prices.
-
-    Not frozen: a frozen dataclass is built four times slower, and a year of one-minute
-    bars is half a million of them. Nothing keeps or changes a bar once it is stepped."""
-
-    opened_ms: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedTrade:
-    at: datetime
-    side: Side
-    entry: Decimal
-    stop: Decimal | None
-    target: Decimal | None
-
-
-class EntryRule(Protocol):
-    """Where entries come from: called with every bar, returns the plans due at its open."""
-
-    def __call__(self, bar: Bar) -> Sequence[PlannedTrade]: ...
+__all__ = [
+    "PAPER_FEE_RATE",
+    "REPLAY_NAMESPACE",
+    "Bar",
+    "EntryRule",
+    "PlannedTrade",
+    "Replay",
+    "ReplaySettings",
+    "moment",
+]
 
 
 @dataclass(frozen=True)
@@ -83,14 +66,6 @@ class ReplaySettings:
     entry_window: timedelta = timedelta(days=1)  # a plan not filled by then is cancelled
     review_monthly: bool = False  # record a review lifting a pause when a new month starts
     protection: ProtectionSettings = DEFAULTS  # cooldown, daily cap, open positions
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def moment(ms: int) -> datetime:
-    """Milliseconds since the epoch as a UTC time, exactly (no float on the way)."""
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 @dataclass(slots=True)

@@ -7,12 +7,30 @@ its bars once and keeps none of them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
+from domain.bars import EPOCH, Bar, moment
 from domain.errors import InvalidInput
 from domain.market import Side
-from domain.replay import EPOCH, Bar, PlannedTrade, moment
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTrade:
+    at: datetime
+    side: Side
+    entry: Decimal
+    stop: Decimal | None
+    target: Decimal | None
+
+
+class EntryRule(Protocol):
+    """Where entries come from: called with every bar, returns the plans due at its open."""
+
+    def __call__(self, bar: Bar) -> Sequence[PlannedTrade]: ...
+
 
 DAY_MS = 86_400_000
 MILLISECOND = timedelta(milliseconds=1)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.drawdown import remaining_budget
-from domain.errors import CredentialsMissing, TradingDisabled, Violation
+from domain.errors import CredentialsMissing, InvalidInput, TradingDisabled, Violation
 from domain.market import BASE_FEE_ALLOWANCE, Side, SymbolRules, ceil_to_step, floor_to_step
 from domain.protections import Refusal
 
@@ -16,6 +16,20 @@ PAUSED = Violation(
 BUDGET_EXCEEDED = "monthly_budget_exceeded"
 AFTER_REVIEW = "after a review"
 WHEN_RISK_IS_RELEASED = "an open position closes or its stop is tightened"
+
+MAX_RISK_PERCENT = Decimal(1)
+MONTHLY_LIMIT_PERCENT = Decimal(4)
+
+
+def check_risk_settings(capital: Decimal, risk_percent: Decimal, limit_percent: Decimal) -> None:
+    """A policy's settings: a positive capital, at most 1% risked per position, at most a 4%
+    monthly loss limit."""
+    if not capital.is_finite() or capital <= 0:
+        raise InvalidInput("capital", "must be a positive amount")
+    if not risk_percent.is_finite() or not 0 < risk_percent <= MAX_RISK_PERCENT:
+        raise InvalidInput("risk_percent", "must be above 0 and at most 1")
+    if not limit_percent.is_finite() or not 0 < limit_percent <= MONTHLY_LIMIT_PERCENT:
+        raise InvalidInput("drawdown_limit_percent", "must be above 0 and at most 4")
 
 
 @dataclass(frozen=True)

@@ -93,21 +93,22 @@ class EventStore(Application[UUID]):
         if known is not None and cached:
             found = deepcopy(known)
         elif known is not None:
-            found = _replay(deepcopy(known), self.events.get(aggregate_id, gt=known.version))
+            found = replayed(deepcopy(known), self.events.get(aggregate_id, gt=known.version))
             if found.version > known.version:
                 self.latest.keep(found)
         else:
             try:
-                found = self.repository.get(aggregate_id, projector_func=_replay)
+                found = self.repository.get(aggregate_id, projector_func=replayed)
             except AggregateNotFoundError:
                 return None
             self.latest.keep(found)
         return found if isinstance(found, kind) else None
 
 
-def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
+def replayed(aggregate: Any, events: Iterable[Any]) -> Any:
     """The library's projector without its per-event runtime Protocol check (an `assert
-    isinstance` that costs more than applying the event)."""
+    isinstance` that costs more than applying the event). The store's events are typed
+    without `mutate` there, so this is where they are taken as ours, unchecked."""
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate

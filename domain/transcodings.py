@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 from eventsourcing.persistence import Transcoding
 
@@ -16,10 +15,10 @@ def enum_transcoding(enum_type: type[Enum]) -> Transcoding:
         type = enum_type
         name = f"enum_{enum_type.__name__}"
 
-        def encode(self, obj: Any) -> str:
+        def encode(self, obj: Enum) -> str:
             return str(obj.value)
 
-        def decode(self, data: Any) -> Enum:
+        def decode(self, data: str) -> Enum:
             return enum_type(data)
 
     return EnumAsValue()

@@ -66,14 +66,8 @@ class NotMigrated(ConfigurationError):
         super().__init__(f"{where} has no Robson tables yet: run `robson migrate` first")
 
 
-@dataclass(frozen=True)
-class PostgresTarget:
-    dbname: str
-    host: str
-    port: str
-    user: str
-    password: str
-    schema: str
+# What ROBSON_DATABASE_URL names: the same record the projections connect with.
+PostgresTarget = PostgresParams
 
 
 def postgres_target(url: str) -> PostgresTarget:
@@ -170,10 +164,7 @@ def projection_database(settings: Settings, *, durable: bool = True) -> Projecti
     if settings.is_postgres:
         assert settings.database_url is not None
         target = postgres_target(settings.database_url)
-        params = PostgresParams(
-            target.dbname, target.host, target.port, target.user, target.password, target.schema
-        )
-        return ProjectionDatabase(Dialect.POSTGRES, postgres=params, durable=durable)
+        return ProjectionDatabase(Dialect.POSTGRES, postgres=target, durable=durable)
     return ProjectionDatabase(Dialect.SQLITE, sqlite_path=settings.sqlite_path, durable=durable)
 
 

@@ -32,13 +32,14 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Notification,
     OperationalError,
     StoredEvent,
 )
@@ -46,6 +47,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGresult
+from psycopg.rows import DictRow
 
 from projections.connection_pool import FailFastPool
 
@@ -55,15 +57,16 @@ TEXT, BINARY = 0, 1
 UNNAMED = b""
 RETRY_SECONDS = 0.5
 RETRY_WAIT_SECONDS = 0.05
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def retried_briefly(method: F) -> F:
+def retried_briefly(method: Callable[P, R]) -> Callable[P, R]:
     """Repeat after a lost connection (the pool replaces it) while within `RETRY_SECONDS`
     of the first attempt."""
 
     @wraps(method)
-    def repeated(*args: Any, **kwargs: Any) -> Any:
+    def repeated(*args: P.args, **kwargs: P.kwargs) -> R:
         give_up = time.monotonic() + RETRY_SECONDS
         while True:
             try:
@@ -73,7 +76,7 @@ def retried_briefly(method: F) -> F:
                     raise
                 time.sleep(RETRY_WAIT_SECONDS)
 
-    return cast(F, repeated)
+    return repeated
 
 
 def fail_fast(datastore: PostgresDatastore) -> None:
@@ -102,7 +105,7 @@ class Batch:
     A connection left in an unknown state (an exception before every result was taken) is
     closed, so the pool replaces it and no later caller reads this batch's results."""
 
-    def __init__(self, conn: psycopg.Connection[Any], prepared: set[bytes]) -> None:
+    def __init__(self, conn: psycopg.Connection[DictRow], prepared: set[bytes]) -> None:
         self.conn = conn
         self.pgconn = conn.pgconn
         self.prepared = prepared  # the names this connection has parsed
@@ -177,9 +180,10 @@ class Batch:
             results.append(result)
 
 
-def _unretried(method: Any) -> Any:
-    """The library's method without its retry decorator."""
-    return getattr(method, "__wrapped__", method)
+def _unretried(method: Callable[P, R]) -> Callable[P, R]:
+    """The library's method without its retry decorator (which keeps its signature)."""
+    unwrapped: Callable[P, R] = getattr(method, "__wrapped__", method)
+    return unwrapped
 
 
 class LeanPostgresRecorder(PostgresApplicationRecorder):
@@ -210,7 +214,7 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
         self._select_after = (select_sql + " AND originator_version > $2::bigint" + order).encode()
         self._insert_sqls: dict[tuple[int, int], bytes] = {}  # (events, unchanged) -> SQL
         # The statement names each connection has prepared; forgotten with the connection.
-        self._prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
+        self._prepared: weakref.WeakKeyDictionary[psycopg.Connection[DictRow], set[bytes]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -303,8 +307,19 @@ class LeanPostgresRecorder(PostgresApplicationRecorder):
         return found
 
     @retried_briefly
-    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
-        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        found: Sequence[Notification] = _unretried(
+            PostgresApplicationRecorder.select_notifications
+        )(self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start)
+        return found
 
     @retried_briefly
     def _select_events(self, originator_id: UUID | str, gt: int | None) -> list[StoredEvent]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -110,7 +109,7 @@ class PaperAccount(LedgerAggregate):
         changes: dict[str, Decimal]
         borrowed_changes: dict[str, Decimal]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperAccount) -> None:
             held = isolated_free(aggregate, self.symbol)
             owed = isolated_debt(aggregate, self.symbol)
             for asset, amount in self.transfer.items():
@@ -131,7 +130,7 @@ class PaperAccount(LedgerAggregate):
         changes: dict[str, Decimal]
         borrowed_changes: dict[str, Decimal]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperAccount) -> None:
             for asset, delta in self.changes.items():
                 aggregate.free[asset] = aggregate.free.get(asset, Decimal(0)) + delta
             for asset, delta in self.borrowed_changes.items():
@@ -142,7 +141,7 @@ class PaperAccount(LedgerAggregate):
         asset: str
         amount: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperAccount) -> None:
             aggregate.free[self.asset] = aggregate.free.get(self.asset, Decimal(0)) + self.amount
             aggregate.borrowed[self.asset] = (
                 aggregate.borrowed.get(self.asset, Decimal(0)) + self.amount
@@ -152,7 +151,7 @@ class PaperAccount(LedgerAggregate):
         asset: str
         amount: Decimal
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperAccount) -> None:
             aggregate.free[self.asset] -= self.amount
             aggregate.borrowed[self.asset] -= self.amount
 

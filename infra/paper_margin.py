@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from domain.errors import InsufficientBalance
 from domain.market import OrderSide, SymbolRules, ceil_to_step
@@ -25,13 +25,13 @@ ZERO = Decimal(0)
 CENT_DUST = Decimal("0.00000001")  # collateral is rounded up to this: never below required
 
 
-def isolated_free(account: Any, symbol: str) -> dict[str, Decimal]:
+def isolated_free(account: PaperAccount, symbol: str) -> dict[str, Decimal]:
     """The symbol's isolated holdings (accounts restored from older snapshots have none)."""
     accounts: dict[str, dict[str, Decimal]] = account.__dict__.setdefault("isolated", {})
     return accounts.setdefault(symbol, {})
 
 
-def isolated_debt(account: Any, symbol: str) -> dict[str, Decimal]:
+def isolated_debt(account: PaperAccount, symbol: str) -> dict[str, Decimal]:
     accounts: dict[str, dict[str, Decimal]] = account.__dict__.setdefault("isolated_borrowed", {})
     return accounts.setdefault(symbol, {})
 
@@ -131,7 +131,7 @@ def isolated_repayment(
     _emit(account, symbol, "", held, owed, transfer, {asset: -amount}, {asset: -amount}, now)
 
 
-def _collateral_from_spot(account: Any, quote: str, amount: Decimal, symbol: str) -> None:
+def _collateral_from_spot(account: PaperAccount, quote: str, amount: Decimal, symbol: str) -> None:
     free = account.free.get(quote, ZERO)
     if amount > free:
         raise InsufficientBalance(

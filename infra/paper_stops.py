@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -79,7 +78,7 @@ class PaperStop(LedgerAggregate):
     class Closed(Aggregate.Event):
         how: str  # "cancelled" or "filled"
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperStop) -> None:
             aggregate.open = False
 
     def close(self, how: str, now: datetime) -> None:
@@ -130,14 +129,14 @@ class PaperStopBook(LedgerAggregate):
         client_id: str
         client_order_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperStopBook) -> None:
             aggregate.resting.append((self.client_id, self.client_order_id))
 
     class Removed(Aggregate.Event):
         client_id: str
         client_order_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: PaperStopBook) -> None:
             aggregate.resting.remove((self.client_id, self.client_order_id))
 
     def add(

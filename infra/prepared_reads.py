@@ -32,12 +32,14 @@ import asyncio
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.errors import error_from_result
 from psycopg.pq.abc import PGresult
+from psycopg.rows import TupleRow
+
+from projections.database import PostgresKwargs
 
 MAX_BATCH = 8  # reads sent together on one lane: a slow one delays the others in its batch
 
@@ -65,7 +67,7 @@ class Lane:
     """One connection with the statements prepared, in pipeline mode: one batch of reads in
     flight at a time."""
 
-    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+    def __init__(self, connection: psycopg.AsyncConnection[TupleRow]) -> None:
         self.connection = connection  # held: psycopg warns when an open one is dropped
         self.pgconn = connection.pgconn
         self.pgconn.nonblocking = 1
@@ -77,7 +79,7 @@ class Lane:
         self.loop.add_reader(self.fd, self._readable)
 
     @classmethod
-    async def connect(cls, kwargs: Mapping[str, Any], statements: Mapping[str, str]) -> Lane:
+    async def connect(cls, kwargs: PostgresKwargs, statements: Mapping[str, str]) -> Lane:
         lane = cls(await psycopg.AsyncConnection.connect(**kwargs))
         try:
             for name, sql in statements.items():
@@ -214,7 +216,7 @@ class PreparedReads:
 
     def __init__(
         self,
-        kwargs: Mapping[str, Any],
+        kwargs: PostgresKwargs,
         statements: Mapping[str, str],
         *,
         size: int,

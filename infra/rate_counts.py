@@ -8,11 +8,10 @@ claims from every replica are served one after the other: no slot is handed out 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from api.rate_limit import Claim
 from projections.database import ProjectionDatabase
-from projections.tables import Dialect
+from projections.tables import Dialect, Record
 
 TABLE = "api_rate_limits"
 SQLITE_ROWS_PER_STATEMENT = 300  # 900 parameters: under every SQLite build's limit
@@ -105,7 +104,7 @@ class SqlCounter:
         for every few hundred buckets): a single round trip, atomic on its own."""
         if not claims:
             return []
-        rows: list[Any] = []
+        rows: list[Record] = []
         firsts = [(b, w, _first_grant(n, bulk)) for b, w, n in claims]
         with self.database.session() as session:
             if self.postgres:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO, cast
 
+from domain.bars import Bar, moment
 from domain.errors import InvalidInput
+from domain.formats import Document
 from domain.market import Side
-from domain.replay import Bar, PlannedTrade, moment
+from domain.replay_entries import PlannedTrade
 from domain.replay_report import ReplayResult, Summary
 
 MICROSECONDS_FROM = 10**14
@@ -198,7 +200,7 @@ def write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, str]]
         writer.writerows(rows)
 
 
-def summary_payload(summary: Summary, result: ReplayResult) -> dict[str, Any]:
+def summary_payload(summary: Summary, result: ReplayResult) -> Document:
     def opt(value: Decimal | None, places: str = "0.0001") -> str | None:
         return None if value is None else money(value, places)
 
@@ -225,7 +227,7 @@ def summary_payload(summary: Summary, result: ReplayResult) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json(path: Path, payload: Mapping[str, object]) -> None:
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

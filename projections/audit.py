@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TypedDict
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
 
+from domain.formats import JSON, Document
 from domain.identity import policy_id_for
 from domain.store import EventStore
 from projections.events import stored_timestamp
@@ -33,7 +34,16 @@ class ExportFilter:
     until_time: datetime | None = None
 
 
-def _plain(value: Any) -> Any:
+class AuditRecord(TypedDict):
+    notification_id: int
+    stream_id: str
+    version: int
+    topic: str
+    timestamp: str
+    payload: Document
+
+
+def _plain(value: object) -> JSON:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
@@ -41,15 +51,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Enum):
-        return value.value
+        return _plain(value.value)  # our enums are stored by their (text) value
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
-    return value
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def redacted_payload(event_state: dict[str, Any]) -> dict[str, Any]:
+def redacted_payload(event_state: Mapping[str, object]) -> Document:
     return {
         name: REDACTED if name in SECRET_FIELDS else _plain(value)
         for name, value in event_state.items()
@@ -57,7 +69,7 @@ def redacted_payload(event_state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_events(store: EventStore, selection: ExportFilter) -> Iterator[dict[str, Any]]:
+def export_events(store: EventStore, selection: ExportFilter) -> Iterator[AuditRecord]:
     """Every stored event in notification order, bounded by the log's end when it starts.
 
     Streams page by page in constant memory (plus the ids of the tenant's own streams).
@@ -76,7 +88,7 @@ def export_events(store: EventStore, selection: ExportFilter) -> Iterator[dict[s
         owned = {tenant, policy_id_for(tenant)}
         marker = tenant.hex.encode("ascii")
 
-    def claims(notification: Notification) -> dict[str, Any] | None:
+    def claims(notification: Notification) -> dict[str, object] | None:
         """The decoded state of a not-yet-owned stream's event that names the tenant."""
         if plain and marker not in notification.state:
             return None  # cannot carry this client's id
@@ -89,7 +101,7 @@ def export_events(store: EventStore, selection: ExportFilter) -> Iterator[dict[s
                 owned.add(notification.originator_id)  # type: ignore[arg-type]
     for notification in _pages(store, last, stop):
         originator_id: UUID = notification.originator_id  # type: ignore[assignment]
-        state: dict[str, Any] | None = None
+        state: dict[str, object] | None = None
         if tenant is not None and originator_id not in owned:
             state = claims(notification)
             if state is None:
@@ -99,7 +111,8 @@ def export_events(store: EventStore, selection: ExportFilter) -> Iterator[dict[s
             continue
         if state is None:
             state = dict(vars(store.mapper.to_domain_event(notification)))
-        timestamp: datetime = state["timestamp"]
+        timestamp = state["timestamp"]
+        assert isinstance(timestamp, datetime), "every event has its time"
         if not _in_window(timestamp, selection):
             continue
         yield {
@@ -134,5 +147,5 @@ def _in_window(moment: datetime | None, selection: ExportFilter) -> bool:
     return not (selection.until_time and moment > selection.until_time)
 
 
-def to_ndjson(record: dict[str, Any]) -> str:
+def to_ndjson(record: AuditRecord) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"

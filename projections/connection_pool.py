@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.abc import CT
 
 CONNECT_TIMEOUT_SECONDS = 2
 ACQUIRE_SECONDS = 10.0  # the database answers, every connection is busy
@@ -32,12 +34,12 @@ RECONNECT_SECONDS = 0.25
 _SLICE_SECONDS = 0.1
 
 
-def with_connect_timeout(kwargs: dict[str, Any]) -> dict[str, Any]:
+def with_connect_timeout(kwargs: Mapping[str, object]) -> dict[str, object]:
     """Connection arguments whose connection attempt ends within a bounded time."""
     return {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs}
 
 
-def closed_by_server(conn: psycopg.Connection[Any]) -> bool:
+def closed_by_server(conn: psycopg.Connection[object]) -> bool:
     """An idle pooled connection with something to read: the server closed it, or sent the
     error that comes before (such a connection LISTENs to nothing, so a rare notice from a
     live server only costs a new connection)."""
@@ -50,7 +52,7 @@ def closed_by_server(conn: psycopg.Connection[Any]) -> bool:
     return bool(readable)
 
 
-class FailFastPool(ConnectionPool[Any]):
+class FailFastPool(ConnectionPool[CT]):
     """A `ConnectionPool` with the behaviour above; `timeout` is ignored for the bounds."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -60,7 +62,7 @@ class FailFastPool(ConnectionPool[Any]):
         self.failing_since: float | None = None  # the first failed attempt since a success
         super().__init__(*args, **kwargs)
 
-    def _connect(self, timeout: float | None = None) -> Any:
+    def _connect(self, timeout: float | None = None) -> CT:
         try:
             conn = super()._connect(timeout)
         except BaseException:
@@ -81,7 +83,7 @@ class FailFastPool(ConnectionPool[Any]):
             return now >= deadline
         return now - failing_since >= UNREACHABLE_SECONDS and now - start >= _SLICE_SECONDS
 
-    def getconn(self, timeout: float | None = None) -> Any:
+    def getconn(self, timeout: float | None = None) -> CT:
         start = time.monotonic()
         deadline = start + (self.timeout if timeout is None else timeout)
         stale = 0

@@ -16,10 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
+
+import psycopg
+from psycopg.rows import TupleRow
 
 from projections.connection_pool import CONNECT_TIMEOUT_SECONDS, FailFastPool
-from projections.tables import Codec, Column, Dialect, Kind, Table, create_table_sql, quote
+from projections.tables import (
+    Codec,
+    Column,
+    Dialect,
+    Kind,
+    Record,
+    Table,
+    create_table_sql,
+    quote,
+)
 
 TRACKING = Table(
     name="robson_projections",
@@ -43,6 +55,23 @@ class PostgresParams:
     schema: str
 
 
+PgConnection = psycopg.Connection[TupleRow]
+
+
+class PostgresKwargs(TypedDict):
+    """psycopg's connection arguments for the read models' database."""
+
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+    autocommit: bool
+    connect_timeout: int
+    options: str
+    application_name: NotRequired[str]  # how the server lists the connection
+
+
 @lru_cache(maxsize=512)
 def _sqlite_sql(statement: str) -> str:
     return statement.replace("%s", "?")
@@ -51,38 +80,40 @@ def _sqlite_sql(statement: str) -> str:
 class Session:
     """One connection in use: statements are written with %s placeholders on both dialects."""
 
-    def __init__(self, raw: Any, dialect: Dialect) -> None:
+    def __init__(self, raw: sqlite3.Connection | PgConnection, dialect: Dialect) -> None:
         self.raw = raw
         self.dialect = dialect
 
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        if self.dialect is Dialect.SQLITE:
-            cursor = self.raw.execute(_sqlite_sql(statement), tuple(params))
-            return list(cursor.fetchall())
-        with self.raw.cursor() as cursor:
+    def execute(self, statement: str, params: Sequence[object] = ()) -> list[Record]:
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
+            return list(raw.execute(_sqlite_sql(statement), tuple(params)).fetchall())
+        with raw.cursor() as cursor:
             cursor.execute(statement, tuple(params))
             return list(cursor.fetchall()) if cursor.description is not None else []
 
-    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
-        if self.dialect is Dialect.SQLITE:
-            self.raw.executemany(_sqlite_sql(statement), rows)
+    def executemany(self, statement: str, rows: Iterable[Sequence[object]]) -> None:
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
+            raw.executemany(_sqlite_sql(statement), rows)
             return
         batch = list(rows)
         if batch:
-            with self.raw.cursor() as cursor:
+            with raw.cursor() as cursor:
                 cursor.executemany(statement, batch)
 
     def copy_in(
-        self, qualified: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+        self, qualified: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
     ) -> None:
         """Bulk load: COPY on PostgreSQL, executemany on SQLite."""
         names = ", ".join(quote(c) for c in columns)
-        if self.dialect is Dialect.SQLITE:
+        raw = self.raw
+        if isinstance(raw, sqlite3.Connection):
             marks = ", ".join("%s" for _ in columns)
             self.executemany(f"INSERT INTO {qualified} ({names}) VALUES ({marks})", rows)
             return
         with (
-            self.raw.cursor() as cursor,
+            raw.cursor() as cursor,
             cursor.copy(f"COPY {qualified} ({names}) FROM STDIN") as copy,
         ):
             for row in rows:
@@ -112,7 +143,7 @@ class ProjectionDatabase:
         self.schema = postgres.schema if postgres else None
         self._pool_size = pool_size
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._pg_pool: Any = None
+        self._pg_pool: FailFastPool[psycopg.Connection[TupleRow]] | None = None
         self._lock = threading.Lock()
         self._closed = False
         self.tracking = Codec(TRACKING, dialect)
@@ -140,7 +171,7 @@ class ProjectionDatabase:
             conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    def _postgres_pool(self) -> Any:
+    def _postgres_pool(self) -> FailFastPool[psycopg.Connection[TupleRow]]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the projection database is closed")
@@ -152,7 +183,7 @@ class ProjectionDatabase:
                 self._pg_pool.open()
             return self._pg_pool
 
-    def postgres_kwargs(self) -> dict[str, Any]:
+    def postgres_kwargs(self) -> PostgresKwargs:
         params = self.postgres
         assert params is not None
         return {
@@ -170,8 +201,8 @@ class ProjectionDatabase:
     def session(self) -> Iterator[Session]:
         """A connection in autocommit mode: each statement sees the latest commit."""
         if self.dialect is Dialect.POSTGRES:
-            with self._postgres_pool().connection() as conn:
-                yield Session(conn, self.dialect)
+            with self._postgres_pool().connection() as pg:
+                yield Session(pg, self.dialect)
             return
         try:
             conn = self._idle.get_nowait()
@@ -193,17 +224,18 @@ class ProjectionDatabase:
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self.session() as session:
-            if self.dialect is Dialect.POSTGRES:
-                with session.raw.transaction():
+            raw = session.raw
+            if not isinstance(raw, sqlite3.Connection):
+                with raw.transaction():
                     yield session
                 return
-            session.raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield session
             except BaseException:
-                session.raw.rollback()
+                raw.rollback()
                 raise
-            session.raw.execute("COMMIT")
+            raw.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -248,7 +280,7 @@ class ProjectionDatabase:
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
             )
-            params: tuple[Any, ...] = (self.schema, physical)
+            params: tuple[object, ...] = (self.schema, physical)
         else:
             statement, params = "SELECT name FROM pragma_table_info(%s) ORDER BY cid", (physical,)
         return tuple(str(name) for (name,) in s.execute(statement, params))
@@ -275,7 +307,7 @@ class ProjectionDatabase:
         if self.dialect is Dialect.POSTGRES:
             assert self.schema is not None
             statement = "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s"
-            params: tuple[Any, ...] = (self.schema, table.name)
+            params: tuple[object, ...] = (self.schema, table.name)
             schema = f"{quote(self.schema)}."
         else:
             statement = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = %s"
@@ -309,7 +341,7 @@ class ProjectionDatabase:
                 tx.execute(f"DROP INDEX IF EXISTS {quote(index.name(fresh))}")
             self.create_indexes(tx, table, table.name)
 
-    def dump(self, table: Table) -> list[tuple[Any, ...]]:
+    def dump(self, table: Table) -> list[Record]:
         """Every row in key order, values in their Python types (tests compare these)."""
         codec = Codec(table, self.dialect)
         cols = ", ".join(quote(c) for c in table.column_names)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 
 from domain.drawdown import loss_percent
 from domain.paper_market import PaperMarket
 from domain.policy import Policy
 from domain.read_models import DrawdownRow
 from projections.positions import unrealised_pnl
-from projections.projection import On, Projection, Rows
+from projections.projection import On, Projection, Rows, StreamEvent
 from projections.tables import Column, Index, Kind, Row, Table
 
 POLICIES = Table(
@@ -64,6 +64,13 @@ PRICES = Table(
 ZERO = Decimal(0)
 
 
+class MonthEvent(StreamEvent, Protocol):
+    """A policy event about one month."""
+
+    @property
+    def month(self) -> str: ...
+
+
 class DrawdownProjection(Projection):
     name = "drawdown"
     tables = (POLICIES, DRAWDOWN_MONTHS, PRICES)
@@ -98,13 +105,13 @@ class DrawdownProjection(Projection):
             },
         )
 
-    def _policy(self, e: Any, rows: Rows) -> Row | None:
+    def _policy(self, e: StreamEvent, rows: Rows) -> Row | None:
         policy = rows.get(POLICIES, (e.originator_id,))
         if policy is not None:
             policy["updated_at"] = e.timestamp
         return policy
 
-    def _month(self, e: Any, rows: Rows) -> Row | None:
+    def _month(self, e: MonthEvent, rows: Rows) -> Row | None:
         """The tenant's row for `e.month`, added when the month is new."""
         policy = rows.get(POLICIES, (e.originator_id,))
         if policy is None:

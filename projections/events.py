@@ -10,6 +10,7 @@ a compressor, an upcast event) goes through the mapper instead, so results never
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Generator, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ from domain.store import EventStore
 from projections.database import ProjectionDatabase
 from projections.tables import Dialect
 
-RawEvent = tuple[int, Any, str, bytes]  # notification id, originator id, topic, state
+RawEvent = tuple[int, UUID | str, str, bytes]  # notification id, originator id, topic, state
 STREAM_CHUNK = 5_000
 
 
@@ -86,7 +87,7 @@ class FastDecoder:
             names = tuple(dict.fromkeys(f for f in fields if f != "originator_id"))
             self.plans[topic] = (cls, names) if fast else None
 
-    def _value(self, value: Any) -> Any:
+    def _value(self, value: object) -> object:
         if type(value) is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
                 data = value["_data_"]
@@ -98,20 +99,20 @@ class FastDecoder:
             return [self._value(v) for v in value]
         return value
 
-    def __call__(self, topic: str, originator_id: Any, state: bytes) -> object:
+    def __call__(self, topic: str, originator_id: UUID | str, state: bytes) -> object:
         plan = self.plans.get(topic)
         if plan is not None:
             cls, fields = plan
             if fields == ("timestamp",) and (moment := stored_timestamp(state)) is not None:
                 event: object = object.__new__(cls)
-                uuid = originator_id if type(originator_id) is UUID else UUID(originator_id)
+                uuid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
                 object.__setattr__(event, "__dict__", {"originator_id": uuid, "timestamp": moment})
                 return event
-            data: dict[str, Any] = self.scan(state.decode(), 0)[0]
+            data: dict[str, object] = self.scan(state.decode(), 0)[0]
             if "class_version" not in data:
-                kept: dict[str, Any] = {
+                kept: dict[str, object] = {
                     "originator_id": originator_id
-                    if type(originator_id) is UUID
+                    if isinstance(originator_id, UUID)
                     else UUID(originator_id)
                 }
                 value = self._value
@@ -149,21 +150,26 @@ def stream_events(
             "ORDER BY notification_id LIMIT %s"
         )
         last = start
-        with db.session() as session, session.raw.cursor(binary=True) as cursor:
-            while last < stop:
-                cursor.execute(statement, (last, stop, *wanted, STREAM_CHUNK))
-                page: list[RawEvent] = cursor.fetchall()
-                if not page:
-                    return
-                yield page
-                last = page[-1][0]
+        with db.session() as session:
+            raw = session.raw
+            assert not isinstance(raw, sqlite3.Connection)
+            with raw.cursor(binary=True) as cursor:
+                while last < stop:
+                    cursor.execute(statement, (last, stop, *wanted, STREAM_CHUNK))
+                    page: list[RawEvent] = cursor.fetchall()
+                    if not page:
+                        return
+                    yield page
+                    last = page[-1][0]
         return
     with db.transaction(write=False) as session:
-        cursor = session.raw.execute(
+        raw = session.raw
+        assert isinstance(raw, sqlite3.Connection)
+        rows = raw.execute(
             f"SELECT rowid, originator_id, topic, state FROM {table} "
             f"WHERE rowid > ? AND rowid <= ? AND topic IN ({marks.replace('%s', '?')}) "
             "ORDER BY rowid",
             (start, stop, *wanted),
         )
-        while chunk := cursor.fetchmany(STREAM_CHUNK):
+        while chunk := rows.fetchmany(STREAM_CHUNK):
             yield chunk

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Protocol
 from uuid import UUID
 
 from domain.position import Position, Status
 from domain.read_models import PositionRow
-from projections.projection import Handler, On, Projection, Rows
+from projections.projection import Handler, On, Projection, Rows, StreamEvent
 from projections.tables import Column, Index, Kind, Row, Table
 
 POSITIONS = Table(
@@ -52,6 +52,13 @@ OPEN_STATUSES = (Status.OPEN.value, Status.CLOSING.value)
 WATCHED_STATUSES = (Status.ENTERING.value, *OPEN_STATUSES)
 ZERO = Decimal(0)
 OPEN, CLOSED = Status.OPEN.value, Status.CLOSED.value
+
+
+class OrderEvent(StreamEvent, Protocol):
+    """A position's event about one of its orders."""
+
+    @property
+    def client_order_id(self) -> str: ...
 
 
 def side_sign(side: str) -> int:
@@ -133,7 +140,7 @@ class PositionsProjection(Projection):
             },
         )
 
-    def _row(self, e: Any, nid: int, rows: Rows) -> Row | None:
+    def _row(self, e: StreamEvent, nid: int, rows: Rows) -> Row | None:
         row = rows.get(POSITIONS, (e.originator_id,))
         if row is not None:
             row["updated_at"] = e.timestamp
@@ -143,7 +150,7 @@ class PositionsProjection(Projection):
     def _status(self, status: Status, clear_orders: bool = False) -> Handler:
         value = status.value
 
-        def handle(e: Any, nid: int, rows: Rows) -> None:
+        def handle(e: StreamEvent, nid: int, rows: Rows) -> None:
             row = self._row(e, nid, rows)
             if row is not None:
                 row["status"] = value
@@ -155,7 +162,7 @@ class PositionsProjection(Projection):
     def _order_submitted(self, status: Status | None) -> Handler:
         value = status.value if status is not None else None
 
-        def handle(e: Any, nid: int, rows: Rows) -> None:
+        def handle(e: OrderEvent, nid: int, rows: Rows) -> None:
             row = self._row(e, nid, rows)
             if row is not None:
                 if value is not None:

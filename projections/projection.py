@@ -10,15 +10,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
 from projections.database import ProjectionDatabase, Session
 from projections.tables import Codec, Key, Row, Table, quote
 
+# Each handler takes the event class it is registered for; a table of them can only say "some".
 Handler = Callable[[Any, int, "Rows"], None]
+
+
+class StreamEvent(Protocol):
+    """What every event of an aggregate's stream carries (a rebuild's events carry only
+    these and the fields their handler declares)."""
+
+    @property
+    def originator_id(self) -> UUID: ...
+
+    @property
+    def timestamp(self) -> datetime: ...
 
 
 class Rows(Protocol):
@@ -87,6 +101,41 @@ class MemoryRows:
 
     def count(self, table: Table) -> int:
         return len(self.data[table.name])
+
+
+class LayeredRows:
+    """Rows over a base that is never changed: a row is copied the first time it is asked
+    for, so many folds can start from the same base (rows hold only immutable values)."""
+
+    def __init__(self, base: Mapping[str, Mapping[Key, Row]]) -> None:
+        self.base = base
+        self.own: dict[str, dict[Key, Row | None]] = {name: {} for name in base}
+
+    def get(self, table: Table, key: Key) -> Row | None:
+        own = self.own[table.name]
+        if key in own:
+            return own[key]
+        found = self.base[table.name].get(key)
+        row = None if found is None else dict(found)
+        own[key] = row
+        return row
+
+    def put(self, table: Table, row: Row) -> None:
+        self.own[table.name][table.key_of(row)] = row
+
+    def delete(self, table: Table, key: Key) -> None:
+        self.own[table.name][key] = None
+
+    def merged(self, name: str) -> dict[Key, Row]:
+        """The table's rows, the base's with this layer's changes over them."""
+        own = self.own[name]
+        if not own:
+            return dict(self.base[name])
+        rows = {**self.base[name], **own}
+        for key, row in own.items():
+            if row is None:
+                del rows[key]
+        return rows  # type: ignore[return-value]  # the None rows were just removed
 
 
 def _identical(a: Row | None, b: Row | None) -> bool:

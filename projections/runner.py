@@ -12,13 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from domain.store import EventStore
 from projections.catalog import all_projections
 from projections.database import ProjectionDatabase
 from projections.projection import LiveRows, Projection
 from projections.tables import Dialect, quote
+
+if TYPE_CHECKING:  # psycopg is imported only where PostgreSQL is used
+    import psycopg
+    from psycopg.rows import TupleRow
+
+    Listener = psycopg.Connection[TupleRow] | None
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +166,7 @@ class ProjectionRunner:
             if listener is not None:
                 listener.close()
 
-    def _listener(self) -> Any:
+    def _listener(self) -> Listener:
         if self.database.dialect is not Dialect.POSTGRES:
             return None
         import psycopg
@@ -174,7 +180,7 @@ class ProjectionRunner:
             return None
         return conn
 
-    def _waited(self, listener: Any) -> Any:
+    def _waited(self, listener: Listener) -> Listener:
         """Wait for news; a listener the database dropped is replaced (none while it is
         away: polling covers the gap)."""
         if listener is None and self.database.dialect is Dialect.POSTGRES:
@@ -183,12 +189,13 @@ class ProjectionRunner:
             self._wait(listener)
         except Exception:
             log.warning("LISTEN connection lost; listening again", exc_info=True)
-            listener.close()
+            if listener is not None:
+                listener.close()
             listener = None
             self._stopping.wait(self.poll_interval)
         return listener
 
-    def _wait(self, listener: Any) -> None:
+    def _wait(self, listener: Listener) -> None:
         if self._wake.is_set():
             self._wake.clear()
             return

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from domain.position import Status
@@ -22,10 +21,13 @@ from domain.read_models import (
     TradeSummary,
 )
 from domain.store import EventStore
-from projections.catalog import all_projections
+from projections.as_of import TimeTravel
+from projections.audit import AuditRecord, ExportFilter, export_events
+from projections.catalog import all_projections, select_projections
 from projections.database import ProjectionDatabase
 from projections.drawdown import DRAWDOWN_MONTHS, POLICIES, PRICES, TenantDrawdown, tenant_drawdown
 from projections.events import events_table
+from projections.past import PastReadModels
 from projections.pnl import PNL_PERIODS, periods_with_cumulative
 from projections.positions import (
     OPEN_STATUSES,
@@ -35,7 +37,8 @@ from projections.positions import (
     position_row,
 )
 from projections.projection import Projection
-from projections.tables import Codec, Dialect, Row, Table, quote
+from projections.rebuild import RebuildReport, rebuild
+from projections.tables import Codec, Dialect, Record, Row, Table, quote
 from projections.trade_history import TRADES, summarise, trade_row_of
 
 DOCUMENT = TRADES.column_names.index("document")
@@ -57,9 +60,25 @@ class SqlReadModels:
         projections = projections if projections is not None else all_projections()
         self.names = tuple(p.name for p in projections)
         self._codecs: dict[str, Codec] = {}
+        self._time_travel: TimeTravel | None = None
+        self._time_travel_lock = threading.Lock()
 
     def close(self) -> None:
         self.database.close()
+
+    def as_of(self, client_id: UUID, as_of: datetime) -> PastReadModels:
+        """The tenant's read models as its events up to `as_of` left them."""
+        with self._time_travel_lock:
+            if self._time_travel is None:
+                self._time_travel = TimeTravel(self.database, self.store, all_projections())
+            time_travel = self._time_travel
+        return time_travel.read_models(client_id, as_of)
+
+    def forget_past(self) -> None:
+        """Drop the events `as_of` keeps (the next past read of a tenant reads them again)."""
+        with self._time_travel_lock:
+            if self._time_travel is not None:
+                self._time_travel.forget()
 
     # --- helpers ---
 
@@ -69,13 +88,15 @@ class SqlReadModels:
             codec = self._codecs[table.name] = Codec(table, self.database.dialect)
         return codec
 
-    def _select(self, table: Table, where: str, params: Sequence[Any], tail: str = "") -> list[Row]:
+    def _select(
+        self, table: Table, where: str, params: Sequence[object], tail: str = ""
+    ) -> list[Row]:
         codec = self._codec(table)
         return [codec.row(r) for r in self._select_raw(table, where, params, tail)]
 
     def _select_raw(
-        self, table: Table, where: str, params: Sequence[Any], tail: str
-    ) -> list[tuple[Any, ...]]:
+        self, table: Table, where: str, params: Sequence[object], tail: str
+    ) -> list[Record]:
         cols = ", ".join(quote(c) for c in table.column_names)
         with self.database.session() as s:
             return s.execute(
@@ -83,7 +104,7 @@ class SqlReadModels:
                 params,
             )
 
-    def _p(self, table: Table, column: str, value: Any) -> Any:
+    def _p(self, table: Table, column: str, value: object) -> object:
         return self._codec(table).param(column, value)
 
     # --- trades and P&L ---
@@ -106,7 +127,7 @@ class SqlReadModels:
 
     def _trades_in_window(
         self, client_id: UUID, since: datetime | None, limit: int | None = None
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Record]:
         """The tenant's trades closed since `since` or still open (every one: None), in the
         table's column order; with a `limit`, that many of them, most recent first."""
         codec = self._codec(TRADES)
@@ -193,6 +214,13 @@ class SqlReadModels:
             for policy in sorted(policies, key=lambda p: str(p["client_id"]))
         ]
 
+    def policy_row(self, client_id: UUID) -> Row | None:
+        """The tenant's row of the drawdown projection's policy table."""
+        found = self._select(
+            POLICIES, '"client_id" = %s', [self._p(POLICIES, "client_id", client_id)]
+        )
+        return found[0] if found else None
+
     def last_prices(self) -> dict[str, Decimal]:
         return {r["symbol"]: r["price"] for r in self._select(PRICES, "1 = 1", [])}
 
@@ -202,7 +230,7 @@ class SqlReadModels:
         self, client_id: UUID, status: str | None = None, limit: int = 500
     ) -> list[PositionRow]:
         where = '"client_id" = %s' + (' AND "status" = %s' if status else "")
-        params: list[Any] = [self._p(POSITIONS, "client_id", client_id)]
+        params: list[object] = [self._p(POSITIONS, "client_id", client_id)]
         if status:
             params.append(status)
         tail = 'ORDER BY "planned_at" DESC, "position_id" LIMIT %s'
@@ -259,6 +287,15 @@ class SqlReadModels:
 
     def log_position(self) -> int:
         return self.store.recorder.max_notification_id() or 0
+
+    def rebuild(self, names: Sequence[str]) -> RebuildReport:
+        """Fold the whole log into fresh tables of the named projections, then swap them in;
+        queries keep answering meanwhile."""
+        return rebuild(self.database, self.store, select_projections(names))
+
+    def audit_events(self, selection: ExportFilter) -> Iterator[AuditRecord]:
+        """The log's events as the audit export shows them, streamed page by page."""
+        return export_events(self.store, selection)
 
     def status(self) -> list[ProjectionStatus]:
         """Position, and lag in events and in event time (seconds), per projection."""

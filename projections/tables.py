@@ -12,11 +12,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+# The drivers (sqlite3, psycopg) give and take untyped values: which Python type a column's
+# value has follows its `Kind`, known at run time only. So rows are untyped here and become
+# typed values where they are read (`domain.read_models`' dataclasses).
 Row = dict[str, Any]
-Key = tuple[Any, ...]
+Record = tuple[Any, ...]  # a result row, in the table's column order
+Key = Record
+Convert = Callable[[Any], object]  # one column's value to or from its SQLite form
+T = TypeVar("T")
 
 
 class Kind(Enum):
@@ -60,7 +66,7 @@ class Column:
     nullable: bool = False
     # Computed from the row's other columns each time the row is written, so handlers
     # (and a rebuild's rows in memory) never carry it: only rows that reach a table pay.
-    derived: Callable[[Row], Any] | None = None
+    derived: Callable[[Row], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def time_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
-def _to_sqlite(kind: Kind) -> Callable[[Any], Any]:
+def _to_sqlite(kind: Kind) -> Convert:
     if kind is Kind.UUID:
         return str
     if kind is Kind.MONEY:
@@ -143,7 +149,7 @@ def _to_sqlite(kind: Kind) -> Callable[[Any], Any]:
     return _same
 
 
-def _from_sqlite(kind: Kind) -> Callable[[Any], Any]:
+def _from_sqlite(kind: Kind) -> Convert:
     if kind is Kind.UUID:
         return UUID
     if kind is Kind.MONEY:
@@ -155,7 +161,7 @@ def _from_sqlite(kind: Kind) -> Callable[[Any], Any]:
     return _same
 
 
-def _same(value: Any) -> Any:
+def _same(value: T) -> T:
     return value
 
 
@@ -178,14 +184,14 @@ class Codec:
         self._loaded = tuple((i, load) for i, load in enumerate(self._in) if load is not _same)
         self._derived = tuple((c.name, c.derived) for c in table.columns if c.derived)
 
-    def param(self, column: str, value: Any) -> Any:
+    def param(self, column: str, value: object) -> object:
         """One value as a statement parameter for `column`."""
         return None if value is None else self._out[self._positions[column]](value)
 
-    def params(self, row: Row) -> tuple[Any, ...]:
+    def params(self, row: Row) -> tuple[object, ...]:
         if self._derived:
             row = row | {name: derive(row) for name, derive in self._derived}
-        values: tuple[Any, ...] = self._pick(row)
+        values: tuple[object, ...] = self._pick(row)
         if not self._converted:
             return values
         converted = list(values)
@@ -194,16 +200,16 @@ class Codec:
                 converted[i] = out(converted[i])
         return tuple(converted)
 
-    def key_params(self, key: Key) -> tuple[Any, ...]:
+    def key_params(self, key: Key) -> tuple[object, ...]:
         return tuple(
             None if value is None else out(value)
             for value, out in zip(key, self._key_out, strict=True)
         )
 
-    def row(self, values: Sequence[Any]) -> Row:
+    def row(self, values: Sequence[object]) -> Row:
         return dict(zip(self.names, self.values(values), strict=True))
 
-    def values(self, values: Sequence[Any]) -> tuple[Any, ...]:
+    def values(self, values: Sequence[object]) -> Record:
         """A result tuple with every value in its Python type (for dumps and queries); only
         the columns the dialect stores differently are converted."""
         if not self._loaded:

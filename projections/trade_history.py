@@ -13,14 +13,13 @@ from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from domain.formats import cents, iso, money
 from domain.position import Position
 from domain.read_models import TradeRow, TradeSummary
 from projections.positions import side_sign
 from projections.projection import On, Projection, Rows
-from projections.tables import Column, Index, Kind, Row, Table
+from projections.tables import Column, Index, Kind, Record, Row, Table
 
 
 def history_entry(trade: Row) -> str:
@@ -251,7 +250,7 @@ if TRADES.column_names[: len(_TRADE_FIELDS)] != _TRADE_FIELDS:
     raise RuntimeError("TradeRow's fields must be the trades table's leading columns")
 
 
-def trade_row_of(values: tuple[Any, ...]) -> TradeRow:
+def trade_row_of(values: Record) -> TradeRow:
     """A trades result tuple (in the table's column order) as a TradeRow."""
     return TradeRow(*values[: len(_TRADE_FIELDS)])
 

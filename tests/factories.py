@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 from uuid import uuid5  # noqa: E402
 
+from domain.assistant.proposal import TradeProposal  # noqa: E402
 from domain.client import Client  # noqa: E402
 from domain.market import BTCUSDC, SymbolRules  # noqa: E402
 from domain.policy import Policy  # noqa: E402
@@ -49,6 +50,23 @@ from domain.read_models import PositionRow  # noqa: E402
 
 UNIT_NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 UNIT_CLIENT_ID = uuid5(UUID(int=0), "unit-test-client")
+
+
+def trade_proposal() -> TradeProposal:
+    """The assistant's proposal of a LONG of 0.005 BTC at 100000, stop 98000, made at UNIT_NOW."""
+    return TradeProposal.propose(
+        client_id=UNIT_CLIENT_ID,
+        conversation_id=uuid4(),
+        position_id=uuid4(),
+        symbol="BTCUSDC",
+        side=Side.LONG,
+        entry_price=Decimal(100000),
+        stop_price=Decimal(98000),
+        target_price=None,
+        quantity=Decimal("0.005"),
+        risk_amount=Decimal(10),
+        now=UNIT_NOW,
+    )
 
 
 def later(minutes: int) -> datetime:

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 from uuid import UUID
 
 from domain.errors import DomainError
-from domain.formats import money
+from domain.formats import Document, money
 from domain.position import ExitReason
 from workers.watchlist import Shard
 
@@ -77,10 +76,10 @@ class Action:
     status: str | None = None
     detail: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Document:
         """JSON-ready: ids as strings, prices as strings with 8 decimals (as the API), and
         absent fields left out."""
-        found: dict[str, Any] = {"job": self.job.value, "outcome": self.outcome.value}
+        found: Document = {"job": self.job.value, "outcome": self.outcome.value}
         for name in ("position_id", "client_id", "symbol"):
             if getattr(self, name) is not None:
                 found[name] = str(getattr(self, name))

@@ -75,7 +75,7 @@ class PositionJobs:
         self.dry_run = dry_run
         self.reconcile_grace = reconcile_grace
         self._backoff: dict[UUID, _Backoff] = {}
-        self._insured_at: dict[tuple[UUID, str], datetime] = {}  # last look, per tenant/symbol
+        self._insure_due: dict[str, datetime] = {}  # the next look, per symbol
         self.pool: ExitPool[Position] = ExitPool(exit_concurrency)
         self._exiting: dict[UUID, tuple[Exit, Decimal]] = {}  # touched by the tick's thread only
 
@@ -152,23 +152,24 @@ class PositionJobs:
     # --- the insurance stop ---
 
     def insure(self, symbol: str) -> list[Action]:
-        """Once per interval per tenant and symbol (first at start-up): ask the exchange about
-        the insurance stops (a fill becomes the exit), move those that lag, and protect the
-        positions with the most at risk within the exchange's stop-order limit."""
+        """Once per interval per symbol (first at start-up): ask the exchange about every
+        tenant's insurance stops (a fill becomes the exit), move those that lag, and protect
+        the positions with the most at risk within the exchange's stop-order limit. A tick
+        between two looks returns at once: the tick stays flat in the number of positions."""
         config = self.ledger.config
         if self.dry_run or not config.exchange_stops:
             return []
         now = self.clock.now()
+        due = self._insure_due.get(symbol)
+        if due is not None and now < due:
+            return []
+        self._insure_due[symbol] = now + config.exchange_stop_interval
         tenants: dict[UUID, list[Watched]] = {}
         for watched in self.index:
             if watched.symbol == symbol and not self._backing_off(watched.position_id):
                 tenants.setdefault(watched.client_id, []).append(watched)
         actions: list[Action] = []
         for client_id, watched_list in tenants.items():
-            seen = self._insured_at.get((client_id, symbol))
-            if seen is not None and now - seen < config.exchange_stop_interval:
-                continue
-            self._insured_at[(client_id, symbol)] = now
             try:
                 positions = self.ledger.insure_positions(
                     client_id, [w.position_id for w in watched_list]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 from uuid import UUID
 
 from domain.read_models import PositionRow
@@ -28,6 +28,14 @@ class AbandonedProposals(Protocol):
     def expire(self, client_id: UUID, intent_id: UUID) -> bool: ...
 
 
+class _Subject(TypedDict):
+    """Which proposal an action is about."""
+
+    position_id: UUID
+    client_id: UUID
+    symbol: str
+
+
 class ProposalSweep:
     """Expires every abandoned proposal of the shard's tenants, at most once per `every`."""
 
@@ -46,7 +54,7 @@ class ProposalSweep:
         self.swept_at = now
         actions = []
         for row in self.proposals.abandoned(shard):
-            base: dict[str, Any] = {
+            base: _Subject = {
                 "position_id": row.position_id,
                 "client_id": row.client_id,
                 "symbol": row.symbol,

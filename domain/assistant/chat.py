@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID, uuid4
 
 from domain.assistant.context import (
     LIVE_STATUSES,
+    ContextDocument,
     TradingContext,
     context_document,
     open_position,
@@ -45,6 +46,7 @@ from domain.assistant.toolbox import Toolbox, TurnState
 from domain.assistant.tools import DEFAULT_SYMBOL, TOOLS, SizePosition
 from domain.drawdown import month_of
 from domain.errors import DomainError
+from domain.formats import Document
 from domain.ledger import Ledger
 from domain.market import Side
 from domain.ports import Balance
@@ -90,8 +92,8 @@ class ChatReply:
     detected_intent: Intent
     requires_confirmation: bool
     intent_id: UUID | None
-    proposal: dict[str, Any] | None  # what propose_trade planned and VALIDATE said
-    execution: dict[str, Any] | None  # the position a confirmation executed
+    proposal: Document | None  # what propose_trade planned and VALIDATE said
+    execution: Document | None  # the position a confirmation executed
     model: str | None  # None: a deterministic answer, no model involved
     ai_available: bool
 
@@ -171,7 +173,7 @@ class Assistant:
             unavailable=tuple(unavailable),
         )
 
-    def context_document(self, client_id: UUID) -> dict[str, Any]:
+    def context_document(self, client_id: UUID) -> ContextDocument:
         return context_document(self.context(client_id))
 
     def analyze(self, client_id: UUID, message: str, trade: IntendedTrade | None) -> GuardReport:
@@ -257,7 +259,7 @@ class Assistant:
             detected_intent=reading.intent,
             requires_confirmation=proposal is not None
             and proposal["status"] == "awaiting_confirmation",
-            intent_id=UUID(proposal["intent_id"]) if proposal is not None else None,
+            intent_id=UUID(str(proposal["intent_id"])) if proposal is not None else None,
             proposal=proposal,
             execution=None,
             model=model,
@@ -279,7 +281,7 @@ class Assistant:
                 break
             messages.append(_assistant_message(reply))
             for index, call in enumerate(reply.tool_calls):
-                result = (
+                result: Document = (
                     self.tools.run(turn, call)
                     if index < MAX_CALLS_PER_ROUND
                     else {"error": "too_many_tool_calls", "detail": "not run; call fewer"}
@@ -287,7 +289,7 @@ class Assistant:
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": _json(result)})
         raise _NoAnswer(last_model)
 
-    def _sizing(self, turn: TurnState, topic: Topic) -> dict[str, Any] | str | None:
+    def _sizing(self, turn: TurnState, topic: Topic) -> Document | str | None:
         """For a sizing question without the model: entry and stop read from the text."""
         if topic is not Topic.SIZING:
             return None
@@ -335,5 +337,5 @@ def _assistant_message(reply: ModelReply) -> dict[str, object]:
     return message
 
 
-def _json(result: dict[str, Any]) -> str:
+def _json(result: Document) -> str:
     return json.dumps(result, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TypedDict
 from uuid import UUID
 
 from domain.assistant.guard import GuardReport, TradeRecord
 from domain.drawdown import alert_level, loss_percent
-from domain.formats import iso, maybe_money, money
+from domain.formats import Document, iso, maybe_money, money
 from domain.policy import Policy
 from domain.ports import Balance
 from domain.read_models import PeriodPnl, PnlOverall, PositionRow, TradeRow
@@ -156,7 +156,7 @@ def trade_records(rows: Iterable[TradeRow]) -> list[TradeRecord]:
 # --- JSON documents ---
 
 
-def balance_document(balance: Balance) -> dict[str, Any]:
+def balance_document(balance: Balance) -> Document:
     return {
         "asset": balance.asset,
         "free": money(balance.free),
@@ -165,7 +165,7 @@ def balance_document(balance: Balance) -> dict[str, Any]:
     }
 
 
-def position_document(position: OpenPosition) -> dict[str, Any]:
+def position_document(position: OpenPosition) -> Document:
     pct = position.distance_to_stop_percent
     return {
         "id": str(position.position_id),
@@ -184,7 +184,7 @@ def position_document(position: OpenPosition) -> dict[str, Any]:
     }
 
 
-def trade_document(row: TradeRow) -> dict[str, Any]:
+def trade_document(row: TradeRow) -> Document:
     return {
         "position_id": str(row.position_id),
         "symbol": row.symbol,
@@ -200,7 +200,7 @@ def trade_document(row: TradeRow) -> dict[str, Any]:
     }
 
 
-def period_document(row: PeriodPnl) -> dict[str, Any]:
+def period_document(row: PeriodPnl) -> Document:
     return {
         "period": row.period,
         "pnl": money(row.pnl),
@@ -212,7 +212,12 @@ def period_document(row: PeriodPnl) -> dict[str, Any]:
     }
 
 
-def pnl_document(rows: Sequence[PeriodPnl], overall: PnlOverall) -> dict[str, Any]:
+class PnlDocument(TypedDict):
+    periods: list[Document]
+    overall: Document
+
+
+def pnl_document(rows: Sequence[PeriodPnl], overall: PnlOverall) -> PnlDocument:
     return {
         "periods": [period_document(r) for r in rows],
         "overall": {
@@ -225,7 +230,7 @@ def pnl_document(rows: Sequence[PeriodPnl], overall: PnlOverall) -> dict[str, An
     }
 
 
-def risk_document(risk: RiskMetrics) -> dict[str, Any]:
+def risk_document(risk: RiskMetrics) -> Document:
     return {
         "month": risk.month,
         "capital_base": money(risk.capital_base),
@@ -247,7 +252,18 @@ def risk_document(risk: RiskMetrics) -> dict[str, Any]:
     }
 
 
-def context_document(context: TradingContext) -> dict[str, Any]:
+class ContextDocument(TypedDict):
+    as_of: str | None
+    balances: list[Document]
+    positions: list[Document]
+    recent_trades: list[Document]
+    prices: dict[str, str]
+    monthly_pnl: Document | None
+    risk: Document
+    unavailable: list[str]
+
+
+def context_document(context: TradingContext) -> ContextDocument:
     monthly = context.monthly_pnl
     return {
         "as_of": iso(context.as_of),
@@ -263,7 +279,7 @@ def context_document(context: TradingContext) -> dict[str, Any]:
 
 def sizing_document(
     symbol: str, entry: Decimal, stop: Decimal, sizing: Sizing, risk_percent: Decimal
-) -> dict[str, Any]:
+) -> Document:
     return {
         "symbol": symbol,
         "entry_price": money(entry),
@@ -277,7 +293,7 @@ def sizing_document(
     }
 
 
-def guard_document(report: GuardReport) -> dict[str, Any]:
+def guard_document(report: GuardReport) -> Document:
     parameters = report.parameters
     return {
         "risk_level": report.risk_level.value,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -81,7 +80,7 @@ class Conversation(LedgerAggregate):
         intent: Intent | None
         intent_id: UUID | None
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Conversation) -> None:
             aggregate.turns.append(
                 Turn(self.role, self.content, self.intent, self.intent_id, self.timestamp)
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from domain.errors import DomainError
 
@@ -19,16 +19,7 @@ UnavailableKind = Literal[
     "bad_request",
 ]
 
-UNAVAILABLE_KINDS: tuple[UnavailableKind, ...] = (
-    "no_api_key",
-    "auth",
-    "rate_limited",
-    "timeout",
-    "server_error",
-    "decommissioned",
-    "connection",
-    "bad_request",
-)
+UNAVAILABLE_KINDS: tuple[UnavailableKind, ...] = get_args(UnavailableKind)
 
 
 @dataclass(frozen=True)

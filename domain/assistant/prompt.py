@@ -7,8 +7,7 @@ data can reach a prompt through here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
 from domain.assistant.context import (
     OpenPosition,
@@ -19,7 +18,7 @@ from domain.assistant.context import (
 from domain.assistant.conversation import Role, Turn
 from domain.assistant.keywords import Topic
 from domain.assistant.proposal import PROPOSAL_TTL
-from domain.formats import iso, maybe_money, money
+from domain.formats import JSON, iso, maybe_money, money
 
 TTL_MINUTES = int(PROPOSAL_TTL.total_seconds() // 60)
 
@@ -118,7 +117,7 @@ def model_messages(prompt: str, turns: Sequence[Turn]) -> list[dict[str, object]
 def fallback_answer(
     topic: Topic,
     context: TradingContext,
-    sizing: Mapping[str, Any] | str | None = None,
+    sizing: Mapping[str, JSON] | str | None = None,
     *,
     note: str = UNAVAILABLE_NOTE,
 ) -> str:
@@ -185,7 +184,7 @@ def _risk(context: TradingContext, _: object) -> str:
     )
 
 
-def _sizing(context: TradingContext, sizing: Mapping[str, Any] | str | None) -> str:
+def _sizing(context: TradingContext, sizing: Mapping[str, JSON] | str | None) -> str:
     if isinstance(sizing, str):
         return sizing
     if sizing is None:
@@ -244,10 +243,10 @@ _ANSWERS = {
 # --- proposals ---
 
 
-def proposal_summary(proposal: Mapping[str, Any]) -> str:
+def proposal_summary(proposal: Mapping[str, JSON]) -> str:
     """The deterministic lines every proposal reply ends with, whatever the model said."""
     if proposal.get("status") == "rejected":
-        reasons = "; ".join(v["reason"] for v in proposal.get("violations", []))
+        reasons = "; ".join(_reasons(proposal.get("violations", [])))
         return f"The trade was planned but VALIDATE rejected it: {reasons}"
     target = proposal.get("target_price")
     return (
@@ -260,7 +259,15 @@ def proposal_summary(proposal: Mapping[str, Any]) -> str:
     )
 
 
-def confirmation_message(position: Mapping[str, Any]) -> str:
+def _reasons(violations: JSON) -> Iterator[str]:
+    """The reasons a proposal document's `violations` give (each a rule and its reason)."""
+    if isinstance(violations, Sequence) and not isinstance(violations, str):
+        for violation in violations:
+            if isinstance(violation, Mapping):
+                yield str(violation["reason"])
+
+
+def confirmation_message(position: Mapping[str, JSON]) -> str:
     status = position["status"]
     if status == "open":
         return (

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -142,26 +141,26 @@ class TradeProposal(LedgerAggregate):
         return now >= self.expires_at
 
     class Confirmed(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: TradeProposal) -> None:
             aggregate.status = ProposalStatus.CONFIRMED
             aggregate.confirmed_at = self.timestamp
 
     class Executed(Aggregate.Event):
         position_status: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: TradeProposal) -> None:
             aggregate.status = ProposalStatus.EXECUTED
             aggregate.outcome = self.position_status
 
     class ExecutionFailed(Aggregate.Event):
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: TradeProposal) -> None:
             aggregate.status = ProposalStatus.FAILED
             aggregate.outcome = self.reason
 
     class Expired(Aggregate.Event):
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: TradeProposal) -> None:
             aggregate.status = ProposalStatus.EXPIRED
 
     def confirm(self, now: datetime) -> None:

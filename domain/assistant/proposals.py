@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
@@ -26,7 +26,7 @@ from domain.assistant.proposal import (
     proposal_id_for,
 )
 from domain.errors import ConcurrencyConflict, DomainError, OrderOutcomeUnknown
-from domain.formats import iso, maybe_money, money
+from domain.formats import Document, iso, maybe_money, money
 from domain.ledger import Ledger, PlanRequest
 from domain.market import Side
 from domain.position import Position, Status
@@ -60,7 +60,7 @@ class Proposed:
 class Confirmation:
     intent_id: UUID
     side: Side
-    position: dict[str, Any]  # the position as the execution left it
+    position: Document  # the position as the execution left it
 
 
 class TradeProposals:
@@ -206,7 +206,7 @@ class TradeProposals:
             self.ledger.cancel_position(client_id, position_id, reason)
 
 
-def proposal_document(proposed: Proposed) -> dict[str, Any]:
+def proposal_document(proposed: Proposed) -> Document:
     position = proposed.position
     return {
         "intent_id": str(position.id),
@@ -224,7 +224,7 @@ def proposal_document(proposed: Proposed) -> dict[str, Any]:
     }
 
 
-def execution_document(position: Position) -> dict[str, Any]:
+def execution_document(position: Position) -> Document:
     return {
         "id": str(position.id),
         "symbol": position.symbol,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from domain.assistant.context import (
@@ -43,7 +42,7 @@ from domain.assistant.tools import (
 )
 from domain.drawdown import month_of
 from domain.errors import DomainError
-from domain.formats import money
+from domain.formats import Document, money
 from domain.ledger import Ledger, PlanRequest
 from domain.read_models import ReadModels
 from domain.sizing import position_size
@@ -60,7 +59,7 @@ class TurnState:
     message: str
     now: datetime
     context: TradingContext
-    proposal: dict[str, Any] | None = None
+    proposal: Document | None = None
     blocked: GuardReport | None = None
     invalid_calls: list[str] = field(default_factory=list)
 
@@ -78,7 +77,7 @@ class Toolbox:
         self.proposals = proposals
         self.daily_trade_limit = daily_trade_limit
 
-    def run(self, turn: TurnState, call: ToolCall) -> dict[str, Any]:
+    def run(self, turn: TurnState, call: ToolCall) -> Document:
         parsed = parse_tool_call(call.name, call.arguments)
         if isinstance(parsed, InvalidArguments):
             turn.invalid_calls.append(parsed.reason)
@@ -88,7 +87,7 @@ class Toolbox:
         except DomainError as exc:  # a refusal the model should explain, not a crash
             return {"error": exc.code, "detail": exc.message}
 
-    def _dispatch(self, turn: TurnState, request: ToolRequest) -> dict[str, Any]:
+    def _dispatch(self, turn: TurnState, request: ToolRequest) -> Document:
         context = turn.context
         client_id = turn.client_id
         if isinstance(request, GetBalances):
@@ -103,7 +102,12 @@ class Toolbox:
             return {"trades": [trade_document(t) for t in trades]}
         if isinstance(request, GetPnl):
             found = self.read_models.pnl_by_period(client_id, request.period, request.limit)
-            return {"period": request.period.value, **pnl_document(*found)}
+            pnl = pnl_document(*found)
+            return {
+                "period": request.period.value,
+                "periods": pnl["periods"],
+                "overall": pnl["overall"],
+            }
         if isinstance(request, GetRiskState):
             return risk_document(context.risk)
         if isinstance(request, SizePosition):
@@ -125,7 +129,7 @@ class Toolbox:
     def history(self, client_id: UUID, now: datetime) -> list[TradeRecord]:
         return trade_records(self.read_models.trade_history(client_id, now - GUARD_LOOKBACK, 500))
 
-    def size(self, client_id: UUID, request: SizePosition) -> dict[str, Any]:
+    def size(self, client_id: UUID, request: SizePosition) -> Document:
         """The 1% rule on this tenant's capital base for the month."""
         exchange = self.ledger.exchange
         rules = exchange.symbol_rules(request.symbol)
@@ -137,7 +141,7 @@ class Toolbox:
         )
         return sizing_document(rules.symbol, entry, request.stop_price, sizing, policy.risk_percent)
 
-    def _propose(self, turn: TurnState, request: ProposeTrade) -> dict[str, Any]:
+    def _propose(self, turn: TurnState, request: ProposeTrade) -> Document:
         """Guard, PLAN and VALIDATE; the result waits for the user's explicit confirmation."""
         if turn.proposal is not None or turn.blocked is not None:
             return {
@@ -182,7 +186,7 @@ class Toolbox:
         return {**turn.proposal, "instructions": instructions}
 
 
-def _guard_summary(report: GuardReport) -> dict[str, Any]:
+def _guard_summary(report: GuardReport) -> Document:
     return {
         "risk_level": report.risk_level.value,
         "risk_score": report.risk_score,

@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import NoReturn
 
 from domain.assistant.guard import IntendedTrade
+from domain.formats import Document
 from domain.market import Side
 from domain.read_models import Period
 
@@ -196,7 +197,7 @@ class InvalidArguments:
     tool: str
     reason: str
 
-    def result(self) -> dict[str, object]:
+    def result(self) -> Document:
         """What the model is told: the problem, and that it may call again correctly."""
         return {
             "error": "invalid_arguments",
@@ -224,11 +225,11 @@ def parse_tool_call(name: str, arguments: str) -> ToolRequest | InvalidArguments
         return InvalidArguments(name, str(bad))
 
 
-def _object(arguments: str) -> dict[str, Any]:
+def _object(arguments: str) -> dict[str, object]:
     if not arguments.strip():
         return {}
     try:
-        parsed = json.loads(arguments, parse_float=Decimal, parse_constant=_no_constant)
+        parsed: object = json.loads(arguments, parse_float=Decimal, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise _Bad("arguments are not valid JSON") from None
     if not isinstance(parsed, dict):
@@ -236,12 +237,12 @@ def _object(arguments: str) -> dict[str, Any]:
     return parsed
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(name)
 
 
 class _Args:
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(self, values: dict[str, object]) -> None:
         self.values = values
 
     def decimal(self, key: str, *, required: bool = False) -> Decimal | None:

@@ -14,6 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from domain.client import Client
 from domain.errors import CredentialsMissing
+from domain.ledger.past import PastStates
 from domain.ledger.unit_of_work import UnitOfWork, load_client, load_policy, load_position
 from domain.policy import Policy
 from domain.ports import (
@@ -54,6 +55,7 @@ class LedgerBase:
         self.clock = clock
         self.config = config
         self.work = UnitOfWork(store)
+        self.past = PastStates(store)
 
     @property
     def live(self) -> bool:

@@ -23,7 +23,7 @@ from domain.market import Side, SymbolRules
 from domain.ports import TradingAccount
 from domain.position import Position, Status
 from domain.risk import PAUSED, PlanFacts, RiskContext, check_plan
-from domain.sizing import position_size
+from domain.sizing import Sizing, position_size
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ class PlanRequest:
     margin: bool = False
     leverage: Decimal = Decimal(1)
     spendable: Decimal | None = None  # caps a 1%-rule size at what this much quote buys
+
+
+@dataclass(frozen=True)
+class SizePreview:
+    """The size PLAN's risk rule gives an entry and a stop, shown before anything is planned."""
+
+    symbol: str
+    side: Side
+    entry_price: Decimal
+    stop_price: Decimal
+    capital: Decimal  # the month's capital base
+    sizing: Sizing
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,21 @@ class Entries(Orders):
         return self.trading_account(client_id)  # CredentialsMissing on a live exchange
 
     # --- PLAN ---
+
+    def preview_size(
+        self, client_id: UUID, symbol: str, side: Side, stop: Decimal, entry: Decimal | None
+    ) -> SizePreview:
+        """The size PLAN would give at `entry` (default: the market price): the tenant's
+        risk percent of the month's capital base; nothing is recorded."""
+        price = entry if entry is not None else self.exchange.price(symbol)
+        if (price - stop) * side.sign <= 0:
+            where = "below" if side is Side.LONG else "above"
+            raise InvalidInput("stop_price", f"must be {where} the entry price for a {side.value}")
+        policy = self.policy(client_id)
+        capital = policy.capital_base(month_of(self.clock.now()))
+        step = self.exchange.symbol_rules(symbol).step_size
+        sizing = position_size(capital, price, stop, step, policy.risk_percent)
+        return SizePreview(symbol, side, price, stop, capital, sizing)
 
     def plan_position(self, client_id: UUID, request: PlanRequest) -> Position:
         self.policy(client_id, cached=True)  # an unknown client is refused first

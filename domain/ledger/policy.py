@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from domain.drawdown import month_of
@@ -63,30 +62,34 @@ class Policies(LedgerBase):
     ) -> EntryGate:
         """Whether the tenant may take a new entry now (or could at `as_of`), as VALIDATE
         would decide it, and why not."""
+        return self.policy_state(client_id, credentials_ok, as_of)[0]
+
+    def protections(self, client_id: UUID, as_of: datetime | None = None) -> Protections:
+        """The tenant's protections and what they judge now (or at `as_of`)."""
+        return self.policy_state(client_id, as_of=as_of)[1]
+
+    def policy_state(
+        self, client_id: UUID, credentials_ok: bool = True, as_of: datetime | None = None
+    ) -> tuple[EntryGate, Protections]:
+        """`entry_gate` and `protections` from one reading of the policy."""
         now = as_of or self.clock.now()
-        return self.policy_at(client_id, as_of).entry_gate(
+        policy = self.policy_at(client_id, as_of)
+        gate = policy.entry_gate(
             month_of(now),
             trading_enabled=self.config.trading_enabled,
             credentials_ok=credentials_ok,
             now=now,
         )
-
-    def protections(self, client_id: UUID, as_of: datetime | None = None) -> Protections:
-        """The tenant's protections and what they judge now (or at `as_of`)."""
-        now = as_of or self.clock.now()
-        policy = self.policy_at(client_id, as_of)
-        return Protections(policy.protection, policy.protection_state(month_of(now), None, now))
+        protections = Protections(
+            policy.protection, policy.protection_state(month_of(now), None, now)
+        )
+        return gate, protections
 
     def policy_at(self, client_id: UUID, as_of: datetime | None) -> Policy:
         """The policy as its events up to `as_of` left it (the latest one without it)."""
         if as_of is None:
             return self.policy(client_id)
-        folded: Any = None
-        event: Any
-        for event in self.store.events.get(policy_id_for(client_id)):
-            if event.timestamp > as_of:
-                break
-            folded = event.mutate(folded)
+        folded = self.past.at(policy_id_for(client_id), as_of)
         if not isinstance(folded, Policy):
             raise ClientNotFound(f"Client {client_id} had no policy yet")
         return folded

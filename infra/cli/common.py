@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO, TypeAlias
+from typing import TextIO, TypeAlias
 
 from infra.bootstrap import Services, build_services
 from infra.settings import Settings
@@ -41,7 +41,7 @@ def moment_arg(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def print_json(out: TextIO, payload: Mapping[str, Any]) -> None:
+def print_json(out: TextIO, payload: Mapping[str, object]) -> None:
     out.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 

@@ -7,11 +7,14 @@ import argparse
 import json
 import logging
 import signal
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from infra.bootstrap import Services
 from infra.cli.common import Commands, seconds_arg, with_services
 from infra.settings import Settings
+
+if TYPE_CHECKING:  # imported when a command runs, not when the CLI starts
+    from workers.jobs import Job
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -21,7 +24,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return serve(settings, args.host, args.port, workers=not args.no_workers, out=out)
 
 
-def _jobs(text: str) -> frozenset[Any]:
+def _jobs(text: str) -> frozenset[Job]:
     from workers.jobs import parse_jobs
 
     try:

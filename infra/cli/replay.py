@@ -10,13 +10,14 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from domain.errors import DomainError, InvalidInput
 from domain.market import BTCUSDC, SymbolRules
-from domain.replay import EntryRule, Replay, ReplaySettings
-from domain.replay_entries import DailyBias, Schedule
+from domain.replay import Replay, ReplaySettings
+from domain.replay_entries import DailyBias, EntryRule, Schedule
 from domain.replay_report import ReplayResult, Summary, summarise
+from infra.cli.common import Commands
 from infra.replay_files import (
     TRADE_COLUMNS,
     ChartUnavailable,
@@ -63,7 +64,7 @@ distance beyond the entry.
 """
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(subparsers: Commands) -> argparse.ArgumentParser:
     """Register `replay` on the CLI's subparsers."""
     command: argparse.ArgumentParser = subparsers.add_parser(
         "replay",

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -51,6 +48,7 @@ from projections.pnl import PERIOD_TYPES, PNL_PERIODS, period_keys
 from projections.tables import Codec, Dialect
 from projections.trade_history import TRADES
 from tests.conftest import POSTGRES_URL, TEST_KEY, drop_schema
+from tests.e2e.serving import listening
 
 TRADES_TOTAL = int(os.environ.get("BENCH_TRADES", "100000"))
 TENANTS = os.environ.get("BENCH_TENANTS", "")  # default: 1000, then 100
@@ -173,39 +171,8 @@ def load_trades(settings: Settings, clients: Sequence[UUID], now: datetime) -> f
 @contextmanager
 def server(argv: Sequence[str], env: dict[str, str]) -> Iterator[str]:
     """A uvicorn process; yields its base URL once it listens."""
-    process = subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    stdout = process.stdout
-
-    def pump() -> None:
-        for line in stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 60
-    url = None
-    seen: list[str] = []
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if found := LISTENING.search(line):
-            url = found.group(1)
-    try:
-        if url is None:
-            raise RuntimeError("server did not start:\n" + "".join(seen))
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        reader.join(timeout=10)
-        stdout.close()
+    with listening(argv, env, pattern=LISTENING, seconds=60, graceful=True) as served:
+        yield served.url
 
 
 # --- load: a minimal keep-alive HTTP/1.1 client (httpx costs the generator ~1 ms a request) ---

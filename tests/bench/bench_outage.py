@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.e2e.outage import ENDPOINTS, call, cluster, environment, robson, serve, tenant
+from tests.e2e.outage import ENDPOINTS, call, cluster, environment, serve, tenant
+from tests.e2e.serving import robson
 
 ROUNDS = int(os.environ.get("BENCH_OUTAGE_ROUNDS", "3"))
 PROBES = (("GET", "/healthz"), *ENDPOINTS)

@@ -84,12 +84,21 @@ class Closed:
 
 
 @dataclass
+class Insured:
+    """What `insure_positions` returns for a position whose insurance stop still rests."""
+
+    id: UUID
+    status: Status = Status.OPEN
+
+
+@dataclass
 class StubLedger:
     exchange: StubExchange = field(default_factory=StubExchange)
     clock: StubClock = field(default_factory=StubClock)
     config: TradingConfig = field(default_factory=lambda: TradingConfig(trading_enabled=True))
     stops_moved: int = 0
     exits: int = 0
+    insured: int = 0
 
     def adjust_stop(self, client_id: UUID, position_id: UUID, new_stop: Decimal, span: int) -> bool:
         self.stops_moved += 1
@@ -108,6 +117,10 @@ class StubLedger:
     ) -> Position:
         self.exits += 1
         return cast(Position, Closed(position_id, client_id, BTCUSDC.symbol))
+
+    def insure_positions(self, client_id: UUID, position_ids: list[UUID]) -> list[Position]:
+        self.insured += len(position_ids)
+        return [cast(Position, Insured(position_id)) for position_id in position_ids]
 
 
 class StubReadModels:
@@ -256,7 +269,13 @@ class TimedPaper(PaperExchange):
 def bench_end_to_end() -> None:
     print(f"End to end: price crosses a stop -> exit order at the paper exchange ({TRIALS} trials)")
     with tempfile.TemporaryDirectory() as home:
-        env = {"ROBSON_HOME": home, "RBS_CREDENTIAL_ENCRYPTION_KEY": TEST_KEY}
+        env = {
+            "ROBSON_HOME": home,
+            "RBS_CREDENTIAL_ENCRYPTION_KEY": TEST_KEY,
+            # Robson's own reaction is measured: a stop resting at the paper exchange would
+            # fill there at the crossing price, before the worker looks.
+            "ROBSON_EXCHANGE_STOPS": "false",
+        }
         settings = Settings.from_env(env)
         migrate(settings)
         services = build_services(settings)
@@ -278,9 +297,6 @@ def bench_end_to_end() -> None:
 
 def run_trials(services: Services, paper: TimedPaper) -> list[float]:
     ledger = services.ledger
-    client_id = ledger.register_client(
-        "Bench", f"bench-{uuid4().hex[:8]}@example.com", D(10**6)
-    ).client_id
     worker = Worker.from_services(services, report=lambda action: None)
     rng = random.Random(11)
     pause = threading.Event()
@@ -288,6 +304,10 @@ def run_trials(services: Services, paper: TimedPaper) -> list[float]:
     worker.start()
     try:
         for _ in range(TRIALS):
+            # A tenant a trial: three stop-outs in a day would start a tenant's cooldown.
+            client_id = ledger.register_client(
+                "Bench", f"bench-{uuid4().hex[:8]}@example.com", D(10**6)
+            ).client_id
             paper.set_price(BTCUSDC.symbol, D(90000))
             position = ledger.plan_validate_execute(
                 client_id,

@@ -3,26 +3,17 @@ the database is away: shared by the outage test and its benchmark."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import re
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
 
 import httpx
 
 from tests.conftest import TEST_KEY
 from tests.e2e.disposable_postgres import DisposablePostgres
+from tests.e2e.serving import Served, new_client, robson_serve
 
-STARTUP_SECONDS = 60
-LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)/")
+STARTUP_SECONDS = 60  # a disposable PostgreSQL cluster: a slower start
 # Every kind of request: the probes, reads of each read path, and a command.
 ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("GET", "/readyz"),
@@ -35,19 +26,6 @@ ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("POST", "/api/trade/buy-btc/"),
 )
 BUY = {"stop_price": "98000", "amount": "10"}
-
-
-def robson(env: dict[str, str], *argv: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def environment(home: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -64,54 +42,9 @@ def environment(home: str, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _lines(stream: Any, into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    url: str
-    output: list[str]
-
-
-@contextmanager
-def serve(env: dict[str, str], *argv: str) -> Iterator[Served]:
+def serve(env: dict[str, str], *flags: str) -> AbstractContextManager[Served]:
     """`robson serve` on a free port until the block ends (killed if still running)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    url = None
-    seen: list[str] = []
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if found := LISTENING.search(line):
-            url = found.group(1)
-    try:
-        assert url is not None, "server did not start:\n" + "".join(seen)
-        yield Served(process, url, seen)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        reader.join(timeout=10)
-        process.stdout.close()
-        while not lines.empty():
-            seen.append(lines.get())
+    return robson_serve(env, *flags, seconds=STARTUP_SECONDS)
 
 
 @contextmanager
@@ -126,10 +59,7 @@ def cluster() -> Iterator[DisposablePostgres]:
 def tenant(env: dict[str, str], email: str, *, operator: bool = False) -> dict[str, str]:
     """A new client's auth header (an operator's may set paper prices)."""
     flags = ("--operator",) if operator else ()
-    created = json.loads(
-        robson(env, "client", "create", "--name", "Outage", "--email", email, *flags)
-    )
-    return {"Authorization": f"Bearer {created['token']}"}
+    return new_client(env, email, *flags).headers
 
 
 def call(http: httpx.Client, method: str, path: str, auth: dict[str, str]) -> httpx.Response:

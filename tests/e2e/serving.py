@@ -1,6 +1,7 @@
-"""A real `robson serve` process for the browser tests and the screenshot script: started on a
-free port over a fresh ROBSON_HOME (SQLite, paper exchange), with its workers, and Chromium
-from Debian driven by Playwright."""
+"""A real `robson serve` process for the end-to-end tests, the browser tests and the screenshot
+script: started on a free port over a fresh ROBSON_HOME (SQLite, paper exchange), with its
+workers, and Chromium from Debian driven by Playwright. `listening` starts any server process
+and waits for the URL it prints: the other e2e modules and the benchmarks use it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from playwright.sync_api import Browser, Playwright
 
 from tests.conftest import TEST_KEY
+
+if TYPE_CHECKING:  # the benchmarks start servers too, without a browser
+    from playwright.sync_api import Browser, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,12 +56,13 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
 
 
 def robson(env: Mapping[str, str], *argv: str) -> str:
+    """Run a `robson` command to its end; its standard output."""
     done = subprocess.run(
         [sys.executable, "-m", "infra.cli", *argv],
         env=dict(env),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -117,23 +121,34 @@ def _lines(stream: Any, into: queue.Queue[str]) -> None:
         into.put(line)
 
 
+@dataclass
+class Served:
+    """A started process, the URL it listens on, and what it wrote (all of it once stopped)."""
+
+    process: subprocess.Popen[str]
+    url: str
+    output: list[str]
+
+
 @contextmanager
-def serving(env: Mapping[str, str], price: str = "100000") -> Iterator[Server]:
-    """`robson serve` (workers included) on a free port, with an operator and a price."""
-    robson(env, "migrate")
-    operator = new_client(env, "operator@example.com", "--operator")
+def listening(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    pattern: re.Pattern[str] = LISTENING,
+    seconds: float = STARTUP_SECONDS,
+    graceful: bool = False,
+) -> Iterator[Served]:
+    """Start `argv` and yield once a line of its output matches `pattern` (group 1: the URL).
+    When the block ends it is stopped: SIGTERM first if `graceful`, else SIGKILL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0"],
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        list(argv), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
     reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
     reader.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
+    deadline = time.monotonic() + seconds
     url = None
     seen: list[str] = []
     while url is None and time.monotonic() < deadline and process.poll() is None:
@@ -142,23 +157,47 @@ def serving(env: Mapping[str, str], price: str = "100000") -> Iterator[Server]:
         except queue.Empty:
             continue
         seen.append(line)
-        if found := LISTENING.search(line):
+        if found := pattern.search(line):
             url = found.group(1)
     try:
         assert url is not None, "server did not start:\n" + "".join(seen)
-        server = Server(url, env, operator)
-        server.set_price(price)
-        yield server
+        yield Served(process, url, seen)
     finally:
-        if process.poll() is None:
+        if process.poll() is None and graceful:
             process.terminate()
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        elif process.poll() is None:
+            process.kill()
         process.wait(timeout=10)
-        reader.join(timeout=10)
+        reader.join(timeout=10)  # the pipe reaches EOF once the process is gone
         process.stdout.close()
+        while not lines.empty():
+            seen.append(lines.get())
+
+
+def robson_serve(
+    env: Mapping[str, str],
+    *flags: str,
+    seconds: float = STARTUP_SECONDS,
+    graceful: bool = False,
+) -> AbstractContextManager[Served]:
+    """`robson serve` with `flags` on a free port (the database already migrated)."""
+    argv = [sys.executable, "-m", "infra.cli", "serve", "--port", "0", *flags]
+    return listening(argv, env, seconds=seconds, graceful=graceful)
+
+
+@contextmanager
+def serving(env: Mapping[str, str], price: str = "100000") -> Iterator[Server]:
+    """`robson serve` (workers included) on a free port, with an operator and a price."""
+    robson(env, "migrate")
+    operator = new_client(env, "operator@example.com", "--operator")
+    with robson_serve(env, graceful=True) as served:
+        server = Server(served.url, env, operator)
+        server.set_price(price)
+        yield server
 
 
 def chromium(playwright: Playwright) -> Browser:

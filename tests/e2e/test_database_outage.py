@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.outage import ENDPOINTS, call, cluster, environment, robson, serve, tenant
+from tests.e2e.outage import ENDPOINTS, call, cluster, environment, serve, tenant
+from tests.e2e.serving import robson
 
 CLIENT_TIMEOUT_SECONDS = 5.0  # a hang fails the test
 RECOVERY_DEADLINE_SECONDS = 30.0

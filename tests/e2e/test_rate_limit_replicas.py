@@ -17,7 +17,8 @@ import pytest
 
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_schema
-from tests.e2e.outage import Served, environment, robson, serve, tenant
+from tests.e2e.outage import environment, serve, tenant
+from tests.e2e.serving import Served, robson
 
 LIMIT = 30
 REQUESTS = 80

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import queue
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,28 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
+from tests.e2e.serving import new_client, robson, robson_serve
 
-STARTUP_SECONDS = 30
 ALERT_SECONDS = 60  # a deadline for slow machines: the worker looks every few seconds
-LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)/")
-
-
-def robson(env: dict[str, str], *argv: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "infra.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def _lines(stream: object, into: queue.Queue[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        into.put(line)
 
 
 @pytest.fixture
@@ -77,37 +53,8 @@ def serving(
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`robson serve` on a free port with `flags`; yields the process and its URL."""
     robson(environment, "migrate")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", *flags],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    url = None
-    seen: list[str] = []
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if found := LISTENING.search(line):
-            url = found.group(1)
-    try:
-        assert url is not None, "server did not start:\n" + "".join(seen)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        reader.join(timeout=10)  # the pipe reaches EOF once the process is gone
-        process.stdout.close()
+    with robson_serve(environment, *flags) as served:
+        yield served.process, served.url
 
 
 @pytest.mark.slow
@@ -115,13 +62,8 @@ def test_a_client_buys_sells_and_reads_its_pnl_from_a_real_server(
     environment: dict[str, str], server: tuple[subprocess.Popen[str], str]
 ) -> None:
     process, url = server
-    created = json.loads(
-        robson(environment, "client", "create", "--name", "E2E", "--email", "e2e@example.com")
-    )
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-    operator = json.loads(robson(environment, *ops))
-    market = {"Authorization": f"Bearer {operator['token']}"}
+    auth = new_client(environment, "e2e@example.com").headers
+    market = new_client(environment, "ops@example.com", "--operator").headers
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/readyz").status_code == 200
@@ -161,12 +103,8 @@ def test_an_open_loss_past_2_percent_of_capital_is_alerted_by_the_running_worker
     environment: dict[str, str], server_with_workers: tuple[subprocess.Popen[str], str]
 ) -> None:
     _, url = server_with_workers
-    created = json.loads(
-        robson(environment, "client", "create", "--name", "Open", "--email", "open@example.com")
-    )
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-    market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
+    auth = new_client(environment, "open@example.com").headers
+    market = new_client(environment, "ops@example.com", "--operator").headers
     with httpx.Client(base_url=url, timeout=10) as http:
         assert http.post(
             "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": "100000"}

@@ -3,14 +3,6 @@ reaches the other replica gets the first reply, not a second order."""
 
 from __future__ import annotations
 
-import json
-import queue
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from uuid import uuid4
 
 import httpx
@@ -18,44 +10,10 @@ import pytest
 
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, drop_schema
-from tests.e2e.test_serve import LISTENING, STARTUP_SECONDS, _lines, environment, robson
+from tests.e2e.serving import new_client, robson, robson_serve
+from tests.e2e.test_serve import environment
 
 __all__ = ["environment"]  # the fixture, shared with test_serve
-
-
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[str]:
-    """One `robson serve --no-workers` on a free port; yields its URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", "0", "--no-workers"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert process.stdout is not None
-    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + STARTUP_SECONDS
-    url, seen = None, []
-    while url is None and time.monotonic() < deadline and process.poll() is None:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        seen.append(line)
-        if found := LISTENING.search(line):
-            url = found.group(1)
-    try:
-        assert url is not None, "server did not start:\n" + "".join(seen)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        reader.join(timeout=10)
-        process.stdout.close()
 
 
 @pytest.mark.slow
@@ -67,15 +25,14 @@ def test_two_servers_on_one_postgres_schema_share_idempotency_keys(
     settings = Settings.from_env(environment)
     try:
         robson(environment, "migrate")
-        created = json.loads(
-            robson(environment, "client", "create", "--name", "Two", "--email", "two@example.com")
-        )
-        auth = {"Authorization": f"Bearer {created['token']}"}
+        auth = new_client(environment, "two@example.com").headers
         keyed = {**auth, "Idempotency-Key": "across-replicas"}
-        ops = ("client", "create", "--name", "Ops", "--email", "ops@example.com", "--operator")
-        market = {"Authorization": f"Bearer {json.loads(robson(environment, *ops))['token']}"}
-        with serving(environment) as one, serving(environment) as two:
-            with httpx.Client(base_url=one, timeout=20) as first:
+        market = new_client(environment, "ops@example.com", "--operator").headers
+        with (
+            robson_serve(environment, "--no-workers") as one,
+            robson_serve(environment, "--no-workers") as two,
+        ):
+            with httpx.Client(base_url=one.url, timeout=20) as first:
                 price = first.post(
                     "/api/paper/price/", headers=market, json={"symbol": "BTCUSDC", "price": 100000}
                 )
@@ -84,7 +41,7 @@ def test_two_servers_on_one_postgres_schema_share_idempotency_keys(
                     "/api/trade/buy-btc/", headers=keyed, json={"stop_price": 98000}
                 )
                 assert bought.status_code == 200, bought.text
-            with httpx.Client(base_url=two, timeout=20) as second:
+            with httpx.Client(base_url=two.url, timeout=20) as second:
                 again = second.post(
                     "/api/trade/buy-btc/", headers=keyed, json={"stop_price": 98000}
                 )

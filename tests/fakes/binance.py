@@ -9,26 +9,24 @@ Each behaviour cites github.com/binance/binance-spot-api-docs (file, section) be
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import itertools
 import json
 import math
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from binance.client import Client
 
 from tests.fakes import binance_stops
+from tests.fakes.loopback import LoopbackFake, LoopbackServer, TrackedHandler
 
 EIGHT_PLACES = Decimal("0.00000001")
 INFINITE = Decimal("Infinity")
@@ -325,7 +323,7 @@ def _floor(value: Decimal, step: Decimal) -> Decimal:
 # --------------------------------------------------------------------------- server
 
 
-class FakeBinance:
+class FakeBinance(LoopbackFake):
     """Binance's spot and isolated-margin REST API, in memory, on 127.0.0.1:<free port>."""
 
     # The "Weight:" of each endpoint's section in rest-api.md (ping, time, exchangeInfo,
@@ -346,16 +344,14 @@ class FakeBinance:
         """`clock` (seconds) times the weight minutes, bans, order counts and look-up lags;
         signed timestamps are still checked against the wall clock the real client signs with.
         """
-        self._lock = threading.RLock()
+        super().__init__(_Handler, poll_interval=0.01)
         self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._symbols: dict[str, FakeSymbol] = {s.symbol: s for s in symbols}
         self._prices: dict[str, Decimal] = {s.symbol: Decimal("100000") for s in symbols}
         self._books: dict[str, list[tuple[Decimal, Decimal]]] = {}
         self._accounts: dict[str, _Account] = {}
         self._requests: list[RecordedRequest] = []
         self._faults: list[_ArmedFault] = []
-        self._connections: set[socket.socket] = set()
         self._ids = itertools.count(1)
         self._uids = itertools.count(1000)
         self.commission_rate = Decimal("0.001")
@@ -383,48 +379,6 @@ class FakeBinance:
         # before it is handled, as the round trip to the real exchange does (50-200 ms). Each
         # request waits on its own server thread, so concurrent orders overlap.
         self.order_latency_seconds: float = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle
-
-    def start(self) -> FakeBinance:
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeBinance is not running; call start() first")
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -1547,53 +1501,21 @@ def _decimal_param(params: dict[str, str], name: str) -> Decimal:
     return Decimal(value)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     fake: FakeBinance
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
     server: _Server
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.fake._lock:
-            self.server.fake._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.fake._lock:
-            self.server.fake._connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the test output is about the adapter, not the fake's access log."""
-
-    def _serve(self, method: str) -> None:
+    def serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
         self.server.fake._handle(self, method, urlsplit(self.path).query, body)
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+    def do_DELETE(self) -> None:  # noqa: N802 (the name http.server looks up)
+        self.serve("DELETE")
 
     def send(self, reply: _Reply) -> None:
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(reply.body)
-            self.wfile.flush()
-        except OSError:  # the client gave up (timeout) before the answer came
-            self.close_connection = True
+        self.answer(reply.status, reply.content_type, reply.body, reply.headers)

@@ -9,16 +9,14 @@ Every success body passes the client's strict response validation.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import socket
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.loopback import LoopbackFake, LoopbackServer, TrackedHandler
 
 CHAT_PATH = "/openai/v1/chat/completions"
 MODELS_PATH = "/openai/v1/models"
@@ -167,7 +165,7 @@ class _Answer:
 # --------------------------------------------------------------------------- server
 
 
-class FakeGroq:
+class FakeGroq(LoopbackFake):
     """Groq's chat-completions API, scripted, on 127.0.0.1:<free port>."""
 
     def __init__(
@@ -180,53 +178,14 @@ class FakeGroq:
         self.api_key = api_key
         self.models = tuple(models)
         self.responder = responder
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        super().__init__(_Handler, poll_interval=0.05)
         self._replies: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---- lifecycle
-
-    def start(self) -> FakeGroq:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # releases any Delay still waiting
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> FakeGroq:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeGroq is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     # ---- scripting and inspection
 
@@ -407,51 +366,17 @@ def _json(status: int, payload: JsonObject, headers: Mapping[str, str] | None = 
     return _Answer(status, json.dumps(payload).encode(), {**(headers or {})})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackServer):
     fake: FakeGroq
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server: _Server
 
-    def setup(self) -> None:
-        super().setup()
-        with self.server.fake._lock:
-            self.server.fake._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.fake._lock:
-            self.server.fake._connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the test output is about the adapter, not the fake's access log."""
-
-    def _serve(self, method: str) -> None:
+    def serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
-        self._send(self.server.fake._handle(method, path, headers, raw))
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _send(self, answer: _Answer) -> None:
-        try:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer.body)))
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(answer.body)
-            self.wfile.flush()
-        except OSError:  # the client gave up (timeout) before the answer came
-            self.close_connection = True
+        found = self.server.fake._handle(method, path, headers, raw)
+        self.answer(found.status, "application/json", found.body, found.headers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,17 +18,6 @@ from infra.clock import ManualClock
 from tests.integration.test_api_support import Tenant, new_tenant, running
 
 CHEAP = "/api/positions/?limit=1"
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services)
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
 
 
 # --- tokens ---

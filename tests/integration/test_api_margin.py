@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,21 +11,10 @@ from starlette.testclient import TestClient
 from domain.market import BTCUSDC, Side
 from domain.sizing import margin_size
 from infra.bootstrap import Services
-from tests.integration.test_api_support import Tenant, new_tenant, running
+from tests.integration.test_api_support import Tenant
 
 CALCULATE = "/api/margin/position/calculate/"
 OPEN = "/api/margin/position/open/"
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
 
 
 def test_calculate_sizes_by_the_one_percent_rule(api: TestClient, alice: Tenant) -> None:

@@ -3,35 +3,16 @@ agree while a pause awaits its review and, once resumed, until the spent month e
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
-from infra.bootstrap import Services
 from infra.clock import ManualClock
-from tests.integration.test_api_support import Tenant, buy, new_tenant, running, set_price
+from tests.integration.test_api_support import Tenant, buy, set_price
 
 SPENT = "This month's losses used up the 4% loss budget; new entries wait until 2026-12-01 (UTC)"
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
-
-
-@pytest.fixture
-def operator(services: Services) -> Tenant:
-    return new_tenant(services, operator=True)
 
 
 def lose_past_the_limit(api: TestClient, alice: Tenant, operator: Tenant) -> None:

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
 from starlette.testclient import TestClient
 
 from infra.bootstrap import Services
-from tests.integration.test_api_support import Tenant, buy, new_tenant, running, set_price
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
-
-
-@pytest.fixture
-def operator(services: Services) -> Tenant:
-    return new_tenant(services, operator=True)
-
+from tests.integration.test_api_support import Tenant, buy, new_tenant, set_price
 
 # --- positions ---
 

@@ -3,38 +3,20 @@ trade status and the policy reply say the same, with when it lifts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import pytest
 from starlette.testclient import TestClient
 
 from domain.position import ExitReason
 from domain.protections import ProtectionSettings
 from infra.bootstrap import Services
 from infra.clock import ManualClock
-from tests.integration.test_api_support import Tenant, buy, new_tenant, running, set_price
+from tests.integration.test_api_support import Tenant, buy, set_price
 
 D = Decimal
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
-
-
-@pytest.fixture
-def operator(services: Services) -> Tenant:
-    return new_tenant(services, operator=True)
 
 
 def protect(services: Services, alice: Tenant, **settings: Any) -> None:

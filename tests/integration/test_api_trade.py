@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -31,22 +33,6 @@ from tests.integration.test_api_support import (
 
 MONEY = re.compile(r"^-?\d+\.\d{8}$")
 ORDER = "/api/v3/order"
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
-
-
-@pytest.fixture
-def operator(services: Services) -> Tenant:
-    return new_tenant(services, operator=True)
 
 
 # --- status and balance ---
@@ -227,6 +213,15 @@ def production(env: dict[str, str], clock: ManualClock) -> Iterator[tuple[Servic
             exchange.close()
 
 
+def funded_tenant(services: Services, fake: FakeBinance, key: str, secret: str) -> Tenant:
+    """A new tenant trading with its own keys, which hold 10000 USDC at the fake Binance."""
+    tenant = new_tenant(services)
+    fake.fund(key, secret, {"USDC": Decimal(10000)})
+    services.ledger.set_credentials(tenant.email, key, secret)
+    services.exchange.balances(TradingAccount(tenant.client_id, ApiCredentials(key, secret)))
+    return tenant
+
+
 def test_production_without_credentials_gives_the_spec_sentence(
     production: tuple[Services, FakeBinance],
 ) -> None:
@@ -253,11 +248,7 @@ def test_the_first_production_trade_is_celebrated_once(
     production: tuple[Services, FakeBinance],
 ) -> None:
     services, fake = production
-    tenant = new_tenant(services)
-    key, secret = "tenant-api-key-000000000", "tenant-secret-000000000"
-    fake.fund(key, secret, {"USDC": Decimal(10000)})
-    services.ledger.set_credentials(tenant.email, key, secret)
-    services.exchange.balances(TradingAccount(tenant.client_id, ApiCredentials(key, secret)))
+    tenant = funded_tenant(services, fake, "tenant-api-key-000000000", "tenant-secret-000000000")
     with running(services) as api:
         first = buy(api, tenant)
         second = buy(api, tenant)
@@ -271,11 +262,7 @@ def test_an_order_whose_outcome_is_unknown_is_202_naming_the_position(
     production: tuple[Services, FakeBinance],
 ) -> None:
     services, fake = production
-    tenant = new_tenant(services)
-    key, secret = "unsure-api-key-000000000", "unsure-secret-000000000"
-    fake.fund(key, secret, {"USDC": Decimal(10000)})
-    services.ledger.set_credentials(tenant.email, key, secret)
-    services.exchange.balances(TradingAccount(tenant.client_id, ApiCredentials(key, secret)))
+    tenant = funded_tenant(services, fake, "unsure-api-key-000000000", "unsure-secret-000000000")
     # The order executes but its answer is lost, and so is the immediate look-up.
     fake.inject(RawResponse(503, "unavailable", execute=True), path=ORDER, method="POST")
     fake.inject(DropConnection(execute=False), path=ORDER, method="GET")
@@ -453,6 +440,15 @@ def test_a_sale_the_exchange_would_refuse_is_refused_before_any_order(
     assert btc_held(api, alice) == "0.00029970"
 
 
+def running_on(services: Services, exchange: Any) -> AbstractContextManager[TestClient]:
+    """The app, its ledger trading on `exchange` (a wrapper of the paper exchange that
+    misbehaves) over the same store, vault, clock and configuration."""
+    ledger = Ledger(
+        services.store, exchange, services.vault, services.clock, services.ledger.config
+    )
+    return running(dataclasses.replace(services, ledger=ledger))
+
+
 class RefusesAfter:
     """The paper exchange, refusing every order after the first `allowed` (as when the price
     moved between two parts of a sale and a part fell below the NOTIONAL minimum)."""
@@ -481,15 +477,7 @@ def test_a_part_refused_after_others_sold_is_reported_as_not_sold_never_as_faile
         older = buy(api, alice, amount="30")
         clock.advance(timedelta(minutes=5))
         buy(api, alice, amount="30")
-    refusing = RefusesAfter(services.paper, allowed=1)
-    ledger = Ledger(
-        services.store,
-        refusing,  # type: ignore[arg-type]
-        services.vault,
-        services.clock,
-        services.ledger.config,
-    )
-    with running(dataclasses.replace(services, ledger=ledger)) as api:
+    with running_on(services, RefusesAfter(services.paper, allowed=1)) as api:
         reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
 
         assert reply.status_code == 202, reply.text
@@ -527,14 +515,7 @@ def test_a_part_sent_but_unconfirmed_is_reported_pending_and_the_rest_is_not_sen
         for _ in range(3):
             buy(api, alice, amount="30")
             clock.advance(timedelta(minutes=5))
-    ledger = Ledger(
-        services.store,
-        UnconfirmedAfter(services.paper, allowed=1),  # type: ignore[arg-type]
-        services.vault,
-        services.clock,
-        services.ledger.config,
-    )
-    with running(dataclasses.replace(services, ledger=ledger)) as api:
+    with running_on(services, UnconfirmedAfter(services.paper, allowed=1)) as api:
         reply = api.post("/api/trade/sell-btc/", headers=alice.headers, json={})
 
         assert reply.status_code == 202, reply.text

@@ -13,11 +13,11 @@ from domain.policy import Policy
 from infra.bootstrap import Services
 from infra.cli import main
 from infra.clock import ManualClock
-from projections.audit import REDACTED, ExportFilter, export_events
+from projections.audit import REDACTED, AuditRecord, ExportFilter, export_events
 from tests.factories import open_long, register
 
 
-def exported(services: Services, **selection: Any) -> list[dict[str, Any]]:
+def exported(services: Services, **selection: Any) -> list[AuditRecord]:
     return list(export_events(services.store, ExportFilter(**selection)))
 
 

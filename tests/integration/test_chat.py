@@ -24,34 +24,15 @@ from tests.integration.test_api_support import Tenant, buy, new_tenant, running
 from tests.integration.test_chat_support import (
     KEY,
     MODEL,
+    _no_proxy,
+    api,
     chat,
+    groq,
     open_position_ids,
     tool_results,
-    use_fake_groq,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def groq() -> Iterator[FakeGroq]:
-    with FakeGroq(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def api(services: Services, groq: FakeGroq) -> Iterator[TestClient]:
-    use_fake_groq(services, groq)
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services)
+__all__ = ["_no_proxy", "api", "groq"]  # the fixtures, from test_chat_support
 
 
 # --- a full tool-call round trip ---

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -31,13 +30,14 @@ from infra.clock import ManualClock
 from tests.factories import long_plan
 from tests.fakes import groq as fake
 from tests.fakes.groq import FakeGroq
-from tests.integration.test_api_support import Tenant, new_tenant, running
+from tests.integration.test_api_support import Tenant, new_tenant
 from tests.integration.test_chat_support import (
-    KEY,
+    _no_proxy,
+    api,
     caught_up,
     chat,
+    groq,
     tool_results,
-    use_fake_groq,
 )
 from workers.jobs import Job, Outcome
 from workers.proposal_sweep import SWEEP_EVERY
@@ -46,28 +46,7 @@ from workers.worker import Worker
 A = TypeVar("A", bound=Aggregate)
 LONG_98000 = {"symbol": "BTCUSDC", "side": "LONG", "stop_price": "98000"}
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def groq() -> Iterator[FakeGroq]:
-    with FakeGroq(api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def api(services: Services, groq: FakeGroq) -> Iterator[TestClient]:
-    use_fake_groq(services, groq)
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services)
+__all__ = ["_no_proxy", "api", "groq"]  # the fixtures, from test_chat_support
 
 
 def propose(

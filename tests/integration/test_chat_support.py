@@ -1,22 +1,44 @@
 """Helpers shared by the chat tests (no tests here): the assistant on the fake Groq server
-through the real groq client, and chat calls over HTTP."""
+through the real groq client, and chat calls over HTTP. The fixtures are imported by the chat
+test modules."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import pytest
 from starlette.testclient import TestClient
 
 from domain.assistant.chat import Assistant
 from infra.bootstrap import Services
 from infra.groq_model import GroqChatModel
 from tests.fakes.groq import FakeGroq, JsonObject
-from tests.integration.test_api_support import Tenant
+from tests.integration.test_api_support import Tenant, running
 
 KEY = "gsk_live_SECRET_chat_0123456789abcdefABCDEF"
 MODEL = "openai/gpt-oss-20b"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def groq() -> Iterator[FakeGroq]:
+    with FakeGroq(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def api(services: Services, groq: FakeGroq) -> Iterator[TestClient]:
+    """The app, its assistant on the fake Groq."""
+    use_fake_groq(services, groq)
+    with running(services) as client:
+        yield client
 
 
 def use_fake_groq(services: Services, groq: FakeGroq, timeout: float = 1.0) -> GroqChatModel:

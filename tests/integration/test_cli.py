@@ -24,6 +24,7 @@ from tests.fakes.binance import FakeBinance
 def run(
     capsys: pytest.CaptureFixture[str], env: dict[str, str], *argv: str
 ) -> tuple[int, str, str]:
+    """`robson *argv` in this process: its exit code, output and errors."""
     code = main(list(argv), env)
     captured = capsys.readouterr()
     return code, captured.out, captured.err

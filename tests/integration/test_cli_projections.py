@@ -12,19 +12,11 @@ from pathlib import Path
 import pytest
 
 from infra.bootstrap import Services
-from infra.cli import main
 from projections.trade_history import TRADES
 from tests.factories import open_long, register
+from tests.integration.test_cli import run
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run(
-    capsys: pytest.CaptureFixture[str], env: dict[str, str], *argv: str
-) -> tuple[int, str, str]:
-    code = main(list(argv), env)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_status_shows_position_and_lag_then_rebuild_catches_up(

@@ -4,7 +4,6 @@ were not built, and the preview sizes by the 1% rule."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,7 @@ from starlette.testclient import TestClient
 
 from api import dashboard
 from infra.bootstrap import Services
-from tests.integration.test_api_support import Tenant, new_tenant, running
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services)
+from tests.integration.test_api_support import Tenant
 
 
 @pytest.fixture

@@ -3,31 +3,18 @@ its fee is refused at VALIDATE, and the smallest one accepted exits cleanly at i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from uuid import UUID
 
-import pytest
 from starlette.testclient import TestClient
 
 from domain.position import ExitReason, Status
 from infra.bootstrap import Services
-from tests.integration.test_api_support import Tenant, buy, new_tenant, running
+from tests.integration.test_api_support import Tenant, buy
 from workers.jobs import Job, Outcome
 from workers.worker import Worker
 
 D = Decimal
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services, capital="1000")
 
 
 def test_an_entry_its_stop_could_not_sell_after_the_fee_is_refused_at_validate(

@@ -27,6 +27,7 @@ from tests.factories import (
     exit_fully_or_partly,
     later,
     opened_position,
+    trade_proposal,
 )
 
 
@@ -111,19 +112,7 @@ def test_a_proposal_stored_under_its_first_topics_replays_with_its_status(
     services: Services,
 ) -> None:
     store = services.store
-    proposal = TradeProposal.propose(
-        client_id=UNIT_CLIENT_ID,
-        conversation_id=uuid4(),
-        position_id=uuid4(),
-        symbol="BTCUSDC",
-        side=Side.LONG,
-        entry_price=Decimal(100000),
-        stop_price=Decimal(98000),
-        target_price=None,
-        quantity=Decimal("0.005"),
-        risk_amount=Decimal(10),
-        now=UNIT_NOW,
-    )
+    proposal = trade_proposal()
     stored = stored_as_first_written(store, list(proposal.collect_events()))
     assert stored[0].topic == "domain.proposal:TradeProposal.Proposed"
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -49,11 +50,22 @@ def fake(ticks: Ticks) -> Iterator[FakeBinance]:
         yield server
 
 
+@contextmanager
+def connected(
+    fake: FakeBinance, key: str | None, secret: str | None, timeout: float = 5.0
+) -> Iterator[Any]:
+    """python-binance's Client on the fake with these credentials, its session closed after."""
+    client = fake.client(key, secret, timeout=timeout)
+    try:
+        yield client
+    finally:
+        client.session.close()
+
+
 @pytest.fixture
 def client(fake: FakeBinance) -> Iterator[Any]:
-    client = fake.client(KEY, SECRET)
-    yield client
-    client.session.close()
+    with connected(fake, KEY, SECRET) as client:
+        yield client
 
 
 def api_error(excinfo: pytest.ExceptionInfo[BaseException]) -> BinanceAPIException:
@@ -64,6 +76,13 @@ def api_error(excinfo: pytest.ExceptionInfo[BaseException]) -> BinanceAPIExcepti
 
 def buy(client: Any, **params: str) -> Any:
     return client.create_order(symbol="BTCUSDC", side="BUY", type="MARKET", **params)
+
+
+def margin_order(client: Any, side: str = "BUY", **params: str) -> Any:
+    """A market order on the isolated BTCUSDC margin account."""
+    return client.create_margin_order(
+        symbol="BTCUSDC", isIsolated="TRUE", side=side, type="MARKET", **params
+    )
 
 
 def sign(query: str, body: str, secret: str = SECRET) -> str:
@@ -90,16 +109,13 @@ def test_exchange_info_publishes_the_btcusdc_filters(client: Any) -> None:
 
 def test_ping_time_and_ticker_answer_without_a_key(fake: FakeBinance) -> None:
     fake.set_price("BTCUSDC", Decimal("98500.5"))
-    anonymous = fake.client(None, None)
-    try:
+    with connected(fake, None, None) as anonymous:
         assert anonymous.ping() == {}
         assert abs(anonymous.get_server_time()["serverTime"] - time.time() * 1000) < 5000
         assert anonymous.get_symbol_ticker(symbol="BTCUSDC") == {
             "symbol": "BTCUSDC",
             "price": "98500.50000000",
         }
-    finally:
-        anonymous.session.close()
 
 
 # ---- keys, signatures, timestamps
@@ -114,12 +130,11 @@ def test_a_signed_call_with_the_right_key_and_secret_is_accepted(client: Any) ->
 
 
 def test_an_unknown_api_key_is_refused_with_401_and_2015(fake: FakeBinance) -> None:
-    stranger = fake.client("nobody-knows-this-key", SECRET)
-    try:
-        with pytest.raises(BinanceAPIException) as excinfo:
-            stranger.get_account()
-    finally:
-        stranger.session.close()
+    with (
+        connected(fake, "nobody-knows-this-key", SECRET) as stranger,
+        pytest.raises(BinanceAPIException) as excinfo,
+    ):
+        stranger.get_account()
 
     error = api_error(excinfo)
     assert (error.status_code, error.code) == (401, -2015)
@@ -127,12 +142,11 @@ def test_an_unknown_api_key_is_refused_with_401_and_2015(fake: FakeBinance) -> N
 
 
 def test_a_wrong_secret_fails_the_signature_check_with_1022(fake: FakeBinance) -> None:
-    impostor = fake.client(KEY, "not-the-secret")
-    try:
-        with pytest.raises(BinanceAPIException) as excinfo:
-            impostor.get_account()
-    finally:
-        impostor.session.close()
+    with (
+        connected(fake, KEY, "not-the-secret") as impostor,
+        pytest.raises(BinanceAPIException) as excinfo,
+    ):
+        impostor.get_account()
 
     assert api_error(excinfo).code == -1022
 
@@ -154,28 +168,23 @@ def test_the_signature_covers_query_string_and_body_without_a_separator(
     assert accepted.json()["executedQty"] == "0.00100000"
 
 
-def test_a_timestamp_1000ms_ahead_of_the_server_is_refused_with_1021(
-    fake: FakeBinance, client: Any
+@pytest.mark.parametrize(
+    ("skew_ms", "reason"),
+    [
+        (-5000, "ahead of the server"),  # the server is 5 s behind: 1000 ms ahead is too far
+        (6000, "recvWindow"),  # older than recvWindow (5000)
+    ],
+)
+def test_a_timestamp_ahead_of_the_server_or_older_than_recv_window_is_refused_with_1021(
+    fake: FakeBinance, client: Any, skew_ms: int, reason: str
 ) -> None:
-    fake.clock_skew_ms = -5000  # the server is 5 s behind this machine
+    fake.clock_skew_ms = skew_ms
 
     with pytest.raises(BinanceAPIException) as excinfo:
         client.get_account()
 
     assert api_error(excinfo).code == -1021
-    assert "ahead of the server" in api_error(excinfo).message
-
-
-def test_a_timestamp_older_than_recv_window_is_refused_with_1021(
-    fake: FakeBinance, client: Any
-) -> None:
-    fake.clock_skew_ms = 6000  # recvWindow is 5000
-
-    with pytest.raises(BinanceAPIException) as excinfo:
-        client.get_account()
-
-    assert api_error(excinfo).code == -1021
-    assert "recvWindow" in api_error(excinfo).message
+    assert reason in api_error(excinfo).message
 
 
 def test_a_client_timestamp_offset_from_server_time_cures_1021(
@@ -379,13 +388,10 @@ def test_an_unknown_order_is_2013(client: Any) -> None:
 
 def test_a_key_without_trade_permission_cannot_order(fake: FakeBinance) -> None:
     fake.fund("read-only-key", "read-only-secret", {"USDC": Decimal("100")}, can_trade=False)
-    read_only = fake.client("read-only-key", "read-only-secret")
-    try:
+    with connected(fake, "read-only-key", "read-only-secret") as read_only:
         assert read_only.get_account()["canTrade"] is False
         with pytest.raises(BinanceAPIException) as excinfo:
             buy(read_only, quantity="0.0001")
-    finally:
-        read_only.session.close()
 
     assert api_error(excinfo).code == -2015
 
@@ -475,13 +481,9 @@ def test_a_dropped_connection_after_execution_gives_no_answer_but_the_order_exis
 def test_a_delay_longer_than_the_client_timeout_times_out_after_execution(
     fake: FakeBinance,
 ) -> None:
-    impatient = fake.client(KEY, SECRET, timeout=1)
     fake.inject(Delay(seconds=10), path="/api/v3/order")
-    try:
-        with pytest.raises(OSError) as excinfo:
-            buy(impatient, quantity="0.001", newClientOrderId="slow-1")
-    finally:
-        impatient.session.close()
+    with connected(fake, KEY, SECRET, timeout=1) as impatient, pytest.raises(OSError) as excinfo:
+        buy(impatient, quantity="0.001", newClientOrderId="slow-1")
 
     assert type(excinfo.value).__name__ == "ReadTimeout"
     assert fake.wait_for(lambda: fake.order(KEY, "slow-1") is not None)
@@ -525,24 +527,12 @@ def test_margin_buy_borrows_the_shortfall_and_auto_repay_pays_it_back(
 ) -> None:
     fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("100")})
 
-    opened = client.create_margin_order(
-        symbol="BTCUSDC",
-        isIsolated="TRUE",
-        side="BUY",
-        type="MARKET",
-        quoteOrderQty="300",
-        sideEffectType="MARGIN_BUY",
-        newClientOrderId="long-1",
+    opened = margin_order(
+        client, quoteOrderQty="300", sideEffectType="MARGIN_BUY", newClientOrderId="long-1"
     )
     after_open = fake.isolated_account(KEY, "BTCUSDC")
-    client.create_margin_order(
-        symbol="BTCUSDC",
-        isIsolated="TRUE",
-        side="SELL",
-        type="MARKET",
-        quantity="0.0025",
-        sideEffectType="AUTO_REPAY",
-        newClientOrderId="close-1",
+    margin_order(
+        client, "SELL", quantity="0.0025", sideEffectType="AUTO_REPAY", newClientOrderId="close-1"
     )
     after_close = fake.isolated_account(KEY, "BTCUSDC")
 
@@ -563,18 +553,14 @@ def test_margin_orders_without_side_effect_need_the_funds(fake: FakeBinance, cli
     fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("100")})
 
     with pytest.raises(BinanceAPIException) as excinfo:
-        client.create_margin_order(
-            symbol="BTCUSDC", isIsolated="TRUE", side="BUY", type="MARKET", quoteOrderQty="300"
-        )
+        margin_order(client, quoteOrderQty="300")
 
     assert api_error(excinfo).code == -2010
 
 
 def test_a_margin_order_needs_an_isolated_account(client: Any) -> None:
     with pytest.raises(BinanceAPIException) as excinfo:
-        client.create_margin_order(
-            symbol="BTCUSDC", isIsolated="TRUE", side="BUY", type="MARKET", quoteOrderQty="10"
-        )
+        margin_order(client, quoteOrderQty="10")
 
     assert api_error(excinfo).code == -11001
 
@@ -603,14 +589,7 @@ def test_the_isolated_account_and_margin_orders_can_be_read_back(
     fake: FakeBinance, client: Any
 ) -> None:
     fake.fund_isolated(KEY, "BTCUSDC", {"USDC": Decimal("500")})
-    client.create_margin_order(
-        symbol="BTCUSDC",
-        isIsolated="TRUE",
-        side="BUY",
-        type="MARKET",
-        quantity="0.001",
-        newClientOrderId="m-1",
-    )
+    margin_order(client, quantity="0.001", newClientOrderId="m-1")
 
     account = client.get_isolated_margin_account(symbols="BTCUSDC")
     found = client.get_margin_order(symbol="BTCUSDC", isIsolated="TRUE", origClientOrderId="m-1")
@@ -678,14 +657,7 @@ def test_a_margin_order_executed_behind_a_5xx_lags_the_same_way(
     fake.lookup_delay_seconds = 45
     fake.inject(RawResponse(502, "<html>502</html>"), path="/sapi/v1/margin/order", method="POST")
     with pytest.raises(BinanceAPIException):
-        client.create_margin_order(
-            symbol="BTCUSDC",
-            isIsolated="TRUE",
-            side="BUY",
-            type="MARKET",
-            quantity="0.001",
-            newClientOrderId="m-lag-1",
-        )
+        margin_order(client, quantity="0.001", newClientOrderId="m-lag-1")
 
     def lookup() -> Any:
         return client.get_margin_order(

@@ -3,7 +3,6 @@ trade history from the read models (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +13,7 @@ from starlette.testclient import TestClient
 from infra.bootstrap import Services
 from infra.clock import ManualClock
 from tests.factories import open_long
-from tests.integration.test_api_support import Tenant, new_tenant, running
+from tests.integration.test_api_support import Tenant, new_tenant
 from tests.integration.test_chat_support import caught_up
 
 PLANNED_TRADE = {
@@ -27,17 +26,6 @@ PLANNED_TRADE = {
     "quantity": "0.005",
     "risk_percent": "1",
 }
-
-
-@pytest.fixture
-def api(services: Services) -> Iterator[TestClient]:
-    with running(services) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(services: Services) -> Tenant:
-    return new_tenant(services)
 
 
 def analyze(api: TestClient, tenant: Tenant, body: dict[str, Any]) -> dict[str, Any]:

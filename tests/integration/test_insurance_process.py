@@ -10,58 +10,37 @@ from decimal import Decimal
 
 import pytest
 
-from domain.ledger import PlanRequest
-from domain.market import Side
 from domain.position import ExitReason, Position, Status
-from infra.bootstrap import build_services
-from infra.settings import Settings
-from tests.factories import register
 from tests.fakes.binance import FakeBinance
-from tests.integration.test_worker_process import ROOT, process_env, robson, wait_for_line
+from tests.integration.test_worker_process import (
+    BTC,
+    KEY,
+    funded_fake,
+    opened_on_binance,
+    run_worker,
+    start_worker,
+    wait_for_line,
+)
 
 pytestmark = pytest.mark.slow
 
-BTC = "BTCUSDC"
-KEY = "insurance-test-api-key-01"
-SECRET = "insurance-test-secret-never-logged"
 D = Decimal
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeBinance]:
-    with FakeBinance() as server:
-        server.fund(KEY, SECRET, {"USDC": D(10000)})
-        server.set_price(BTC, D(90000))
+    with funded_fake() as server:
         yield server
 
 
 def test_a_stop_filled_while_the_worker_was_killed_is_the_one_exit_after_a_restart(
     env: dict[str, str], fake: FakeBinance
 ) -> None:
-    binance = {
-        **env,
-        "ROBSON_EXCHANGE": "binance",
-        "ROBSON_BINANCE_BASE_URL": fake.url,
-        "TRADING_ENABLED": "True",
-    }
-    services = build_services(Settings.from_env(binance))
-    try:
-        client_id, _ = register(services.ledger)
-        services.ledger.set_credentials(services.ledger.client(client_id).email, KEY, SECRET)
-        position = services.ledger.plan_validate_execute(
-            client_id,
-            PlanRequest(BTC, Side.LONG, stop_price=D(88200), quantity=D("0.001")),
-        )
+    with opened_on_binance(env, fake) as opened:
+        services, client_id, position = opened.services, opened.client_id, opened.position
         assert position.protected_at_exchange
 
-        worker = subprocess.Popen(
-            robson("worker"),
-            cwd=ROOT,
-            env=process_env(binance),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        worker = start_worker(opened.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             assert worker.stderr is not None
             wait_for_line(worker.stderr, "worker started")
@@ -77,15 +56,7 @@ def test_a_stop_filled_while_the_worker_was_killed_is_the_one_exit_after_a_resta
             position.entry_order_id
         )
 
-        restarted = subprocess.run(
-            robson("worker", "--once"),
-            check=False,
-            cwd=ROOT,
-            env=process_env(binance),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        restarted = run_worker(opened.env)
         assert restarted.returncode == 0, restarted.stderr
 
         closed = services.ledger.position(client_id, position.id)
@@ -106,5 +77,3 @@ def test_a_stop_filled_while_the_worker_was_killed_is_the_one_exit_after_a_resta
         assert closed.realised_pnl == held["USDC"] - D(10000) + closed.dust_quantity * entry
         assert exits[0].price == D(88000)
         assert exits[0].fees == {"USDC": D(88000) * exits[0].quantity * D("0.001")}
-    finally:
-        services.close()

@@ -5,6 +5,7 @@ is cancelled before Robson's own exit, and its fill is recorded as the exit exac
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -19,12 +20,12 @@ from domain.identity import position_of_order
 from domain.ledger import Ledger, PlanRequest, TradingConfig
 from domain.market import Side
 from domain.position import ExitReason, Position, Status
-from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services, build_services
 from infra.clock import ManualClock
 from infra.settings import Settings
-from tests.factories import register
 from tests.fakes.binance import FakeBinance
+from tests.integration.binance_ledger import funded_tenant, ledger_at
+from workers.index import PositionIndex, Watched
 from workers.worker import Worker
 
 BTC = "BTCUSDC"
@@ -42,10 +43,7 @@ class Desk:
     secret: str = "insured-secret-000000000"
 
     def tenant(self) -> UUID:
-        client_id, _ = register(self.ledger, capital="1000")
-        self.fake.fund(self.key, self.secret, {"USDC": D(10000)})
-        self.ledger.set_credentials(self.ledger.client(client_id).email, self.key, self.secret)
-        return client_id
+        return funded_tenant(self.ledger, self.fake, self.key, self.secret)
 
     def open(self, client_id: UUID, stop: str = "98", quantity: str = "1") -> Position:
         return self.ledger.plan_validate_execute(
@@ -65,16 +63,9 @@ def desk(services: Services) -> Iterator[Desk]:
     assert isinstance(clock, ManualClock)
     with FakeBinance() as fake:
         fake.set_price(BTC, D(100))
-        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=2)
-        ledger = Ledger(
-            services.store,
-            exchange,
-            services.vault,
-            clock,
-            TradingConfig(trading_enabled=True, exchange_stop_interval=timedelta(seconds=60)),
-        )
-        yield Desk(ledger, fake, clock)
-        exchange.close()
+        config = TradingConfig(trading_enabled=True, exchange_stop_interval=timedelta(seconds=60))
+        with ledger_at(fake, services, config, clock) as ledger:
+            yield Desk(ledger, fake, clock)
 
 
 def test_after_the_entry_a_stop_limit_rests_at_the_exchange_recorded_before_it_was_sent(
@@ -279,9 +270,9 @@ def test_seven_positions_on_one_symbol_protect_the_most_at_risk_within_the_limit
     assert len(desk.fake.open_orders(desk.key)) == 5
 
 
-def test_the_worker_moves_the_exchange_stop_with_the_trail_once_per_interval(
-    env: dict[str, str], clock: ManualClock
-) -> None:
+@contextmanager
+def binance_services(env: dict[str, str], clock: ManualClock) -> Iterator[tuple[Services, Desk]]:
+    """The whole service on the fake Binance, as the worker process builds it."""
     with FakeBinance() as fake:
         fake.set_price(BTC, D(100))
         binance = {
@@ -292,27 +283,68 @@ def test_the_worker_moves_the_exchange_stop_with_the_trail_once_per_interval(
         }
         services = build_services(Settings.from_env(binance), clock=clock)
         try:
-            desk = Desk(services.ledger, fake, clock)
-            client_id = desk.tenant()
-            position = desk.open(client_id)  # entry 100, stop 98
-            worker = Worker.from_services(services)
-
-            def tick_at(price: str, seconds: int) -> Position:
-                clock.advance(timedelta(seconds=seconds))
-                fake.set_price(BTC, D(price))
-                worker.tick()
-                return services.ledger.position(client_id, position.id)
-
-            at_102 = tick_at("102", 60)  # break-even: Robson's stop and the exchange's to 100
-            assert (at_102.stop_price, at_102.exchange_stop_price) == (D(100), D(100))
-            at_104 = tick_at("104", 10)  # 102, but the exchange's waits out its minute
-            assert (at_104.stop_price, at_104.exchange_stop_price) == (D(102), D(100))
-            assert fake.request_count(REPLACE, "POST") == 1
-            still = tick_at("104", 30)
-            assert still.exchange_stop_price == D(100)
-            caught_up = tick_at("104", 30)
-            assert caught_up.exchange_stop_price == D(102)
-            assert fake.request_count(REPLACE, "POST") == 2
-            assert [o["stopPrice"] for o in fake.open_orders(desk.key)] == ["102.00000000"]
+            yield services, Desk(services.ledger, fake, clock)
         finally:
             services.close()
+
+
+class CountedWalks:
+    """A position index that counts the walks over all of its positions."""
+
+    def __init__(self, index: PositionIndex) -> None:
+        self.index = index
+        self.walks = 0
+
+    def __iter__(self) -> Iterator[Watched]:
+        self.walks += 1
+        return iter(self.index)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.index, name)
+
+
+def test_between_two_looks_the_insurance_job_walks_no_positions(
+    env: dict[str, str], clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick's cost must not grow with the positions held: the insurance job walks a
+    symbol's positions once per interval (60 s here), not on every tick."""
+    with binance_services(env, clock) as (services, desk):
+        desk.open(desk.tenant())
+        worker = Worker.from_services(services)
+        counted = CountedWalks(worker.positions.index)
+        monkeypatch.setattr(worker.positions, "index", counted)
+        for _ in range(6):  # at 10, 20, ... 60 s: the first look, then nothing due
+            clock.advance(timedelta(seconds=10))
+            worker.tick()
+        assert counted.walks == 1
+        clock.advance(timedelta(seconds=10))  # 70 s: the next look is due
+        worker.tick()
+        assert counted.walks == 2
+
+
+def test_the_worker_moves_the_exchange_stop_with_the_trail_once_per_interval(
+    env: dict[str, str], clock: ManualClock
+) -> None:
+    with binance_services(env, clock) as (services, desk):
+        fake = desk.fake
+        client_id = desk.tenant()
+        position = desk.open(client_id)  # entry 100, stop 98
+        worker = Worker.from_services(services)
+
+        def tick_at(price: str, seconds: int) -> Position:
+            clock.advance(timedelta(seconds=seconds))
+            fake.set_price(BTC, D(price))
+            worker.tick()
+            return services.ledger.position(client_id, position.id)
+
+        at_102 = tick_at("102", 60)  # break-even: Robson's stop and the exchange's to 100
+        assert (at_102.stop_price, at_102.exchange_stop_price) == (D(100), D(100))
+        at_104 = tick_at("104", 10)  # 102, but the exchange's waits out its minute
+        assert (at_104.stop_price, at_104.exchange_stop_price) == (D(102), D(100))
+        assert fake.request_count(REPLACE, "POST") == 1
+        still = tick_at("104", 30)
+        assert still.exchange_stop_price == D(100)
+        caught_up = tick_at("104", 30)
+        assert caught_up.exchange_stop_price == D(102)
+        assert fake.request_count(REPLACE, "POST") == 2
+        assert [o["stopPrice"] for o in fake.open_orders(desk.key)] == ["102.00000000"]

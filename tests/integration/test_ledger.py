@@ -67,6 +67,26 @@ def test_a_position_goes_plan_validate_execute_close_with_pnl_net_of_fees(
     assert policy.open_risk == {}
 
 
+@pytest.mark.parametrize("risk_percent", ["1", "0.5"])
+def test_the_size_preview_is_the_size_plan_gives_and_records_nothing(
+    services: Services, risk_percent: str
+) -> None:
+    ledger = services.ledger
+    client_id, _ = register(ledger, capital="1000")
+    ledger.configure_policy(client_id, Decimal("1000"), risk_percent=Decimal(risk_percent))
+    before = services.store.recorder.max_notification_id()
+
+    preview = ledger.preview_size(client_id, "BTCUSDC", Side.LONG, Decimal("98000"), None)
+
+    assert services.store.recorder.max_notification_id() == before
+    planned = ledger.plan_position(client_id, long_plan("98000"))
+    assert (preview.entry_price, preview.capital) == (planned.entry_price, planned.capital_base)
+    assert (preview.sizing.quantity, preview.sizing.risk_amount) == (
+        planned.quantity,
+        planned.risk_amount,
+    )
+
+
 def test_balances_follow_the_fills(services: Services) -> None:
     ledger = services.ledger
     client_id, _ = register(ledger, capital="1000")

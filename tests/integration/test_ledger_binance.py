@@ -15,10 +15,10 @@ from domain.identity import client_order_id, position_of_order
 from domain.ledger import EVIDENCE_WINDOW, Ledger, TradingConfig
 from domain.ports import ApiCredentials
 from domain.position import Status
-from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
 from tests.factories import long_plan, open_long, register
 from tests.fakes.binance import DropConnection, FakeBinance, RawResponse
+from tests.integration.binance_ledger import funded_tenant, ledger_at
 
 ORDER = "/api/v3/order"
 OPERATOR_KEYS = ApiCredentials("operator-key-0000000", "operator-secret-0000000")
@@ -30,28 +30,18 @@ class Desk:
     fake: FakeBinance
 
     def tenant(self, name: str, usdc: str = "10000") -> tuple[UUID, str]:
-        client_id, _ = register(self.ledger, capital="1000")
         key = f"{name}-api-key-0000000000"
-        self.fake.fund(key, f"{name}-secret-0000000000", {"USDC": Decimal(usdc)})
-        email = self.ledger.client(client_id).email
-        self.ledger.set_credentials(email, key, f"{name}-secret-0000000000")
-        return client_id, key
+        secret = f"{name}-secret-0000000000"
+        return funded_tenant(self.ledger, self.fake, key, secret, usdc), key
 
 
 @pytest.fixture
 def desk(services: Services) -> Iterator[Desk]:
     with FakeBinance() as fake:
         fake.set_price("BTCUSDC", Decimal("100000"))
-        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=2)
-        ledger = Ledger(
-            services.store,
-            exchange,
-            services.vault,
-            services.clock,
-            TradingConfig(trading_enabled=True, operator_credentials=OPERATOR_KEYS),
-        )
-        yield Desk(ledger, fake)
-        exchange.close()
+        config = TradingConfig(trading_enabled=True, operator_credentials=OPERATOR_KEYS)
+        with ledger_at(fake, services, config) as ledger:
+            yield Desk(ledger, fake)
 
 
 def test_orders_use_the_tenants_own_keys_never_another_tenants_or_the_operators(

@@ -46,9 +46,21 @@ class Database:
 
     @asynccontextmanager
     async def reads(
-        self, size: int = 1, timeout: float = 10.0, **kwargs: Any
+        self,
+        size: int = 1,
+        timeout: float = 10.0,
+        options: str | None = None,
+        port: int | None = None,
+        connect_timeout: int | None = None,
     ) -> AsyncIterator[PreparedReads]:
-        connect = {**self.database.postgres_kwargs(), "application_name": self.name, **kwargs}
+        connect = self.database.postgres_kwargs()
+        connect["application_name"] = self.name
+        if options is not None:
+            connect["options"] = options
+        if port is not None:
+            connect["port"] = str(port)
+        if connect_timeout is not None:
+            connect["connect_timeout"] = connect_timeout
         reads = PreparedReads(connect, STATEMENTS, size=size, acquire_timeout=timeout)
         await reads.open()
         try:

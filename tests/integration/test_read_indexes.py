@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from api.documents import history_sql
@@ -33,6 +34,7 @@ def history_plan(database: ProjectionDatabase, client_id: UUID) -> str:
         for scan in ("seqscan", "bitmapscan"):
             s.execute(f"SET enable_{scan} = off")
         statement = history_sql(database.qualified(TRADES.name))
+        assert isinstance(s.raw, psycopg.Connection)
         s.raw.pgconn.prepare(b"history", statement.encode())
         since = (NOW - timedelta(days=30)).isoformat()  # EXPLAIN takes no bound parameters
         rows = s.execute(f"EXPLAIN (FORMAT JSON) EXECUTE history('{client_id}', '{since}', 100)")

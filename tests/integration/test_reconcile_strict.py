@@ -15,11 +15,11 @@ from domain.errors import ExchangeUnavailable, OrderOutcomeUnknown
 from domain.identity import client_order_id
 from domain.ledger import EVIDENCE_WINDOW, Ledger, TradingConfig
 from domain.position import Status
-from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
 from infra.clock import ManualClock
-from tests.factories import long_plan, open_long, register
+from tests.factories import long_plan, open_long
 from tests.fakes.binance import DropConnection, FakeBinance, RawResponse
+from tests.integration.binance_ledger import funded_tenant, ledger_at
 
 ORDER = "/api/v3/order"
 KEY = "grace-api-key-0000000000"
@@ -38,23 +38,13 @@ class Desk:
 def desk(services: Services, clock: ManualClock) -> Iterator[Desk]:
     with FakeBinance(clock=lambda: clock.now().timestamp()) as fake:
         fake.set_price("BTCUSDC", Decimal("100000"))
-        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=2)
-        ledger = Ledger(
-            services.store,
-            exchange,
-            services.vault,
-            clock,
-            TradingConfig(trading_enabled=True, exchange_stops=False),  # Robson's own exits
-        )
-        yield Desk(ledger, fake, clock)
-        exchange.close()
+        config = TradingConfig(trading_enabled=True, exchange_stops=False)  # Robson's own exits
+        with ledger_at(fake, services, config, clock) as ledger:
+            yield Desk(ledger, fake, clock)
 
 
 def tenant(desk: Desk) -> UUID:
-    client_id, _ = register(desk.ledger, capital="1000")
-    desk.fake.fund(KEY, SECRET, {"USDC": Decimal("10000")})
-    desk.ledger.set_credentials(desk.ledger.client(client_id).email, KEY, SECRET)
-    return client_id
+    return funded_tenant(desk.ledger, desk.fake, KEY, SECRET)
 
 
 def test_an_exit_whose_lookup_lags_past_the_grace_is_sold_exactly_once(desk: Desk) -> None:

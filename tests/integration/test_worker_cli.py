@@ -13,6 +13,7 @@ from domain.market import Side
 from domain.position import Position, Status
 from infra.bootstrap import Services
 from infra.cli import main
+from infra.paper_exchange import PaperExchange
 from tests.factories import register
 
 D = Decimal
@@ -26,9 +27,15 @@ def env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "ROBSON_EXCHANGE_STOPS": "False"}
 
 
-def open_long(services: Services, entry: str, stop: str) -> Position:
+def set_price(services: Services, price: str) -> PaperExchange:
+    """Move the paper market; the paper exchange, for what it filled."""
     assert services.paper is not None
-    services.paper.set_price(BTC, D(entry))
+    services.paper.set_price(BTC, D(price))
+    return services.paper
+
+
+def open_long(services: Services, entry: str, stop: str) -> Position:
+    set_price(services, entry)
     client_id, _ = register(services.ledger)
     return services.ledger.plan_validate_execute(
         client_id, PlanRequest(symbol=BTC, side=Side.LONG, stop_price=D(stop))
@@ -50,8 +57,7 @@ def test_monitor_stops_dry_run_prints_the_exit_and_changes_nothing(
     services: Services, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     position = open_long(services, "90000", "88200")
-    assert services.paper is not None
-    services.paper.set_price(BTC, D(88000))
+    paper = set_price(services, "88000")
     before = head(services)
 
     lines = run(["monitor-stops", "--dry-run"], env, capsys)
@@ -68,15 +74,14 @@ def test_monitor_stops_dry_run_prints_the_exit_and_changes_nothing(
         }
     ]
     assert head(services) == before
-    assert services.paper.orders_filled(position.client_id) == 1
+    assert paper.orders_filled(position.client_id) == 1
 
 
 def test_monitor_stops_closes_once_and_a_second_run_finds_nothing(
     services: Services, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     position = open_long(services, "90000", "88200")
-    assert services.paper is not None
-    services.paper.set_price(BTC, D(88000))
+    paper = set_price(services, "88000")
 
     (line,) = run(["monitor-stops"], env, capsys)
     assert (line["outcome"], line["reason"], line["status"]) == ("done", "STOP_LOSS", "closed")
@@ -84,15 +89,14 @@ def test_monitor_stops_closes_once_and_a_second_run_finds_nothing(
 
     closed = services.ledger.position(position.client_id, position.id)
     assert closed.status is Status.CLOSED
-    assert services.paper.orders_filled(position.client_id) == 2
+    assert paper.orders_filled(position.client_id) == 2
 
 
 def test_adjust_trailing_stops_moves_the_stop_only_without_dry_run(
     services: Services, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     position = open_long(services, "50000", "49000")
-    assert services.paper is not None
-    services.paper.set_price(BTC, D(52000))
+    set_price(services, "52000")
     before = head(services)
 
     (line,) = run(["adjust-trailing-stops", "--dry-run"], env, capsys)
@@ -114,8 +118,7 @@ def test_worker_once_runs_only_the_jobs_asked_for(
     services: Services, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     position = open_long(services, "50000", "49000")
-    assert services.paper is not None
-    services.paper.set_price(BTC, D(48000))
+    set_price(services, "48000")
     assert run(["worker", "--once", "--jobs", "trailing,reconcile"], env, capsys) == []
     (line,) = run(["worker", "--once", "--jobs", "stops"], env, capsys)
     assert line["reason"] == "STOP_LOSS"
@@ -126,8 +129,7 @@ def test_a_shard_that_is_not_ours_sees_nothing(
     services: Services, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     position = open_long(services, "90000", "88200")
-    assert services.paper is not None
-    services.paper.set_price(BTC, D(88000))
+    set_price(services, "88000")
     other = f"{(position.client_id.int + 1) % 3}/3"
     assert run(["monitor-stops", "--dry-run", "--shard", other], env, capsys) == []
     ours = f"{position.client_id.int % 3}/3"

@@ -18,10 +18,10 @@ from api.app import create_app
 from domain.identity import position_of_order
 from domain.ledger import Ledger, TradingConfig
 from domain.position import Position, Status
-from infra.binance.exchange import BinanceExchange
 from infra.bootstrap import Services
 from tests.factories import open_long, register
 from tests.fakes.binance import FakeBinance
+from tests.integration.binance_ledger import funded_tenant, ledger_at
 from workers.jobs import Outcome
 from workers.worker import Worker
 
@@ -37,11 +37,8 @@ class Desk:
     fake: FakeBinance
 
     def tenant(self, n: int) -> tuple[UUID, str]:
-        client_id, _ = register(self.ledger, capital="1000")
         key, secret = f"tenant{n}-api-key-0000000000", f"tenant{n}-secret-0000000000"
-        self.fake.fund(key, secret, {"USDC": Decimal(10000)})
-        self.ledger.set_credentials(self.ledger.client(client_id).email, key, secret)
-        return client_id, key
+        return funded_tenant(self.ledger, self.fake, key, secret), key
 
     def worker(self, concurrency: int = 8) -> Worker:
         return Worker(
@@ -56,16 +53,9 @@ class Desk:
 def desk(services: Services) -> Iterator[Desk]:
     with FakeBinance() as fake:
         fake.set_price(BTC, Decimal("100000"))
-        exchange = BinanceExchange(testnet=True, base_url=fake.url, timeout_seconds=5)
-        ledger = Ledger(
-            services.store,
-            exchange,
-            services.vault,
-            services.clock,
-            TradingConfig(trading_enabled=True, exchange_stops=False),  # Robson's own exits
-        )
-        yield Desk(services, ledger, fake)
-        exchange.close()
+        config = TradingConfig(trading_enabled=True, exchange_stops=False)  # Robson's own exits
+        with ledger_at(fake, services, config, timeout_seconds=5) as ledger:
+            yield Desk(services, ledger, fake)
 
 
 def open_book(desk: Desk) -> dict[UUID, tuple[Position, str]]:

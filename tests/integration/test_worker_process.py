@@ -10,17 +10,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+from uuid import UUID
 
 import pytest
 
 from domain.identity import client_order_id
 from domain.ledger import PlanRequest
 from domain.market import Side
-from domain.position import Status
-from infra.bootstrap import build_services
+from domain.position import Position, Status
+from infra.bootstrap import Services, build_services
 from infra.settings import Settings
 from tests.factories import register
 from tests.fakes.binance import Delay, FakeBinance
@@ -42,6 +45,65 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
 
 
+def start_worker(env: dict[str, str], **streams: Any) -> subprocess.Popen[str]:
+    """`robson worker` running in the background; `streams`: Popen's stdout and stderr."""
+    return subprocess.Popen(robson("worker"), cwd=ROOT, env=process_env(env), text=True, **streams)
+
+
+def run_worker(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """`robson worker --once` (and `argv`) run to its end, its output captured."""
+    return subprocess.run(
+        robson("worker", "--once", *argv),
+        cwd=ROOT,
+        env=process_env(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@contextmanager
+def funded_fake() -> Iterator[FakeBinance]:
+    """The fake Binance with 10000 USDC on KEY's account and BTC at 90000."""
+    with FakeBinance() as server:
+        server.fund(KEY, SECRET, {"USDC": D(10000)})
+        server.set_price(BTC, D(90000))
+        yield server
+
+
+@dataclass(frozen=True)
+class Opened:
+    env: dict[str, str]  # the test's environment, on the fake Binance
+    services: Services
+    client_id: UUID
+    position: Position
+
+
+@contextmanager
+def opened_on_binance(env: dict[str, str], fake: FakeBinance, **extra: str) -> Iterator[Opened]:
+    """A tenant trading on the fake Binance with KEY, holding a LONG of 0.001 BTC bought at
+    90000 with its stop at 88200; `extra`: more settings."""
+    binance = {
+        **env,
+        "ROBSON_EXCHANGE": "binance",
+        "ROBSON_BINANCE_BASE_URL": fake.url,
+        "TRADING_ENABLED": "True",
+        **extra,
+    }
+    services = build_services(Settings.from_env(binance))
+    try:
+        client_id, _ = register(services.ledger)
+        services.ledger.set_credentials(services.ledger.client(client_id).email, KEY, SECRET)
+        position = services.ledger.plan_validate_execute(
+            client_id,
+            PlanRequest(BTC, Side.LONG, stop_price=D(88200), quantity=D("0.001")),
+        )
+        yield Opened(binance, services, client_id, position)
+    finally:
+        services.close()
+
+
 def wait_for_line(stream: IO[str], text: str) -> list[str]:
     """Read lines until one contains `text` (EOF: the process died first)."""
     seen: list[str] = []
@@ -53,14 +115,7 @@ def wait_for_line(stream: IO[str], text: str) -> list[str]:
 
 
 def test_sigterm_finishes_the_tick_and_exits_cleanly(env: dict[str, str]) -> None:
-    worker = subprocess.Popen(
-        robson("worker"),
-        cwd=ROOT,
-        env=process_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = start_worker(env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert worker.stderr is not None
         wait_for_line(worker.stderr, "worker started")
@@ -86,42 +141,22 @@ def eventually(fake: FakeBinance, predicate: Callable[[], bool], timeout: float)
 
 @pytest.fixture
 def fake() -> Iterator[FakeBinance]:
-    with FakeBinance() as server:
-        server.fund(KEY, SECRET, {"USDC": D(10000)})
-        server.set_price(BTC, D(90000))
+    with funded_fake() as server:
         yield server
 
 
 def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
     env: dict[str, str], fake: FakeBinance
 ) -> None:
-    binance = {
-        **env,
-        "ROBSON_EXCHANGE": "binance",
-        "ROBSON_BINANCE_BASE_URL": fake.url,
-        "TRADING_ENABLED": "True",
-        "ROBSON_EXCHANGE_STOPS": "False",  # Robson's own exit; test_insurance_process.py: the stop
-    }
-    services = build_services(Settings.from_env(binance))
-    try:
-        client_id, _ = register(services.ledger)
-        services.ledger.set_credentials(services.ledger.client(client_id).email, KEY, SECRET)
-        position = services.ledger.plan_validate_execute(
-            client_id,
-            PlanRequest(BTC, Side.LONG, stop_price=D(88200), quantity=D("0.001")),
-        )
+    # Robson's own exit; test_insurance_process.py: the stop at the exchange.
+    with opened_on_binance(env, fake, ROBSON_EXCHANGE_STOPS="False") as opened:
+        services, client_id, position = opened.services, opened.client_id, opened.position
         assert position.status is Status.OPEN
         # The next order executes at once, but its answer never comes back in time.
         fake.inject(Delay(120), path="/api/v3/order", method="POST")
         fake.set_price(BTC, D(88000))
 
-        doomed = subprocess.Popen(
-            robson("worker"),
-            cwd=ROOT,
-            env=process_env(binance),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        doomed = start_worker(opened.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             # Executed by the fake, its answer held back: the worker is waiting for it.
             exit_id = client_order_id(position.id, 2)
@@ -135,15 +170,7 @@ def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
         assert crashed.status is Status.CLOSING
         assert crashed.exit_order_id == exit_id  # recorded before it was sent
 
-        restarted = subprocess.run(
-            robson("worker", "--once", "--reconcile-grace", "0"),
-            cwd=ROOT,
-            env=process_env(binance),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        restarted = run_worker(opened.env, "--reconcile-grace", "0")
         assert restarted.returncode == 0, restarted.stderr
         actions = [json.loads(line) for line in restarted.stdout.splitlines()]
         assert [(a["job"], a["outcome"], a.get("status")) for a in actions] == [
@@ -160,5 +187,3 @@ def test_a_worker_killed_mid_exit_is_completed_once_after_a_restart(
         assert len(sells) == 1  # found by its client order id, never sent again
         assert sells[0].client_order_id == exit_id
         assert SECRET not in restarted.stderr + restarted.stdout
-    finally:
-        services.close()

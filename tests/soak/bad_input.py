@@ -20,7 +20,16 @@ from urllib.parse import quote
 import httpx
 
 from tests.integration.test_api_validation import BAD_BODIES
-from tests.soak.harness import ROOT, Outcome, base_env, robson, scaled, serving, workdir
+from tests.soak.harness import (
+    ROOT,
+    Outcome,
+    base_env,
+    new_client,
+    robson,
+    scaled,
+    serving,
+    workdir,
+)
 
 SEED = 20261206
 ANSWER_SECONDS = 15
@@ -105,21 +114,8 @@ def tenant_server(name: str) -> Iterator[tuple[str, dict[str, str], dict[str, st
     with workdir(name) as home:
         env = base_env(home, ROBSON_RATE_LIMIT="1000000/hour")
         robson(env, "migrate")
-        trader = json.loads(
-            robson(env, "client", "create", "--name", "Bad", "--email", "bad@example.com")
-        )
-        operator = json.loads(
-            robson(
-                env,
-                "client",
-                "create",
-                "--name",
-                "Ops",
-                "--email",
-                "ops@example.com",
-                "--operator",
-            )
-        )
+        trader = new_client(env, "Bad", "bad@example.com")
+        operator = new_client(env, "Ops", "ops@example.com", "--operator")
         with serving(env, home / "serve.log", "--no-workers") as (_, url):
             with httpx.Client(base_url=url, timeout=30) as http:
                 price = {"symbol": "BTCUSDC", "price": "100000"}

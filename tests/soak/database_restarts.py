@@ -6,7 +6,6 @@ answered with an error executed, unless its reply said the outcome was unknown."
 from __future__ import annotations
 
 import glob
-import json
 import shutil
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import psycopg
 from domain.position import Status
 from infra.bootstrap import build_services
 from infra.settings import Settings
-from tests.soak.harness import Outcome, base_env, robson, scaled, serving, workdir
+from tests.soak.harness import Outcome, base_env, new_client, robson, scaled, serving, workdir
 
 CLIENTS = 6
 ENTERED = (Status.OPEN, Status.CLOSING, Status.CLOSED)
@@ -119,32 +118,9 @@ def database_restarts() -> Outcome:
             robson(env, "migrate")
             buyers = []
             for n in range(CLIENTS):
-                made = json.loads(
-                    robson(
-                        env,
-                        "client",
-                        "create",
-                        "--name",
-                        f"Load {n}",
-                        "--email",
-                        f"load-{n}@example.com",
-                        "--capital",
-                        "100000",
-                    )
-                )
+                made = new_client(env, f"Load {n}", f"load-{n}@example.com", "--capital", "100000")
                 buyers.append(Buyer(made["token"], UUID(made["client_id"])))
-            ops = json.loads(
-                robson(
-                    env,
-                    "client",
-                    "create",
-                    "--name",
-                    "Ops",
-                    "--email",
-                    "ops@example.com",
-                    "--operator",
-                )
-            )
+            ops = new_client(env, "Ops", "ops@example.com", "--operator")
             with serving(env, root / "serve.log", "--no-workers") as (_, url):
                 with httpx.Client(base_url=url, timeout=15) as http:
                     http.post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import TEST_KEY
 
@@ -82,6 +84,14 @@ def robson(env: dict[str, str], *argv: str, timeout: float = 120) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"robson {' '.join(argv)} failed: {done.stderr[-2000:]}")
     return done.stdout
+
+
+def new_client(env: dict[str, str], name: str, email: str, *flags: str) -> dict[str, Any]:
+    """`robson client create` with `flags`; its reply (client_id, token)."""
+    created: dict[str, Any] = json.loads(
+        robson(env, "client", "create", "--name", name, "--email", email, *flags)
+    )
+    return created
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:

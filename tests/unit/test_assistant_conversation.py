@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from uuid import uuid4
 
 import pytest
@@ -26,8 +25,7 @@ from domain.assistant.proposal import (
     proposal_id_for,
 )
 from domain.errors import IllegalTransition
-from domain.market import Side
-from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, event_names, later
+from tests.factories import UNIT_CLIENT_ID, UNIT_NOW, event_names, later, trade_proposal
 
 
 @pytest.mark.parametrize("message", ["", "   ", "\n\t", None, 42])
@@ -73,37 +71,20 @@ def test_the_model_sees_only_the_last_20_turns() -> None:
     assert history[-1].content == "message 24"
 
 
-def proposal() -> TradeProposal:
-    position_id = uuid4()
-    return TradeProposal.propose(
-        client_id=UNIT_CLIENT_ID,
-        conversation_id=uuid4(),
-        position_id=position_id,
-        symbol="BTCUSDC",
-        side=Side.LONG,
-        entry_price=Decimal(100000),
-        stop_price=Decimal(98000),
-        target_price=None,
-        quantity=Decimal("0.005"),
-        risk_amount=Decimal(10),
-        now=UNIT_NOW,
-    )
-
-
 def status(proposal: TradeProposal) -> ProposalStatus:
     """Read afresh (a bare attribute would stay narrowed to its first checked value)."""
     return proposal.status
 
 
 def test_a_proposal_is_found_from_its_positions_id_and_expires_in_five_minutes() -> None:
-    made = proposal()
+    made = trade_proposal()
     assert made.id == proposal_id_for(made.position_id)
     assert made.expires_at == UNIT_NOW + PROPOSAL_TTL == UNIT_NOW + timedelta(minutes=5)
     assert status(made) is ProposalStatus.PENDING
 
 
 def test_a_proposal_is_confirmed_once() -> None:
-    made = proposal()
+    made = trade_proposal()
     made.confirm(later(4))
     assert status(made) is ProposalStatus.CONFIRMED
     with pytest.raises(ProposalAlreadyConfirmed):
@@ -115,7 +96,7 @@ def test_a_proposal_is_confirmed_once() -> None:
 
 
 def test_an_expired_proposal_cannot_be_confirmed() -> None:
-    made = proposal()
+    made = trade_proposal()
     with pytest.raises(ProposalExpired):
         made.confirm(UNIT_NOW + PROPOSAL_TTL)
     made.expire(UNIT_NOW + PROPOSAL_TTL)
@@ -125,7 +106,7 @@ def test_an_expired_proposal_cannot_be_confirmed() -> None:
 
 
 def test_only_a_pending_proposal_past_its_time_expires() -> None:
-    made = proposal()
+    made = trade_proposal()
     with pytest.raises(IllegalTransition, match="not expired yet"):
         made.expire(later(4))
     made.confirm(later(4))
@@ -134,7 +115,7 @@ def test_only_a_pending_proposal_past_its_time_expires() -> None:
 
 
 def test_a_failed_execution_is_recorded_on_a_confirmed_proposal_only() -> None:
-    made = proposal()
+    made = trade_proposal()
     made.record_failure("Trading is disabled", later(1))
     assert status(made) is ProposalStatus.PENDING  # nothing to fail yet
     made.confirm(later(1))

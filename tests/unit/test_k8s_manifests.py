@@ -589,11 +589,52 @@ def final_stage() -> list[Instruction]:
     return instructions[last_from:]
 
 
+def stages() -> dict[str, list[Instruction]]:
+    """Each stage's instructions after its FROM, by the stage's name (`AS name`)."""
+    named: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for instruction in dockerfile():
+        if instruction.keyword == "FROM":
+            current = named.setdefault(instruction.arguments.split()[-1], [])
+        current.append(instruction)
+    return named
+
+
 def test_dockerfile_is_multi_stage_on_python_311_slim() -> None:
-    bases = [ins.arguments.split()[0] for ins in dockerfile() if ins.keyword == "FROM"]
+    # Every stage but the dashboard's assets (built with node) runs the project's Python.
+    bases = [
+        ins.arguments.split()[0]
+        for name, stage in stages().items()
+        if name != "assets"
+        for ins in stage
+        if ins.keyword == "FROM"
+    ]
     assert len(bases) >= 2, "expected a builder and a runtime stage"
     assert all(base.startswith("python:3.11-slim") for base in bases), bases
     assert any("pip wheel" in ins.arguments for ins in dockerfile() if ins.keyword == "RUN")
+
+
+def test_dockerfile_builds_the_dashboard_assets_into_the_package() -> None:
+    """They are git-ignored (`make install` builds them): the image builds its own, so its `/`
+    serves the dashboard instead of the page that says the assets are missing."""
+    named = stages()
+    assets = [ins.arguments for ins in named["assets"]]
+    assert assets[0].startswith("node:")
+    assert any(a.startswith("npm ci") for a in assets), assets
+    assert any("copy-assets.sh /static" in a for a in assets), assets
+    builder = [(ins.keyword, ins.arguments) for ins in named["builder"]]
+    copied = builder.index(("COPY", "--from=assets /static ./api/web/static"))
+    wheel = next(i for i, (k, a) in enumerate(builder) if k == "RUN" and "pip wheel" in a)
+    assert copied < wheel, "the assets must be in place before the wheel is built"
+    runtime = [ins.arguments for ins in final_stage() if ins.keyword == "RUN"]
+    assert any("missing_assets" in run for run in runtime), "the build checks they arrived"
+    ignored = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+    assert {"web/node_modules", "api/web/static"} <= ignored  # built in the image, never sent
+    assert not {"web", "web/src", "web/package-lock.json"} & ignored
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:

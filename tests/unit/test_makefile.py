@@ -14,9 +14,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """The Makefile, pyproject.toml and the dashboard's npm manifests alone: no venv yet."""
+    """The Makefile, pyproject.toml and the dashboard's npm manifests and copy script alone:
+    no venv yet."""
     (tmp_path / "web").mkdir()
-    for name in ("Makefile", "pyproject.toml", "web/package.json", "web/package-lock.json"):
+    for name in (
+        "Makefile",
+        "pyproject.toml",
+        "web/package.json",
+        "web/package-lock.json",
+        "web/copy-assets.sh",
+    ):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 

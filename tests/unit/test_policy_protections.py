@@ -11,7 +11,13 @@ import pytest
 
 from domain.errors import InvalidInput
 from domain.policy import Policy
-from domain.protections import COOLDOWN, DAILY_LOSS, MAX_POSITIONS, ProtectionSettings
+from domain.protections import (
+    COOLDOWN,
+    DAILY_LOSS,
+    MAX_POSITIONS,
+    ProtectionSettings,
+    stop_out_run,
+)
 from tests.factories import configured_policy, event_names
 
 D = Decimal
@@ -216,3 +222,19 @@ def test_a_partial_exit_keeps_the_position_counted() -> None:
 
     assert policy.entry_gate(MONTH, excluding=uuid4(), now=at(2)).rule == MAX_POSITIONS
     assert policy.stop_outs == []  # only a close is a stop-out
+
+
+@pytest.mark.parametrize(
+    ("reason", "run"),
+    [
+        ("STOP_LOSS", [at(0), at(1)]),
+        ("STOP_LOSS_AT_EXCHANGE", [at(0), at(1)]),
+        ("TAKE_PROFIT", []),
+        ("MANUAL", []),
+        (None, [at(0)]),  # a close recorded before the protections: the run is kept
+    ],
+)
+def test_a_close_extends_ends_or_keeps_the_run_of_stop_outs(
+    reason: str | None, run: list[datetime]
+) -> None:
+    assert stop_out_run([at(0)], reason, at(1)) == run
