@@ -72,6 +72,9 @@ class OrderRequest:
     margin: MarginEffect | None = None  # None = spot; otherwise an isolated-margin order
     leverage: Decimal | None = None  # a margin entry's: its collateral is the value / leverage
     is_exit: bool = False  # closes exposure: goes out ahead of everything else
+    # The price the sender has just seen (an exit's trigger): an exchange may check its
+    # filters against it instead of asking for the price again.
+    reference_price: Decimal | None = None
 
     def __post_init__(self) -> None:
         if (self.quantity is None) == (self.quote_amount is None):

@@ -3,7 +3,8 @@ their exits side by side instead of one exchange round trip after another.
 
 At most one exit per position is in flight here; the ledger's unit of work still guards the
 one-exit-per-position rule across workers. The pool runs only the ledger call: what it
-answers is applied to the index by the worker's own thread (`harvest`).
+answers is applied to the index by the worker's own thread (`harvest`). The exits sent for
+one price share each tenant's account (`TenantAccounts`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from uuid import UUID
+
+from domain.ports import TradingAccount
 
 DEFAULT_CONCURRENCY = 32
 
@@ -78,6 +81,34 @@ class ExitPool(Generic[T]):
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+
+
+class TenantAccounts:
+    """Each tenant's trading account (its keys, decrypted), resolved by the first of its
+    exits and shared by the others sent for the same price: one read of the tenant and one
+    decryption instead of one per position. Held only in memory, by the exits of that
+    price; the next price's exits read the tenant again, so rotated keys serve them."""
+
+    def __init__(self, resolve: Callable[[UUID], TradingAccount]) -> None:
+        self._resolve = resolve
+        self._lock = threading.Lock()
+        self._tenants: dict[UUID, threading.Lock] = {}
+        self._accounts: dict[UUID, TradingAccount] = {}
+
+    def __call__(self, client_id: UUID) -> TradingAccount:
+        with self._lock:
+            account = self._accounts.get(client_id)
+            if account is not None:
+                return account
+            tenant = self._tenants.setdefault(client_id, threading.Lock())
+        with tenant:  # one read per tenant, while its other exits wait for it
+            with self._lock:
+                account = self._accounts.get(client_id)
+            if account is None:
+                account = self._resolve(client_id)  # a failure is not kept: each exit asks
+                with self._lock:
+                    self._accounts[client_id] = account
+        return account
 
 
 def _run(position_id: UUID, send: Callable[[], T]) -> Sent[T]:

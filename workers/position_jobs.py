@@ -28,7 +28,7 @@ from domain.errors import (
 )
 from domain.ledger import Ledger
 from domain.position import ExitReason, Position, Status
-from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool
+from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool, TenantAccounts
 from workers.index import Exit, PositionIndex, Watched
 from workers.jobs import Action, Job, Outcome, Report, describe
 from workers.metrics import WorkerMetrics
@@ -131,6 +131,7 @@ class PositionJobs:
         (monotonic seconds) is when the price was read. Their outcomes come from
         `settle_exits`; a dry run answers at once."""
         actions: list[Action] = []
+        accounts = TenantAccounts(self.ledger.trading_account)  # read once for this price
         for due in self.index.exits_due(symbol, price):
             p = due.position
             if p.position_id in self.pool or self._backing_off(p.position_id):
@@ -144,7 +145,8 @@ class PositionJobs:
                 continue
             self._exiting[p.position_id] = (due, price)
             self.metrics.waiting(1)
-            self.pool.submit(p.position_id, partial(self._send_exit, due, price, seen))
+            send = partial(self._send_exit, due, price, seen, accounts)
+            self.pool.submit(p.position_id, send)
         return actions
 
     # --- the insurance stop ---
@@ -202,13 +204,19 @@ class PositionJobs:
         """Its exit is on its way: nothing else may act on the position meanwhile."""
         return position_id in self._exiting
 
-    def _send_exit(self, due: Exit, price: Decimal, seen: float) -> Position:
+    def _send_exit(
+        self, due: Exit, price: Decimal, seen: float, accounts: TenantAccounts
+    ) -> Position:
         """On a pool thread: only the ledger call and the metrics, never the index."""
         p = due.position
         sent = False
         try:
             closed = self.ledger.close_position(
-                p.client_id, p.position_id, due.reason, trigger_price=price
+                p.client_id,
+                p.position_id,
+                due.reason,
+                trigger_price=price,
+                account=accounts(p.client_id),
             )
             sent = True
             return closed

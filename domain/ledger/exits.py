@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain.errors import DomainError, ExchangeError, TradingDisabled
 from domain.exchange_stop import StopState
-from domain.ledger.insurance import Insurance
+from domain.ledger.insurance import RELEASED, Insurance
 from domain.ledger.orders import Leg
 from domain.ledger.unit_of_work import Work
 from domain.ports import MarginHolding, TradingAccount
@@ -24,32 +24,46 @@ class Exits(Insurance):
         reason: ExitReason = ExitReason.MANUAL,
         trigger_price: Decimal | None = None,
         quantity: Decimal | None = None,
+        account: TradingAccount | None = None,
     ) -> Position:
         """Exit all (or part) of an open position. Protective exits ignore a paused policy;
         a part that would leave less than the stop can exit is refused (close it all).
 
         The insurance stop is cancelled first; if the exchange filled it meanwhile, its fill
         is the exit and no order is sent. A partial exit re-protects what is left.
+        `account`: the tenant's, when the caller has just resolved it (`trading_account`).
         """
-        account = self.trading_account(client_id)
+        if account is None:
+            account = self.trading_account(client_id)
+        elif account.client_id != client_id:
+            raise ValueError("a tenant's account acts for that tenant's positions only")
         if reason is ExitReason.MANUAL and not self.config.trading_enabled:
             raise TradingDisabled()
         current = self.position(client_id, position_id, cached=True)  # its symbol and side
+        released: str | None = None  # the insurance stop cancelled, recorded with the exit
         if current.status is Status.OPEN and current.exchange_stop_working:
-            current = self._release_stop(account, current)
+            current, released = self._cancel_stop(account, current)
             if current.status is not Status.OPEN:
                 if current.exchange_stop_state is StopState.FILLED:
                     return current  # the insurance stop's fill was the exit
                 current.trigger_exit(reason, Decimal(1), self.clock.now())  # says why not
-        price = trigger_price or self.exchange.price(current.symbol)
-        if quantity is not None:
-            rules = self.exchange.symbol_rules(current.symbol)
-            check_partial_exit(current.open_quantity, quantity, current.stop_price, rules, price)
-        loan = self._loan(account, current)
-        position, order_id = self.work.cached_first().run(
-            self._trigger, client_id, position_id, reason, price, quantity, loan
-        )
-        exited = self._send(Leg.EXIT, account, position, order_id)
+        try:
+            price = trigger_price or self.exchange.price(current.symbol)
+            if quantity is not None:
+                rules = self.exchange.symbol_rules(current.symbol)
+                check_partial_exit(
+                    current.open_quantity, quantity, current.stop_price, rules, price
+                )
+            loan = self._loan(account, current)
+            position, order_id = self.work.cached_first().run(
+                self._trigger, client_id, position_id, reason, price, quantity, loan, released
+            )
+        except Exception:
+            if released is not None:  # no exit after all: the cancel is recorded on its own
+                with suppress(Exception):  # if not, checking the stop later finds it cancelled
+                    self.work.run(self._cancelled, client_id, position_id, released, RELEASED)
+            raise
+        exited = self._send(Leg.EXIT, account, position, order_id, price)
         if exited.status is Status.OPEN and self._needs_stop(exited):
             try:
                 return self._rest(account, exited)
@@ -66,8 +80,13 @@ class Exits(Insurance):
         price: Decimal,
         quantity: Decimal | None,
         loan: MarginHolding | None,
+        released: str | None = None,
     ) -> tuple[Position, str]:
+        """One write: the insurance stop's cancellation (if `released`), the exit's trigger
+        and its client order id, recorded before the order is sent."""
         pos = work.position(client_id, position_id)
+        if released is not None:
+            self._record_cancelled(pos, released, RELEASED)
         pos.trigger_exit(reason, price, self.clock.now(), quantity)
         order_id = pos.submit_exit(self.clock.now(), loan)
         work.save(pos)

@@ -31,6 +31,7 @@ from domain.position import Position, Status
 from domain.repayment import buy_back
 
 DISPLACED = "displaced by a position with more at risk (the exchange's stop-order limit)"
+RELEASED = "cancelled before Robson's own exit"
 
 
 class Insurance(Orders):
@@ -212,12 +213,23 @@ class Insurance(Orders):
         self,
         account: TradingAccount,
         position: Position,
-        reason: str = "cancelled before Robson's own exit",
+        reason: str = RELEASED,
     ) -> Position:
         """Cancel the insurance order before an exit of Robson's own. If the exchange filled
         it meanwhile, that fill is recorded as the exit instead (never two exits)."""
-        if not position.exchange_stop_working:
+        position, cancelled = self._cancel_stop(account, position)
+        if cancelled is None:
             return position
+        return self.work.run(self._cancelled, position.client_id, position.id, cancelled, reason)
+
+    def _cancel_stop(
+        self, account: TradingAccount, position: Position
+    ) -> tuple[Position, str | None]:
+        """Cancel the insurance order at the exchange; a fill found meanwhile is recorded.
+        Returns the position and the id of the order cancelled, whose cancellation the
+        caller records (`_record_cancelled`), or None when there is nothing to record."""
+        if not position.exchange_stop_working:
+            return position, None
         order_id = position.exchange_stop_id
         assert order_id is not None
         cancelled = self.exchange.cancel_order(account, position.symbol, order_id, position.margin)
@@ -235,17 +247,23 @@ class Insurance(Orders):
         if cancelled is not None and cancelled.executed_quantity > 0:
             position = self._stop_filled(position, order_id, cancelled)
             if position.status is not Status.OPEN:
-                return position
-        return self.work.run(self._cancelled, position.client_id, position.id, order_id, reason)
+                return position, None
+        return position, order_id
 
     def _cancelled(
         self, work: Work, client_id: UUID, position_id: UUID, order_id: str, reason: str
     ) -> Position:
         pos = work.position(client_id, position_id)
-        if pos.exchange_stop_id == order_id and pos.exchange_stop_working:
-            pos.record_exchange_stop_cancelled(order_id, reason, self.clock.now())
+        if self._record_cancelled(pos, order_id, reason):
             work.save(pos)
         return pos
+
+    def _record_cancelled(self, pos: Position, order_id: str, reason: str) -> bool:
+        """Record the insurance order's cancellation, unless already recorded (or replaced)."""
+        if pos.exchange_stop_id != order_id or not pos.exchange_stop_working:
+            return False
+        pos.record_exchange_stop_cancelled(order_id, reason, self.clock.now())
+        return True
 
     # --- found later: worker, reconciliation, start-up ---
 

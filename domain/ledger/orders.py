@@ -29,8 +29,11 @@ class Leg(Enum):
     EXIT = "exit"
 
 
-def order_for(leg: Leg, position: Position, order_id: str) -> OrderRequest:
-    """A margin entry borrows what it needs; a margin exit repays the loan from its proceeds."""
+def order_for(
+    leg: Leg, position: Position, order_id: str, reference_price: Decimal | None = None
+) -> OrderRequest:
+    """A margin entry borrows what it needs; a margin exit repays the loan from its proceeds.
+    `reference_price`: the price just seen, if any (see `OrderRequest`)."""
     if leg is Leg.ENTRY:
         return OrderRequest(
             symbol=position.symbol,
@@ -39,6 +42,7 @@ def order_for(leg: Leg, position: Position, order_id: str) -> OrderRequest:
             quantity=position.quantity,
             margin=MarginEffect.MARGIN_BUY if position.margin else None,
             leverage=position.leverage if position.margin else None,
+            reference_price=reference_price,
         )
     return OrderRequest(
         symbol=position.symbol,
@@ -47,16 +51,23 @@ def order_for(leg: Leg, position: Position, order_id: str) -> OrderRequest:
         quantity=position.exit_order_quantity,
         margin=MarginEffect.AUTO_REPAY if position.margin else None,
         is_exit=True,
+        reference_price=reference_price,
     )
 
 
 class Orders(LedgerBase):
     def _send(
-        self, leg: Leg, account: TradingAccount, position: Position, order_id: str
+        self,
+        leg: Leg,
+        account: TradingAccount,
+        position: Position,
+        order_id: str,
+        reference_price: Decimal | None = None,
     ) -> Position:
         """Place the order; a refusal is recorded, an unknown outcome asked about once."""
+        request = order_for(leg, position, order_id, reference_price)
         try:
-            result = self.exchange.place_order(account, order_for(leg, position, order_id))
+            result = self.exchange.place_order(account, request)
         except (OrderRejected, InsufficientBalance) as refused:
             self._failed(leg, position.client_id, position.id, order_id, refused.message)
             raise

@@ -5,9 +5,11 @@ never a failure)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -17,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import requests
 from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -96,6 +99,8 @@ class BinanceClient:
         self._state = threading.Lock()
         self._slots: dict[str, Slot] = {}
         self._timestamp_offset_ms = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()  # apart: clients are made under `_state`
         self.public = Slot(self._new_client(None))
         self._banned_until: datetime | None = None
         self._banned_at: datetime | None = None
@@ -126,6 +131,10 @@ class BinanceClient:
             self._slots.clear()
         for slot in slots:
             slot.client.session.close()
+        with self._loop_lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
 
     # ---- clients
 
@@ -145,6 +154,10 @@ class BinanceClient:
         )
 
     def _new_client(self, credentials: ApiCredentials | None) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            # python-binance's websocket half takes the thread's asyncio loop, or makes one it
+            # never closes (one per worker thread that meets a new key): lend it ours.
+            asyncio.set_event_loop(self._idle_loop())
         client = self._client_class(
             credentials.api_key if credentials else None,
             credentials.secret_key if credentials else None,
@@ -155,7 +168,15 @@ class BinanceClient:
         # python-binance overwrites any per-call recvWindow with this (default 10000).
         client.REQUEST_RECVWINDOW = self._recv_window_ms
         client.timestamp_offset = self._timestamp_offset_ms
+        _read_environment_once(client.session, client.API_URL)
         return client
+
+    def _idle_loop(self) -> asyncio.AbstractEventLoop:
+        """An event loop nothing runs (no websocket is used), closed by `close()`."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            return self._loop
 
     def credentials(self, account: TradingAccount) -> ApiCredentials:
         if account.credentials is None:
@@ -312,6 +333,17 @@ class BinanceClient:
         if call.writes:
             return OrderRejected(f"Binance refused {call.what}: {message} ({code})")
         return ExchangeError(f"Binance refused to {call.what}: {message} ({code})")
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Take the proxies and CA bundle from the environment now, for every request of the
+    session: by default requests reads the whole environment (and looks for a .netrc) on
+    each request, which costs more CPU than signing and sending it."""
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _cancel_code(exc: BinanceAPIException) -> int | None:

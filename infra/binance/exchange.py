@@ -175,7 +175,11 @@ class BinanceExchange(StopOrders):
             "newClientOrderId": order.client_order_id,
             "newOrderRespType": "FULL",
         }
-        params.update(amount_params(order, info, self._price(order.symbol, urgent=urgent)))
+        # Binance checks a MARKET order's NOTIONAL against the average price of the last
+        # `avgPriceMins` minutes (filters.md "NOTIONAL"), so the price the sender has just
+        # seen serves this check as well as a fresh read, without a round trip per order.
+        price = order.reference_price or self._price(order.symbol, urgent=urgent)
+        params.update(amount_params(order, info, price))
         spent = rules.quote_asset if order.side is OrderSide.BUY else rules.base_asset
         amount = params.get("quantity", params.get("quoteOrderQty"))
         unit = rules.base_asset if "quantity" in params else rules.quote_asset

@@ -3,11 +3,15 @@
 
 Measured: from the start of the tick that sees the move to the exchange's answer to the
 last exit, beside the same run with one position (the single-exit baseline), in the same
-process, on SQLite and on PostgreSQL, through the real python-binance client over HTTP.
+process, on SQLite and on PostgreSQL, through the real python-binance client over HTTP; and
+the CPU the worker's process (and the fake's) spent in that tick: near the tick's length
+times the cores, the run is short of CPU, not waiting on the exchange or the database.
 Sent one after another, 1,000 exits would need at least 50 s. Goal: the last within 5 s.
 
-The fake's weight limit is lifted while the book is opened (1,000 entries take more than a
-minute's weight), then the crash runs in a fresh minute under Binance's 6,000.
+The fake Binance runs in a process of its own (a real exchange is another machine: its CPU
+must not count against the worker's); BENCH_FLASH_FAKE=thread runs it in this process, as the
+tests do. The fake's weight limit is lifted while the book is opened (1,000 entries take more
+than a minute's weight), then the crash runs in a fresh minute under Binance's 6,000.
 BENCH_FLASH_TENANTS, BENCH_FLASH_PER_TENANT and BENCH_FLASH_BACKENDS (e.g. "sqlite")
 shorten a run.
 """
@@ -31,6 +35,7 @@ from infra.settings import Settings
 from tests.conftest import drop_schema, test_env
 from tests.factories import open_long, register
 from tests.fakes.binance import FakeBinance
+from tests.fakes.remote import RemoteFake
 from workers.exit_pool import DEFAULT_CONCURRENCY
 from workers.jobs import Outcome
 from workers.worker import Worker
@@ -40,6 +45,7 @@ BTC = "BTCUSDC"
 TENANTS = int(os.environ.get("BENCH_FLASH_TENANTS", "100"))
 PER_TENANT = int(os.environ.get("BENCH_FLASH_PER_TENANT", "10"))
 BACKENDS = os.environ.get("BENCH_FLASH_BACKENDS", "sqlite,postgres").split(",")
+FAKE_IN = os.environ.get("BENCH_FLASH_FAKE", "process")
 LATENCY = 0.05
 GOAL_SECONDS = 5.0
 
@@ -60,7 +66,7 @@ class Answers:
                 self.times.append(time.perf_counter())
 
 
-def crash(services: Services, fake: FakeBinance, tenants: int, per_tenant: int) -> dict[str, Any]:
+def crash(services: Services, fake: Any, tenants: int, per_tenant: int) -> dict[str, Any]:
     """Open the book, cross every stop with one price move, time the tick that sees it."""
     exchange = BinanceExchange(
         testnet=True, base_url=fake.url, timeout_seconds=10, weight_limit=10**9
@@ -95,9 +101,14 @@ def crash(services: Services, fake: FakeBinance, tenants: int, per_tenant: int) 
     answers = Answers(exchange.place_order)
     exchange.place_order = answers  # type: ignore[method-assign,assignment]
     fake.set_price(BTC, D(98000))
+    fake_cpu = fake.cpu_seconds() if isinstance(fake, RemoteFake) else float("nan")
+    cpu = time.process_time()
     started = time.perf_counter()
     actions = worker.tick()
     ended = time.perf_counter()
+    cpu = time.process_time() - cpu
+    if isinstance(fake, RemoteFake):
+        fake_cpu = fake.cpu_seconds() - fake_cpu
     weight = fake.used_weight
     worker.close()
     exchange.close()
@@ -109,6 +120,9 @@ def crash(services: Services, fake: FakeBinance, tenants: int, per_tenant: int) 
         "setup": setup,
         "last": waits[-1] if waits else float("nan"),
         "p50": waits[len(waits) // 2] if waits else float("nan"),
+        "p90": waits[len(waits) * 9 // 10] if waits else float("nan"),
+        "cpu": cpu,
+        "fake_cpu": fake_cpu,
         "tick": ended - started,
         "done": done,
         "closed": closed,
@@ -117,8 +131,12 @@ def crash(services: Services, fake: FakeBinance, tenants: int, per_tenant: int) 
     }
 
 
+def fake_binance() -> RemoteFake | FakeBinance:
+    return FakeBinance() if FAKE_IN == "thread" else RemoteFake(FakeBinance)
+
+
 def run(backend: str, tenants: int, per_tenant: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as home, FakeBinance() as fake:
+    with tempfile.TemporaryDirectory() as home, fake_binance() as fake:
         settings = Settings.from_env(test_env(Path(home), backend))
         migrate(settings)
         services = build_services(settings)
@@ -137,7 +155,8 @@ def main() -> None:
 def report(backend: str) -> None:
     print(
         f"Flash crash on {backend}: one move crosses every stop; each order call to the fake "
-        f"Binance takes {LATENCY * 1000:.0f} ms; exit pool of {DEFAULT_CONCURRENCY}"
+        f"Binance (in {'this process' if FAKE_IN == 'thread' else 'a process of its own'}) "
+        f"takes {LATENCY * 1000:.0f} ms; exit pool of {DEFAULT_CONCURRENCY}"
     )
     rows = [
         ("single exit (baseline)", run(backend, 1, 1)),
@@ -145,12 +164,14 @@ def report(backend: str) -> None:
     ]
     print(
         f"    {'run':<24} {'positions':>9} {'closed':>7} {'errors':>6} "
-        f"{'p50 answer s':>12} {'last answer s':>13} {'tick s':>7} {'weight':>6} {'setup s':>8}"
+        f"{'p50 answer s':>12} {'p90 s':>6} {'last answer s':>13} {'tick s':>7} "
+        f"{'cpu s':>6} {'fake cpu s':>10} {'weight':>6} {'setup s':>8}"
     )
     for name, r in rows:
         print(
             f"    {name:<24} {r['n']:>9,} {r['closed']:>7,} {r['errors']:>6} "
-            f"{r['p50']:>12.3f} {r['last']:>13.3f} {r['tick']:>7.3f} {r['weight']:>6} "
+            f"{r['p50']:>12.3f} {r['p90']:>6.2f} {r['last']:>13.3f} {r['tick']:>7.3f} "
+            f"{r['cpu']:>6.2f} {r['fake_cpu']:>10.2f} {r['weight']:>6} "
             f"{r['setup']:>8.1f}",
             flush=True,
         )

@@ -104,12 +104,16 @@ class StubLedger:
         self.stops_moved += 1
         return True
 
+    def trading_account(self, client_id: UUID) -> TradingAccount:
+        return TradingAccount(client_id)
+
     def close_position(
         self,
         client_id: UUID,
         position_id: UUID,
         reason: ExitReason = ExitReason.MANUAL,
         trigger_price: Decimal | None = None,
+        account: TradingAccount | None = None,
     ) -> Position:
         self.exits += 1
         return cast(Position, Closed(position_id, client_id, BTCUSDC.symbol))

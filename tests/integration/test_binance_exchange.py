@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
@@ -368,6 +369,55 @@ def test_notional_4_99_is_refused_and_5_00_is_sent(
         assert excinfo.value.filter_name == "NOTIONAL"
         assert "4.99" in excinfo.value.message
         assert fake.orders_received() == []
+
+
+def test_an_order_given_the_price_just_seen_checks_its_notional_without_reading_it_again(
+    exchange: BinanceExchange, fake: FakeBinance
+) -> None:
+    fake.fund(KEY, SECRET, {"BTC": Decimal("0.01")})
+    exchange.symbol_rules("BTCUSDC")
+    fake.set_price("BTCUSDC", Decimal("100000"))  # 0.00005 BTC is worth 5.00 USDC here
+    seen = replace(sell("seen-1", "0.00005"), is_exit=True, reference_price=Decimal("99800"))
+
+    with pytest.raises(FilterFailure) as excinfo:  # 4.99 USDC at the price the exit saw
+        exchange.place_order(ALICE, seen)
+    exchange.place_order(ALICE, replace(seen, reference_price=Decimal("100000")))
+
+    assert excinfo.value.filter_name == "NOTIONAL"
+    assert fake.request_count("/api/v3/ticker/price") == 0
+    assert [r.client_order_id for r in fake.orders_received()] == ["seen-1"]
+
+
+def test_the_environment_s_proxies_are_read_once_when_the_client_is_made(
+    fake: FakeBinance, clock: ManualClock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    exchange = make_exchange(fake, clock, sleeps)
+    try:
+        # Read on every request, this would send the next one to a proxy that is not there.
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+
+        assert exchange.price("BTCUSDC") == Decimal("100000")
+    finally:
+        exchange.close()
+
+
+def test_a_proxy_in_the_environment_when_the_client_is_made_is_used(
+    fake: FakeBinance, clock: ManualClock, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    exchange = make_exchange(fake, clock, sleeps)
+    try:
+        with pytest.raises(ExchangeUnavailable):
+            exchange.price("BTCUSDC")
+    finally:
+        exchange.close()
+    assert fake.request_count("/api/v3/ticker/price") == 0
 
 
 @pytest.mark.parametrize(("quote", "accepted"), [("4.99", False), ("5.00", True)])

@@ -9,10 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
 
+from domain.errors import InvalidInput
 from domain.exchange_stop import StopState
 from domain.identity import position_of_order
 from domain.ledger import Ledger, PlanRequest, TradingConfig
@@ -141,6 +143,39 @@ def test_robsons_own_exit_cancels_the_insurance_stop_first(desk: Desk) -> None:
     assert desk.fake.order(desk.key, str(stop_id))["status"] == "CANCELED"  # type: ignore[index]
     assert desk.fake.open_orders(desk.key) == []
     assert closed.exchange_stop_state is StopState.CANCELLED
+
+
+def test_the_stops_cancel_is_written_with_the_exits_order_id_before_the_order_goes(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id = desk.tenant()
+    position = desk.open(client_id)
+    writes: list[list[str]] = []
+    save = desk.ledger.store.save
+
+    def recording(*aggregates: Any, **kwargs: Any) -> Any:
+        writes.append([type(e).__name__ for a in aggregates for e in a.pending_events])
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(desk.ledger.store, "save", recording)
+    closed = desk.ledger.close_position(client_id, position.id)
+
+    assert closed.status is Status.CLOSED
+    assert writes[0] == ["ExchangeStopCancelled", "ExitTriggered", "ExitSubmitted"]
+    assert len(writes) == 2  # then the fill, with the month's policy
+
+
+def test_an_exit_refused_after_the_stops_cancel_still_records_the_cancel(desk: Desk) -> None:
+    client_id = desk.tenant()
+    position = desk.open(client_id)
+
+    with pytest.raises(InvalidInput):
+        desk.ledger.close_position(client_id, position.id, quantity=D(5))  # more than it holds
+
+    after = desk.ledger.position(client_id, position.id)
+    assert desk.fake.open_orders(desk.key) == []
+    assert after.status is Status.OPEN
+    assert after.exchange_stop_state is StopState.CANCELLED
 
 
 def test_a_stop_filled_while_robson_cancels_is_the_one_exit(desk: Desk) -> None:

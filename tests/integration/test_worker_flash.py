@@ -110,6 +110,83 @@ def test_a_gap_through_many_tenants_stops_closes_each_position_once_with_its_own
     assert sum(worker.metrics.exit_latency_counts) == len(book)
 
 
+def test_the_exits_of_a_gap_check_their_filters_at_the_price_the_tick_read(desk: Desk) -> None:
+    book = open_book(desk)
+    worker = desk.worker()
+    worker.startup()
+    desk.fake.set_price(BTC, Decimal("98000"))
+    read_before = desk.fake.request_count("/api/v3/ticker/price")
+
+    worker.tick()
+    worker.close()
+
+    assert exit_orders(desk) == Counter(dict.fromkeys(book, 1))
+    assert desk.fake.request_count("/api/v3/ticker/price") - read_before == 1  # the tick's own
+
+
+def test_a_tenants_keys_are_read_once_for_all_its_exits_at_one_price(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = open_book(desk)
+    decrypted: list[str] = []
+    decrypt = desk.ledger.cipher.decrypt
+
+    def counting(ciphertext: str) -> str:
+        plain = decrypt(ciphertext)
+        decrypted.append(plain)
+        return plain
+
+    worker = desk.worker()
+    worker.startup()
+    monkeypatch.setattr(desk.ledger.cipher, "decrypt", counting)
+    desk.fake.set_price(BTC, Decimal("98000"))
+
+    worker.tick()
+    worker.close()
+
+    assert exit_orders(desk) == Counter(dict.fromkeys(book, 1))
+    assert len(decrypted) == 2 * TENANTS  # its API key and secret, once per tenant
+    keys_used = {(order_owner(r.client_order_id), r.api_key) for r in desk.fake.orders_received()}
+    assert keys_used == {(position_id, key) for position_id, (_, key) in book.items()}
+
+
+def test_keys_a_tenant_rotates_serve_its_exits_at_the_next_price(desk: Desk) -> None:
+    client_id, old_key = desk.tenant(0)
+    first = open_long(desk.ledger, client_id, stop="99000", quantity=Decimal("0.001"))
+    second = open_long(desk.ledger, client_id, stop="98500", quantity=Decimal("0.001"))
+    worker = desk.worker()
+    worker.startup()
+    desk.fake.set_price(BTC, Decimal("98800"))  # through the first stop only
+    worker.tick()
+    new_key, new_secret = "tenant0-rotated-key-0000000", "tenant0-rotated-secret-00000"
+    desk.fake.fund(new_key, new_secret, {"BTC": Decimal("0.01")})
+    desk.ledger.set_credentials(desk.ledger.client(client_id).email, new_key, new_secret)
+
+    desk.fake.set_price(BTC, Decimal("98000"))
+    worker.tick()
+    worker.close()
+
+    sells = {
+        order_owner(r.client_order_id): r.api_key
+        for r in desk.fake.orders_received()
+        if r.params.get("side") == "SELL"
+    }
+    assert sells == {first.id: old_key, second.id: new_key}
+    assert desk.ledger.position(client_id, second.id).status is Status.CLOSED
+
+
+def test_an_exit_never_goes_out_with_another_tenants_account(desk: Desk) -> None:
+    alice, _ = desk.tenant(0)
+    bob, _ = desk.tenant(1)
+    position = open_long(desk.ledger, alice, stop="99000", quantity=Decimal("0.001"))
+
+    with pytest.raises(ValueError):
+        desk.ledger.close_position(alice, position.id, account=desk.ledger.trading_account(bob))
+
+    assert exit_orders(desk) == Counter()
+    assert desk.ledger.position(alice, position.id).status is Status.OPEN
+
+
 def test_exits_overlap_on_the_pool_instead_of_waiting_for_each_other(desk: Desk) -> None:
     book = open_book(desk)
     in_flight = 0

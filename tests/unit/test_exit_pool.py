@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
-from domain.errors import ConfigurationError
+from domain.errors import ConfigurationError, CredentialsMissing
+from domain.ports import ApiCredentials, TradingAccount
 from infra.settings import Settings
-from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool
+from workers.exit_pool import DEFAULT_CONCURRENCY, ExitPool, TenantAccounts
 
 
 def test_a_position_already_on_its_way_out_is_not_sent_twice() -> None:
@@ -76,3 +78,50 @@ def test_robson_exit_concurrency_sizes_the_pool_and_must_be_at_least_one(tmp_pat
     assert Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "4"}).exit_concurrency == 4
     with pytest.raises(ConfigurationError, match="ROBSON_EXIT_CONCURRENCY must be at least 1"):
         Settings.from_env({**env, "ROBSON_EXIT_CONCURRENCY": "0"})
+
+
+def test_the_exits_of_one_price_resolve_each_tenant_once_and_only_its_own() -> None:
+    alice, bob = uuid4(), uuid4()
+    resolved: list[UUID] = []
+    gate = threading.Barrier(8)
+
+    def resolve(client_id: UUID) -> TradingAccount:
+        resolved.append(client_id)
+        return TradingAccount(client_id, ApiCredentials(f"key-{client_id}", "secret"))
+
+    accounts = TenantAccounts(resolve)
+    pool: ExitPool[TradingAccount] = ExitPool(8)
+
+    def send(client_id: UUID) -> TradingAccount:
+        gate.wait(10)  # all eight ask at once
+        return accounts(client_id)
+
+    tenants = {uuid4(): alice if n % 2 else bob for n in range(8)}
+    for position, client_id in tenants.items():
+        pool.submit(position, partial(send, client_id))
+    answers = pool.harvest(wait=True)
+    pool.close()
+
+    assert sorted(map(str, resolved)) == sorted(map(str, [alice, bob]))
+    for answer in answers:
+        assert answer.result is not None
+        assert answer.result.client_id == tenants[answer.position_id]
+
+
+def test_a_tenant_that_cannot_be_resolved_is_asked_again_by_its_next_exit() -> None:
+    tenant = uuid4()
+    attempts: list[UUID] = []
+
+    def resolve(client_id: UUID) -> TradingAccount:
+        attempts.append(client_id)
+        if len(attempts) == 1:
+            raise CredentialsMissing()
+        return TradingAccount(client_id, ApiCredentials("key", "secret"))
+
+    accounts = TenantAccounts(resolve)
+
+    with pytest.raises(CredentialsMissing):
+        accounts(tenant)
+    assert accounts(tenant).client_id == tenant
+    assert accounts(tenant).client_id == tenant
+    assert attempts == [tenant, tenant]
