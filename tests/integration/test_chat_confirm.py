@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from domain.assistant.proposal import (
     ProposalAlreadyConfirmed,
+    ProposalCancelled,
     ProposalStatus,
     TradeProposal,
     proposal_id_for,
@@ -536,3 +537,39 @@ def test_another_tenants_proposal_cannot_be_cancelled(
         assert refused.json()["code"] == "intent_not_found"
     assert position(services, alice, intent_id).status is Status.VALIDATED
     assert confirm(api, alice, intent_id).status_code == 200  # still alice's to confirm
+
+
+def test_a_cancellation_racing_a_confirmation_lets_exactly_one_through(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = UUID(propose(api, groq, alice)["intent_id"])
+    store = RacingStore(services.store, parties=2)
+    desk = TradeProposals(services.ledger, services.read_models, store)
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, act: Any) -> None:
+        try:
+            outcomes[name] = act(alice.client_id, intent_id)
+        except Exception as exc:
+            outcomes[name] = exc
+
+    threads = [
+        threading.Thread(target=run, args=("confirm", desk.confirm)),
+        threading.Thread(target=run, args=("cancel", desk.cancel)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert store.conflicts == 1  # both decided on the pending proposal; one save lost
+    history = [type(e).__name__ for e in services.store.events.get(proposal_id_for(intent_id))]
+    status = services.ledger.position(alice.client_id, intent_id).status
+    if isinstance(outcomes["confirm"], Confirmation):
+        assert isinstance(outcomes["cancel"], ProposalAlreadyConfirmed), outcomes
+        assert history == ["Proposed", "Confirmed", "Executed"]
+        assert (status, orders(services, alice)) == (Status.OPEN, 1)
+    else:
+        assert isinstance(outcomes["confirm"], ProposalCancelled), outcomes
+        assert history == ["Proposed", "Cancelled"]
+        assert (status, orders(services, alice)) == (Status.CANCELLED, 0)
