@@ -16,7 +16,7 @@ from api.operations import Call, Operation, Reply
 from api.schemas import Empty, Input, Message, NoQuery, Output
 from domain.assistant.chat import ChatReply
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
-from domain.assistant.keywords import parse_cancellation, parse_confirmation
+from domain.assistant.keywords import parse_confirmation
 from domain.assistant.prompt import cancellation_message
 from domain.formats import Document
 
@@ -106,10 +106,9 @@ def reply_payload(reply: ChatReply) -> Document:
 
 def chat(call: Call[ChatRequest, NoQuery]) -> Reply:
     message = call.body.message
-    if isinstance(message, str):  # "confirm <id>" may send an order: name its position
-        named = parse_confirmation(message) or parse_cancellation(message)
-        if named is not None:
-            call.working_on(named)
+    confirming = parse_confirmation(message) if isinstance(message, str) else None
+    if confirming is not None:  # it may send an order: an unknown outcome spends the key
+        call.working_on(confirming)
     reply = call.services.assistant.chat(
         call.principal.client_id, call.body.message, call.body.conversation_id
     )
