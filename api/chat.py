@@ -1,5 +1,5 @@
-"""Robson AI: chat with tool calls, the model's status, the tenant's trading context, and
-the explicit confirmation that alone executes a trade the assistant proposed."""
+"""Robson AI: chat with tool calls, the model's status, the tenant's trading context, the
+explicit confirmation that alone executes a trade the assistant proposed, and its cancellation."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from api.operations import Call, Operation, Reply
 from api.schemas import Empty, Input, Message, NoQuery, Output
 from domain.assistant.chat import ChatReply
 from domain.assistant.conversation import MAX_MESSAGE_CHARS, MessageInvalid
+from domain.assistant.keywords import parse_confirmation
+from domain.assistant.prompt import cancellation_message
 from domain.formats import Document
 
 IntentName = Literal["buy", "sell", "analyze", "balance", "positions", "risk", "general"]
@@ -27,12 +29,16 @@ class ChatRequest(Input):
     message: Message = Field(
         None,
         description=f"1 to {MAX_MESSAGE_CHARS:,} characters; "
-        '"confirm <intent_id>" executes a proposed trade',
+        '"confirm <intent_id>" executes a proposed trade, "cancel <intent_id>" drops it',
     )
     conversation_id: UUID | None = Field(None, description="continue this conversation")
 
 
 class ConfirmRequest(Input):
+    intent_id: UUID = Field(description="the intent id a chat reply proposed (the position id)")
+
+
+class CancelRequest(Input):
     intent_id: UUID = Field(description="the intent id a chat reply proposed (the position id)")
 
 
@@ -64,6 +70,13 @@ class ConfirmReplyView(Output):
     position: dict[str, object]
 
 
+class CancelReplyView(Output):
+    success: bool
+    message: str
+    intent_id: str
+    status: Literal["cancelled"]
+
+
 class ChatContextView(Output):
     success: bool
     as_of: str
@@ -92,6 +105,10 @@ def reply_payload(reply: ChatReply) -> Document:
 
 
 def chat(call: Call[ChatRequest, NoQuery]) -> Reply:
+    message = call.body.message
+    confirming = parse_confirmation(message) if isinstance(message, str) else None
+    if confirming is not None:  # it may send an order: an unknown outcome spends the key
+        call.working_on(confirming)
     reply = call.services.assistant.chat(
         call.principal.client_id, call.body.message, call.body.conversation_id
     )
@@ -133,6 +150,20 @@ def chat_confirm(call: Call[ConfirmRequest, NoQuery]) -> Reply:
     )
 
 
+def chat_cancel(call: Call[CancelRequest, NoQuery]) -> Reply:
+    intent_id = call.body.intent_id
+    call.working_on(intent_id)
+    call.services.assistant.cancel(call.principal.client_id, intent_id)
+    return Reply(
+        {
+            "success": True,
+            "message": cancellation_message(intent_id),
+            "intent_id": str(intent_id),
+            "status": "cancelled",
+        }
+    )
+
+
 def invalid_message(request: Request, exc: Exception) -> Response:
     """An empty or overlong message is a bad request (400), as the spec answers it."""
     assert isinstance(exc, MessageInvalid)
@@ -152,6 +183,7 @@ OPERATIONS = [
         response=ChatReplyView,
         errors=(400, 403, 404, 409, 422, 503),
         command=True,
+        idempotent=True,  # "confirm <id>" executes a trade
     ),
     Operation(
         "GET",
@@ -180,5 +212,17 @@ OPERATIONS = [
         errors=(400, 403, 404, 409, 422, 503),
         command=True,
         idempotent=True,
+    ),
+    Operation(
+        "POST",
+        "/api/chat/cancel/",
+        chat_cancel,
+        "Cancel a trade the assistant proposed: it never executes, and its reserved risk "
+        "is released",
+        tag="chat",
+        body=CancelRequest,
+        response=CancelReplyView,
+        errors=(400, 403, 404, 409, 422),
+        command=True,
     ),
 ]

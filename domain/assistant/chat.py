@@ -31,10 +31,17 @@ from domain.assistant.conversation import (
     checked_message,
 )
 from domain.assistant.guard import GuardReport, IntendedTrade, extract_parameters
-from domain.assistant.keywords import Intent, Topic, classify, parse_confirmation
+from domain.assistant.keywords import (
+    Intent,
+    Topic,
+    classify,
+    parse_cancellation,
+    parse_confirmation,
+)
 from domain.assistant.ports import ChatModel, ModelReply, ModelUnavailable
 from domain.assistant.prompt import (
     ROUNDS_NOTE,
+    cancellation_message,
     confirmation_message,
     fallback_answer,
     model_messages,
@@ -186,6 +193,10 @@ class Assistant:
         """Execute a proposed trade on the user's explicit word: once, within 5 minutes."""
         return self.proposals.confirm(client_id, intent_id)
 
+    def cancel(self, client_id: UUID, intent_id: UUID) -> Side:
+        """Cancel a proposed trade on the user's word: it never executes; its risk is freed."""
+        return self.proposals.cancel(client_id, intent_id)
+
     def expire_stale(self, client_id: UUID) -> list[UUID]:
         return self.proposals.expire_stale(client_id)
 
@@ -201,8 +212,11 @@ class Assistant:
         chat_id = conversation.id if conversation is not None else uuid4()
         self.proposals.expire_stale(client_id)
         confirm_id = parse_confirmation(text)
+        cancel_id = parse_cancellation(text)
         if confirm_id is not None:
             reply = self._confirm_in_chat(client_id, chat_id, confirm_id)
+        elif cancel_id is not None:
+            reply = self._cancel_in_chat(client_id, chat_id, cancel_id)
         else:
             earlier = conversation.history() if conversation is not None else []
             reply = self._answer(client_id, chat_id, text, earlier)
@@ -225,6 +239,20 @@ class Assistant:
             intent_id=intent_id,
             proposal=None,
             execution=confirmation.position,
+            model=None,
+            ai_available=self.status().available,
+        )
+
+    def _cancel_in_chat(self, client_id: UUID, chat_id: UUID, intent_id: UUID) -> ChatReply:
+        side = self.proposals.cancel(client_id, intent_id)
+        return ChatReply(
+            message=cancellation_message(intent_id),
+            conversation_id=chat_id,
+            detected_intent=Intent.BUY if side is Side.LONG else Intent.SELL,
+            requires_confirmation=False,
+            intent_id=intent_id,
+            proposal=None,
+            execution=None,
             model=None,
             ai_available=self.status().available,
         )

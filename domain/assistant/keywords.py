@@ -149,13 +149,20 @@ def detect_intent(message: str) -> Intent:
 
 
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_CONFIRMATION = re.compile(
-    r"^\s*(?:(?:yes|ok|sim)[\s,!.]+)?"
-    r"(?:confirm|confirmed|i confirm|confirmar|confirmo|confirma|eu confirmo)\s*[:\-]?\s+"
+_TARGET = (
+    r"\s*[:\-]?\s+"
     r"(?:(?:the|a|o)\s+)?(?:(?:trade|intent|order|proposal|position|ordem|operacao|proposta)\s+)?"
     r"(?:id\s*)?[:#]?\s*"
     rf"(?P<id>{_UUID})"
     r"\s*[.!]*\s*$"
+)
+_CONFIRMATION = re.compile(
+    r"^\s*(?:(?:yes|ok|sim)[\s,!.]+)?"
+    r"(?:confirm|confirmed|i confirm|confirmar|confirmo|confirma|eu confirmo)" + _TARGET
+)
+_CANCELLATION = re.compile(
+    r"^\s*(?:(?:no|nao)[\s,!.]+)?"
+    r"(?:cancel|i cancel|reject|cancelar|cancelo|cancela|eu cancelo|rejeitar|rejeito)" + _TARGET
 )
 
 
@@ -166,4 +173,10 @@ def parse_confirmation(message: str) -> UUID | None:
     sentence that merely mentions an id never executes anything.
     """
     found = _CONFIRMATION.match(normalize(message))
+    return UUID(found["id"]) if found else None
+
+
+def parse_cancellation(message: str) -> UUID | None:
+    """The intent id of an explicit "cancel <id>" message (nothing but that), else None."""
+    found = _CANCELLATION.match(normalize(message))
     return UUID(found["id"]) if found else None

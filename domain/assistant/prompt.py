@@ -255,7 +255,8 @@ def proposal_summary(proposal: Mapping[str, JSON]) -> str:
         f"{proposal['stop_price']}" + (f", target {target}" if target else "") + ", risking "
         f"{proposal['risk_amount']}. It passed VALIDATE and is NOT executed. To execute it, "
         f'reply "confirm {proposal["intent_id"]}" within {TTL_MINUTES} minutes '
-        f"(until {proposal['expires_at']})."
+        f"(until {proposal['expires_at']}); to drop it, "
+        f'"cancel {proposal["intent_id"]}".'
     )
 
 
@@ -277,4 +278,11 @@ def confirmation_message(position: Mapping[str, JSON]) -> str:
         )
     return f"Confirmed. Position {position['id']} is {status}" + (
         f": {position['note']}" if position.get("note") else "."
+    )
+
+
+def cancellation_message(intent_id: object) -> str:
+    return (
+        f"Cancelled trade proposal {intent_id}: it will never execute, and the risk it "
+        "reserved is released."
     )

@@ -1,7 +1,7 @@
 """TradeProposal: a trade the assistant planned and validated, waiting for the user's word.
 
-The model can only propose. A proposal is confirmed by the user, at most once, within five
-minutes; the confirmation is an event recorded BEFORE the ledger executes, so of two
+The model can only propose. A proposal is confirmed (or cancelled) by the user, at most once,
+within five minutes; the confirmation is an event recorded BEFORE the ledger executes, so of two
 concurrent confirmations optimistic concurrency lets exactly one through. Its id derives
 from the position's, so the intent id a user sees (the position id) finds it directly.
 """
@@ -33,6 +33,7 @@ class ProposalStatus(Enum):
     EXECUTED = "executed"
     FAILED = "failed"  # confirmed, but the ledger could not execute it
     EXPIRED = "expired"
+    CANCELLED = "cancelled"  # the user said no: it never executes
 
 
 class ProposalNotFound(NotFound):
@@ -43,10 +44,31 @@ class ProposalNotFound(NotFound):
 
 
 class ProposalAlreadyConfirmed(IllegalTransition):
+    """A confirmation (or cancellation) of a proposal already confirmed: says what became of
+    it, so a retried confirmation learns the truth and nothing is sent again."""
+
     code = "already_confirmed"
 
+    def __init__(
+        self, intent_id: UUID, status: ProposalStatus | None = None, outcome: str | None = None
+    ) -> None:
+        said = f"Trade proposal {intent_id} was already confirmed"
+        if status is ProposalStatus.EXECUTED:
+            said += f" and executed: position {intent_id} is {outcome}"
+        elif status is ProposalStatus.FAILED:
+            said += f", but its execution failed ({outcome}); ask for a new one"
+        elif status is ProposalStatus.CONFIRMED:
+            said += f" and is executing: see position {intent_id}"
+        super().__init__(said + "; nothing was sent again")
+
+
+class ProposalCancelled(IllegalTransition):
+    code = "proposal_cancelled"
+
     def __init__(self, intent_id: UUID) -> None:
-        super().__init__(f"Trade proposal {intent_id} was already confirmed")
+        super().__init__(
+            f"Trade proposal {intent_id} was cancelled and can never be executed; ask for a new one"
+        )
 
 
 class ProposalExpired(IllegalTransition):
@@ -163,15 +185,29 @@ class TradeProposal(LedgerAggregate):
         def apply(self, aggregate: TradeProposal) -> None:
             aggregate.status = ProposalStatus.EXPIRED
 
+    class Cancelled(Aggregate.Event):
+        def apply(self, aggregate: TradeProposal) -> None:
+            aggregate.status = ProposalStatus.CANCELLED
+
     def confirm(self, now: datetime) -> None:
         """Accept the user's confirmation; raises for anything but a live, pending proposal."""
+        self._require_live(now)
+        self.trigger_event(self.Confirmed, timestamp=now)
+
+    def cancel(self, now: datetime) -> None:
+        """Record the user's no; raises for anything but a live, pending proposal."""
+        self._require_live(now)
+        self.trigger_event(self.Cancelled, timestamp=now)
+
+    def _require_live(self, now: datetime) -> None:
         if self.status is ProposalStatus.EXPIRED:
             raise ProposalExpired(self.position_id)
+        if self.status is ProposalStatus.CANCELLED:
+            raise ProposalCancelled(self.position_id)
         if self.status is not ProposalStatus.PENDING:
-            raise ProposalAlreadyConfirmed(self.position_id)
+            raise ProposalAlreadyConfirmed(self.position_id, self.status, self.outcome)
         if self.is_expired(now):
             raise ProposalExpired(self.position_id)
-        self.trigger_event(self.Confirmed, timestamp=now)
 
     def expire(self, now: datetime) -> None:
         if self.status is not ProposalStatus.PENDING:

@@ -2,8 +2,8 @@
 
 A confirmation is saved before the ledger executes anything; when two arrive together the
 second save conflicts, re-reads the proposal and is refused, so a trade executes once.
-A proposal not confirmed within five minutes expires and its position is cancelled,
-releasing the risk that VALIDATE reserved for it.
+A proposal not confirmed within five minutes expires, and one the user cancels is cancelled;
+either way its position is cancelled, releasing the risk that VALIDATE reserved for it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.assistant.proposal import (
     PROPOSAL_TTL,
+    ProposalCancelled,
     ProposalExpired,
     ProposalNotFound,
     ProposalStatus,
@@ -34,6 +35,7 @@ from domain.read_models import PositionRow, ReadModels
 from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict
 
 A = TypeVar("A", bound=Aggregate)
+CANCELLED_NOTE = "Trade proposal cancelled by the trader"
 
 
 class AggregateStore(Protocol):
@@ -107,6 +109,32 @@ class TradeProposals:
         status = position.status.value
         self._update(client_id, intent_id, lambda p, now: p.record_outcome(status, now))
         return Confirmation(intent_id, position.side, execution_document(position))
+
+    def cancel(self, client_id: UUID, intent_id: UUID) -> Side:
+        """Record the user's no on a pending proposal, then cancel its position, releasing
+        the risk VALIDATE reserved; the proposal's side. Saved with optimistic concurrency
+        against a confirmation: of the two, only the first recorded counts."""
+
+        def command() -> tuple[Side, ProposalStatus | None]:
+            now = self.ledger.clock.now()
+            proposal = self.proposal(client_id, intent_id)
+            if proposal.status is ProposalStatus.PENDING and proposal.is_expired(now):
+                return proposal.side, ProposalStatus.EXPIRED
+            if proposal.status is ProposalStatus.CANCELLED:
+                return proposal.side, ProposalStatus.CANCELLED
+            proposal.cancel(now)  # refuses anything but a live, pending proposal
+            self.store.save(proposal)
+            return proposal.side, None
+
+        side, earlier = retry_on_conflict(command)
+        if earlier is ProposalStatus.EXPIRED:
+            self.expire(client_id, intent_id)
+            raise ProposalExpired(intent_id)
+        # Also on a second cancellation: a crash between the two steps left the risk held.
+        self._release(client_id, intent_id, CANCELLED_NOTE)
+        if earlier is ProposalStatus.CANCELLED:
+            raise ProposalCancelled(intent_id)
+        return side
 
     def _confirmed(self, client_id: UUID, intent_id: UUID) -> TradeProposal:
         for _ in range(CONFLICT_ATTEMPTS):

@@ -204,6 +204,44 @@ def test_the_chat_proposes_a_trade_and_confirm_executes_it_exactly_once(
     expect(chat.locator("#chat-status")).to_contain_text("AI on")
 
 
+def test_cancel_on_a_chat_proposal_cancels_it_so_it_can_never_be_confirmed(
+    page: Page, server: Server, groq: FakeGroq
+) -> None:
+    server.set_price("100000")
+    grace = trader(server, "grace")
+    sign_in(page, server, grace)
+    groq.enqueue(
+        fake.tool_calls(
+            fake.call(
+                "propose_trade",
+                {"symbol": "BTCUSDC", "side": "LONG", "stop_price": "98000"},
+                id="propose",
+            )
+        ),
+        fake.text("I planned and validated it; confirm to execute."),
+    )
+    page.get_by_role("button", name="Open Robson AI chat").click()
+    chat = page.get_by_role("dialog", name="Robson AI")
+    chat.get_by_label("Message").fill("Buy BTC with a stop at 98000")
+    chat.get_by_role("button", name="Send").click()
+    card = chat.get_by_role("article", name="Proposed trade LONG BTCUSDC")
+    expect(card).to_contain_text("Proposed: LONG 0.005 BTCUSDC")
+
+    card.get_by_role("button", name="Cancel").click()
+
+    expect(card).to_contain_text("Cancelled trade proposal")
+    expect(card.get_by_role("button", name="Confirm")).to_be_disabled()
+    cancelled = server.get(grace, "/api/positions/?status=cancelled")["positions"]
+    assert len(cancelled) == 1
+    with server.http() as http:
+        refused = http.post(
+            "/api/chat/confirm/", headers=grace.headers, json={"intent_id": cancelled[0]["id"]}
+        )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "proposal_cancelled"
+    assert server.get(grace, "/api/positions/?status=open")["positions"] == []
+
+
 def test_one_tenants_page_shows_nothing_of_another(
     browser: Browser, page: Page, server: Server
 ) -> None:

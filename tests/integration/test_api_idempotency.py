@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import OperationalError
@@ -16,9 +17,11 @@ from domain.errors import ExchangeUnavailable
 from infra.bootstrap import Services
 from infra.clock import ManualClock
 from infra.idempotency_keys import TABLE
+from tests.factories import long_plan
 from tests.integration.test_api_support import Tenant, new_tenant, running, services_for
 
 BUY = "/api/trade/buy-btc/"
+CHAT = "/api/chat/"
 Reply = Any  # the test client's response (httpx or httpx2, as Starlette finds them)
 
 
@@ -274,6 +277,7 @@ def test_every_order_placing_operation_documents_the_header(services: Services) 
         ("post", "/api/intents/{id}/execute/"),
         ("post", "/api/positions/{id}/close/"),
         ("post", "/api/chat/confirm/"),
+        ("post", "/api/chat/"),  # "confirm <id>" executes a proposed trade
     }
     with running(services) as client:
         document = client.get("/openapi.json").json()
@@ -305,3 +309,40 @@ def test_a_reply_that_could_not_be_kept_is_still_sent_and_its_key_never_reused(
         assert stale.status_code == 409, stale.text
         assert stale.json()["code"] == "idempotency_key_outcome_unknown"
         assert positions(services, tenant) == 1
+
+
+def proposed(services: Services, tenant: Tenant) -> str:
+    """A trade proposed in chat, waiting for the tenant's "confirm <id>"."""
+    proposal = services.assistant.proposals.propose(tenant.client_id, uuid4(), long_plan())
+    assert proposal.awaiting_confirmation
+    return str(proposal.position.id)
+
+
+def test_a_retried_chat_confirmation_with_the_same_key_gets_the_first_reply_and_buys_once(
+    services: Services,
+) -> None:
+    with running(services) as client:
+        tenant = new_tenant(services, capital="1000")
+        intent_id = proposed(services, tenant)
+        message = {"message": f"confirm {intent_id}"}
+        first = post(client, tenant, "chat-1", message, CHAT)
+        assert first.status_code == 200, first.text
+        assert first.json()["execution"]["status"] == "open"
+
+        again = post(client, tenant, "chat-1", message, CHAT)
+
+        assert_replayed(first, again)
+        assert paper_orders(services, tenant) == 1
+        reused = post(client, tenant, "chat-1", {"message": f"confirm  {intent_id}"}, CHAT)
+        assert reused.status_code == 422, reused.text
+        assert reused.json()["code"] == "idempotency_key_reused"
+        assert reused.json()["field"] == "Idempotency-Key"
+        unkeyed = post(client, tenant, None, message, CHAT)
+        assert unkeyed.status_code == 409  # without a key, the proposal itself refuses
+        assert unkeyed.json()["code"] == "already_confirmed"
+        assert paper_orders(services, tenant) == 1
+
+
+def paper_orders(services: Services, tenant: Tenant) -> int:
+    assert services.paper is not None
+    return services.paper.orders_filled(tenant.client_id)

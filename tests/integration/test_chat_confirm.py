@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from domain.assistant.proposal import (
     ProposalAlreadyConfirmed,
+    ProposalCancelled,
     ProposalStatus,
     TradeProposal,
     proposal_id_for,
@@ -422,3 +423,153 @@ def test_a_failed_execution_is_recorded_and_releases_the_reserved_risk(
     assert proposal.status is ProposalStatus.FAILED
     assert position(services, alice, intent_id).status is Status.CANCELLED
     assert services.ledger.policy(alice.client_id).open_risk == {}
+
+
+# --- confirming twice, and keys on the chat message ---
+
+
+def test_a_second_confirm_in_the_chat_says_the_trade_already_executed_and_orders_nothing(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = propose(api, groq, alice)["intent_id"]
+    first = say(api, alice, f"confirm {intent_id}")
+    assert first.status_code == 200, first.text
+
+    again = say(api, alice, f"confirm {intent_id}")
+
+    assert again.status_code == 409
+    body = again.json()
+    assert body["code"] == "already_confirmed"
+    assert body["position_id"] == intent_id == first.json()["execution"]["id"]
+    assert "already confirmed and executed" in body["error"]
+    assert "open" in body["error"] and "fail" not in body["error"].lower()
+    assert orders(services, alice) == 1
+
+
+def test_a_second_confirm_after_a_failed_execution_says_it_failed_and_orders_nothing(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = propose(api, groq, alice)["intent_id"]
+    assert services.paper is not None
+    services.paper.set_price("BTCUSDC", Decimal("2500000"))  # 0.005 BTC now costs 12,500
+    assert confirm(api, alice, intent_id).status_code == 400  # insufficient balance
+
+    again = confirm(api, alice, intent_id)
+
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_confirmed"
+    assert "execution failed" in again.json()["error"]
+    assert orders(services, alice) == 0
+
+
+# --- cancelling a proposal ---
+
+
+def cancel(api: TestClient, tenant: Tenant, intent_id: str) -> Any:
+    return api.post("/api/chat/cancel/", headers=tenant.headers, json={"intent_id": intent_id})
+
+
+def test_a_cancelled_proposal_releases_its_risk_and_can_never_be_confirmed(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = propose(api, groq, alice)["intent_id"]
+
+    cancelled = cancel(api, alice, intent_id)
+
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["intent_id"] == intent_id
+    assert cancelled.json()["status"] == "cancelled"
+    history = [
+        type(e).__name__ for e in services.store.events.get(proposal_id_for(UUID(intent_id)))
+    ]
+    assert history == ["Proposed", "Cancelled"]
+    assert position(services, alice, intent_id).status is Status.CANCELLED
+    assert services.ledger.policy(alice.client_id).open_risk == {}
+    for refused in (confirm(api, alice, intent_id), say(api, alice, f"confirm {intent_id}")):
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "proposal_cancelled"
+        assert "cancelled" in refused.json()["error"]
+    again = cancel(api, alice, intent_id)
+    assert again.status_code == 409 and again.json()["code"] == "proposal_cancelled"
+    assert orders(services, alice) == 0
+
+
+def test_cancel_in_the_chat_cancels_the_proposal(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    proposed = propose(api, groq, alice)
+    requests_before = len(groq.chat_bodies)
+
+    reply = chat(api, alice, f"cancel {proposed['intent_id']}", proposed["conversation_id"])
+
+    assert reply["message"].startswith("Cancelled")
+    assert reply["requires_confirmation"] is False
+    assert len(groq.chat_bodies) == requests_before  # the model is not asked
+    assert position(services, alice, proposed["intent_id"]).status is Status.CANCELLED
+    assert confirm(api, alice, proposed["intent_id"]).json()["code"] == "proposal_cancelled"
+
+
+def test_an_executed_proposal_cannot_be_cancelled(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = propose(api, groq, alice)["intent_id"]
+    assert confirm(api, alice, intent_id).status_code == 200
+
+    refused = cancel(api, alice, intent_id)
+
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "already_confirmed"
+    assert position(services, alice, intent_id).status is Status.OPEN
+
+
+def test_another_tenants_proposal_cannot_be_cancelled(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = propose(api, groq, alice)["intent_id"]
+    mallory = new_tenant(services)
+
+    for refused in (
+        cancel(api, mallory, intent_id),
+        say(api, mallory, f"cancel {intent_id}"),
+        cancel(api, alice, "8a693456-4fa3-42d5-8696-2e39169bab55"),
+    ):
+        assert refused.status_code == 404
+        assert refused.json()["code"] == "intent_not_found"
+    assert position(services, alice, intent_id).status is Status.VALIDATED
+    assert confirm(api, alice, intent_id).status_code == 200  # still alice's to confirm
+
+
+def test_a_cancellation_racing_a_confirmation_lets_exactly_one_through(
+    api: TestClient, services: Services, groq: FakeGroq, alice: Tenant
+) -> None:
+    intent_id = UUID(propose(api, groq, alice)["intent_id"])
+    store = RacingStore(services.store, parties=2)
+    desk = TradeProposals(services.ledger, services.read_models, store)
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, act: Any) -> None:
+        try:
+            outcomes[name] = act(alice.client_id, intent_id)
+        except Exception as exc:
+            outcomes[name] = exc
+
+    threads = [
+        threading.Thread(target=run, args=("confirm", desk.confirm)),
+        threading.Thread(target=run, args=("cancel", desk.cancel)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert store.conflicts == 1  # both decided on the pending proposal; one save lost
+    history = [type(e).__name__ for e in services.store.events.get(proposal_id_for(intent_id))]
+    status = services.ledger.position(alice.client_id, intent_id).status
+    if isinstance(outcomes["confirm"], Confirmation):
+        assert isinstance(outcomes["cancel"], ProposalAlreadyConfirmed), outcomes
+        assert history == ["Proposed", "Confirmed", "Executed"]
+        assert (status, orders(services, alice)) == (Status.OPEN, 1)
+    else:
+        assert isinstance(outcomes["confirm"], ProposalCancelled), outcomes
+        assert history == ["Proposed", "Cancelled"]
+        assert (status, orders(services, alice)) == (Status.CANCELLED, 0)

@@ -19,6 +19,7 @@ from domain.assistant.keywords import Intent
 from domain.assistant.proposal import (
     PROPOSAL_TTL,
     ProposalAlreadyConfirmed,
+    ProposalCancelled,
     ProposalExpired,
     ProposalStatus,
     TradeProposal,
@@ -122,3 +123,23 @@ def test_a_failed_execution_is_recorded_on_a_confirmed_proposal_only() -> None:
     made.record_failure("Trading is disabled", later(1))
     assert status(made) is ProposalStatus.FAILED
     assert made.outcome == "Trading is disabled"
+
+
+def test_a_cancelled_proposal_is_never_confirmed_and_a_confirmed_one_never_cancelled() -> None:
+    cancelled = trade_proposal()
+    cancelled.cancel(later(1))
+    assert status(cancelled) is ProposalStatus.CANCELLED
+    for act in (cancelled.confirm, cancelled.cancel, cancelled.expire):
+        with pytest.raises(IllegalTransition):
+            act(later(2))
+    with pytest.raises(ProposalCancelled):
+        cancelled.confirm(later(2))
+    assert event_names(cancelled.collect_events()) == ["Proposed", "Cancelled"]
+
+    executed = trade_proposal()
+    executed.confirm(later(1))
+    executed.record_outcome("open", later(1))
+    with pytest.raises(ProposalAlreadyConfirmed, match=r"already confirmed and executed: .* open"):
+        executed.cancel(later(2))
+    with pytest.raises(ProposalExpired):
+        trade_proposal().cancel(UNIT_NOW + PROPOSAL_TTL)

@@ -6,7 +6,14 @@ from uuid import UUID
 
 import pytest
 
-from domain.assistant.keywords import Intent, Topic, classify, detect_intent, parse_confirmation
+from domain.assistant.keywords import (
+    Intent,
+    Topic,
+    classify,
+    detect_intent,
+    parse_cancellation,
+    parse_confirmation,
+)
 
 ID = UUID("8a693456-4fa3-42d5-8696-2e39169bab55")
 
@@ -90,3 +97,20 @@ def test_an_explicit_confirmation_names_the_intent(message: str) -> None:
 )
 def test_anything_but_a_bare_confirmation_confirms_nothing(message: str) -> None:
     assert parse_confirmation(message) is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [f"cancel {ID}", f"Cancel the trade {ID}.", f"no, cancel {ID}", f"cancelar proposta {ID}"],
+)
+def test_an_explicit_cancellation_names_the_intent_and_confirms_nothing(message: str) -> None:
+    assert parse_cancellation(message) == ID
+    assert parse_confirmation(message) is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [f"don't cancel {ID}", f"should I cancel {ID}?", f"confirm {ID}", f"cancel {ID} and buy"],
+)
+def test_anything_but_a_bare_cancellation_cancels_nothing(message: str) -> None:
+    assert parse_cancellation(message) is None

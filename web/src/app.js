@@ -740,18 +740,7 @@ function proposalCard(proposal, intentId) {
     return card;
   }
   const confirm = el("button", { type: "button", onclick: () => confirmProposal(intentId, card, result) }, "Confirm");
-  const cancel = el(
-    "button",
-    {
-      type: "button",
-      class: "ghost",
-      onclick: () => {
-        card.querySelectorAll("button").forEach((b) => (b.disabled = true));
-        result.textContent = "Not confirmed: it will not execute, and expires within 5 minutes (its reserved risk is released then).";
-      },
-    },
-    "Cancel",
-  );
+  const cancel = el("button", { type: "button", class: "ghost", onclick: () => cancelProposal(intentId, card, result) }, "Cancel");
   card.append(el("div", { class: "actions" }, confirm, cancel), result);
   return card;
 }
@@ -761,6 +750,18 @@ async function confirmProposal(intentId, card, result) {
   result.textContent = "Executing…";
   try {
     const { data } = await api("/api/chat/confirm/", { method: "POST", body: { intent_id: intentId }, idempotent: true });
+    result.textContent = data.message;
+  } catch (error) {
+    result.textContent = explain(error).join(" ");
+  }
+  refreshAll();
+}
+
+async function cancelProposal(intentId, card, result) {
+  card.querySelectorAll("button").forEach((b) => (b.disabled = true));
+  result.textContent = "Cancelling…";
+  try {
+    const { data } = await api("/api/chat/cancel/", { method: "POST", body: { intent_id: intentId } });
     result.textContent = data.message;
   } catch (error) {
     result.textContent = explain(error).join(" ");
