@@ -1,6 +1,8 @@
 """Chat proposals nobody confirmed: past their five minutes, expired and their positions
 cancelled, so the risk VALIDATE reserved for them returns to the month's budget even when
-their tenant never chats again. Part of the reconcile job."""
+their tenant never chats again. A proposal that ended unexecuted but whose position still
+holds its risk (a stop came between the two steps) has its release finished. Part of the
+reconcile job."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from workers.watchlist import Shard
 log = logging.getLogger("robson.worker")
 
 EXPIRED = "Trade proposal expired unconfirmed; its reserved risk is released"
+RELEASED = "; its reserved risk is released"
 SWEEP_EVERY = timedelta(seconds=10)  # proposals live five minutes: no need to look every tick
 
 
@@ -25,7 +28,7 @@ class AbandonedProposals(Protocol):
 
     def abandoned(self, shard: Shard | None = None) -> list[PositionRow]: ...
 
-    def expire(self, client_id: UUID, intent_id: UUID) -> bool: ...
+    def expire(self, client_id: UUID, intent_id: UUID) -> str | None: ...
 
 
 class _Subject(TypedDict):
@@ -63,16 +66,17 @@ class ProposalSweep:
                 actions.append(Action(Job.RECONCILE, Outcome.DRY_RUN, detail=EXPIRED, **base))
                 continue
             try:
-                expired = self.proposals.expire(row.client_id, row.position_id)
+                released = self.proposals.expire(row.client_id, row.position_id)
             except Exception as error:
                 metrics.add("errors")
                 detail = describe(error)
                 log.warning("expiring proposal %s failed: %s", row.position_id, detail)
                 actions.append(Action(Job.RECONCILE, Outcome.ERROR, detail=detail, **base))
                 continue
-            if expired:  # else confirmed or expired by its tenant meanwhile
+            if released is not None:  # else confirmed or released by its tenant meanwhile
                 metrics.add("proposals_expired")
+                detail = released + RELEASED
                 actions.append(
-                    Action(Job.RECONCILE, Outcome.DONE, status="cancelled", detail=EXPIRED, **base)
+                    Action(Job.RECONCILE, Outcome.DONE, status="cancelled", detail=detail, **base)
                 )
         return actions

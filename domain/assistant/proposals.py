@@ -36,6 +36,7 @@ from domain.store import CONFLICT_ATTEMPTS, retry_on_conflict
 
 A = TypeVar("A", bound=Aggregate)
 CANCELLED_NOTE = "Trade proposal cancelled by the trader"
+EXPIRED_NOTE = "Trade proposal expired unconfirmed"
 
 
 class AggregateStore(Protocol):
@@ -70,7 +71,7 @@ class TradeProposals:
         self.ledger = ledger
         self.read_models = read_models
         self.store = store
-        self._no_pending_proposal: set[UUID] = set()  # validated positions (see abandoned)
+        self._nothing_to_sweep: set[UUID] = set()  # validated positions (see abandoned)
 
     def propose(self, client_id: UUID, conversation_id: UUID, request: PlanRequest) -> Proposed:
         """PLAN and VALIDATE; a validated position waits for confirmation, never executes."""
@@ -183,22 +184,25 @@ class TradeProposals:
         return expired
 
     def abandoned(self, shard: tuple[int, int] | None = None) -> list[PositionRow]:
-        """Every tenant's proposals left unconfirmed past five minutes. A worker expires them,
-        so that risk reserved for a trade its tenant walked away from is released even when
-        that tenant never chats again."""
+        """Every tenant's proposals left unconfirmed past five minutes, and those that ended
+        unexecuted (expired, cancelled, failed) while their position still holds its risk: a
+        stop between recording the end and cancelling the position. A worker expires them and
+        releases the risk, even when their tenant never chats again."""
         now = self.ledger.clock.now()
         rows = self.read_models.validated_before(now - PROPOSAL_TTL, shard)
         # A position validated through the API may wait for days: read that it has no
         # proposal once, not on every sweep. Forget it once it stops waiting.
-        self._no_pending_proposal &= {row.position_id for row in rows}
+        self._nothing_to_sweep &= {row.position_id for row in rows}
         found = []
         for row in rows:
-            if row.position_id in self._no_pending_proposal:
+            if row.position_id in self._nothing_to_sweep:
                 continue
-            proposal = self._pending(row)
-            if proposal is None:
-                self._no_pending_proposal.add(row.position_id)
-            elif proposal.is_expired(now):
+            proposal = self.store.load(proposal_id_for(row.position_id), TradeProposal)
+            if proposal is None or proposal.client_id != row.client_id:
+                self._nothing_to_sweep.add(row.position_id)
+            elif release_note(proposal) is not None or (
+                proposal.status is ProposalStatus.PENDING and proposal.is_expired(now)
+            ):
                 found.append(row)
         return found
 
@@ -209,29 +213,45 @@ class TradeProposals:
             return None
         return proposal if proposal.status is ProposalStatus.PENDING else None
 
-    def expire(self, client_id: UUID, intent_id: UUID) -> bool:
+    def expire(self, client_id: UUID, intent_id: UUID) -> str | None:
         """Expire the proposal if it is still pending past its time, and cancel its position,
-        releasing the risk VALIDATE reserved; False when it was not (or no longer) due."""
+        releasing the risk VALIDATE reserved. Of a proposal that ended unexecuted before, the
+        release is finished if a stop interrupted it. Why its position was cancelled; None
+        when nothing was (or is no longer) due."""
 
-        def command() -> bool:
+        def command() -> str | None:
             now = self.ledger.clock.now()
             proposal = self.proposal(client_id, intent_id)
-            if proposal.status is not ProposalStatus.PENDING or not proposal.is_expired(now):
-                return False
-            proposal.expire(now)
-            self.store.save(proposal)
-            return True
+            if proposal.status is ProposalStatus.PENDING and proposal.is_expired(now):
+                proposal.expire(now)
+                self.store.save(proposal)
+            return release_note(proposal)
 
-        expired = retry_on_conflict(command)
-        if expired:
-            self._release(client_id, intent_id, "Trade proposal expired unconfirmed")
-        return expired
+        note = retry_on_conflict(command)
+        if note is None or not self._release(client_id, intent_id, note):
+            return None
+        return note
 
-    def _release(self, client_id: UUID, position_id: UUID, reason: str) -> None:
-        """Cancel a position that never reached the exchange, releasing its reserved risk."""
+    def _release(self, client_id: UUID, position_id: UUID, reason: str) -> bool:
+        """Cancel a position that never reached the exchange, releasing its reserved risk;
+        False when it had gone on (or was cancelled) already."""
         position = self.ledger.position(client_id, position_id)
-        if position.status in (Status.PLANNED, Status.VALIDATED):
-            self.ledger.cancel_position(client_id, position_id, reason)
+        if position.status not in (Status.PLANNED, Status.VALIDATED):
+            return False
+        self.ledger.cancel_position(client_id, position_id, reason)
+        return True
+
+
+def release_note(proposal: TradeProposal) -> str | None:
+    """Why the position of a proposal that ended without executing is cancelled; None while
+    the proposal may still execute (pending or confirmed) or has."""
+    if proposal.status is ProposalStatus.EXPIRED:
+        return EXPIRED_NOTE
+    if proposal.status is ProposalStatus.CANCELLED:
+        return CANCELLED_NOTE
+    if proposal.status is ProposalStatus.FAILED:
+        return f"Execution failed: {proposal.outcome}"
+    return None
 
 
 def proposal_document(proposed: Proposed) -> Document:

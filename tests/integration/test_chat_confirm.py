@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
@@ -305,6 +306,60 @@ def test_the_worker_expires_a_proposal_whose_tenant_never_comes_back(
     clock.advance(SWEEP_EVERY)
     caught_up(services)
     assert worker.tick() == []  # expired once
+
+
+def _cancelled(proposal: TradeProposal, now: datetime) -> None:
+    proposal.cancel(now)
+
+
+def _failed(proposal: TradeProposal, now: datetime) -> None:
+    proposal.confirm(now)
+    proposal.record_failure("Insufficient balance", now)
+
+
+def _expired(proposal: TradeProposal, now: datetime) -> None:
+    proposal.expire(now + timedelta(minutes=5))
+
+
+@pytest.mark.parametrize(
+    ("first_step", "note"),
+    [
+        (_cancelled, "Trade proposal cancelled by the trader"),
+        (_failed, "Execution failed: Insufficient balance"),
+        (_expired, "Trade proposal expired unconfirmed"),
+    ],
+    ids=["cancelled", "failed", "expired"],
+)
+def test_the_sweep_releases_the_risk_of_a_proposal_that_ended_unexecuted_before_its_release(
+    api: TestClient,
+    services: Services,
+    groq: FakeGroq,
+    alice: Tenant,
+    clock: ManualClock,
+    first_step: Callable[[TradeProposal, datetime], None],
+    note: str,
+) -> None:
+    """The proposal's end is recorded, then the process stops before its position is
+    cancelled: the reserved risk must not stay held for ever."""
+    intent_id = UUID(propose(api, groq, alice)["intent_id"])
+    proposals = TradeProposals(services.ledger, services.read_models, services.store)
+    proposal = proposals.proposal(alice.client_id, intent_id)
+    first_step(proposal, clock.now())
+    services.store.save(proposal)  # ... and nothing more: the release never ran
+    assert services.ledger.policy(alice.client_id).open_risk != {}
+
+    clock.advance(timedelta(minutes=5, seconds=1))
+    caught_up(services)
+    worker = Worker.from_services(services, jobs=[Job.RECONCILE])
+    [done] = worker.tick()
+
+    assert (done.outcome, done.status, done.position_id) == (Outcome.DONE, "cancelled", intent_id)
+    assert done.detail == f"{note}; its reserved risk is released"
+    assert position(services, alice, str(intent_id)).status is Status.CANCELLED
+    assert services.ledger.policy(alice.client_id).open_risk == {}
+    clock.advance(SWEEP_EVERY)
+    caught_up(services)
+    assert worker.tick() == []  # released once
 
 
 class CountingStore:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID, uuid4
 
+from domain.assistant.proposals import EXPIRED_NOTE
 from domain.errors import ConcurrencyConflict
 from domain.read_models import PositionRow
 from tests.factories import UNIT_NOW as NOW
@@ -17,9 +18,10 @@ from workers.watchlist import Shard
 
 
 class Proposals:
-    """Abandoned rows, and what expiring each one does: True, False, or an error."""
+    """Abandoned rows, and what expiring each one does: why its position was cancelled,
+    None (nothing was due any more), or an error."""
 
-    def __init__(self, outcomes: list[bool | Exception]) -> None:
+    def __init__(self, outcomes: list[str | Exception | None]) -> None:
         self.rows = [position_row(client_id=uuid4(), status="validated") for _ in outcomes]
         self.outcomes = {r.position_id: o for r, o in zip(self.rows, outcomes, strict=True)}
         self.asked: list[UUID] = []
@@ -29,7 +31,7 @@ class Proposals:
         self.shards.append(shard)
         return self.rows
 
-    def expire(self, client_id: UUID, intent_id: UUID) -> bool:
+    def expire(self, client_id: UUID, intent_id: UUID) -> str | None:
         self.asked.append(intent_id)
         outcome = self.outcomes[intent_id]
         if isinstance(outcome, Exception):
@@ -38,7 +40,7 @@ class Proposals:
 
 
 def test_a_failure_is_reported_by_type_only_and_the_rest_are_still_expired() -> None:
-    proposals = Proposals([RuntimeError("dsn=postgres://robson:s3cret@db"), True, False])
+    proposals = Proposals([RuntimeError("dsn=postgres://robson:s3cret@db"), EXPIRED_NOTE, None])
     failing, expiring, confirmed_meanwhile = proposals.rows
     metrics = WorkerMetrics()
 
@@ -65,7 +67,7 @@ def test_a_domain_error_is_reported_in_its_own_words() -> None:
 
 
 def test_a_dry_run_lists_them_and_expires_nothing() -> None:
-    proposals = Proposals([True, True])
+    proposals = Proposals([EXPIRED_NOTE, EXPIRED_NOTE])
     metrics = WorkerMetrics()
 
     actions = ProposalSweep(proposals)(NOW, None, metrics, dry_run=True)
@@ -76,7 +78,7 @@ def test_a_dry_run_lists_them_and_expires_nothing() -> None:
 
 
 def test_it_looks_again_only_once_its_interval_has_passed() -> None:
-    proposals = Proposals([False])
+    proposals = Proposals([None])
     sweep = ProposalSweep(proposals, every=timedelta(seconds=10))
 
     for seconds in (0, 9, 10, 15, 21):
