@@ -16,6 +16,7 @@ from domain.errors import (
     InsufficientBalance,
     OrderOutcomeUnknown,
     OrderRejected,
+    RateLimited,
 )
 from domain.ledger.base import LedgerBase
 from domain.ledger.unit_of_work import Work
@@ -64,11 +65,12 @@ class Orders(LedgerBase):
         order_id: str,
         reference_price: Decimal | None = None,
     ) -> Position:
-        """Place the order; a refusal is recorded, an unknown outcome asked about once."""
+        """Place the order; a refusal is recorded, an unknown outcome asked about once. A rate
+        limit is a refusal too: the exchange turned the request away unhandled."""
         request = order_for(leg, position, order_id, reference_price)
         try:
             result = self.exchange.place_order(account, request)
-        except (OrderRejected, InsufficientBalance) as refused:
+        except (OrderRejected, InsufficientBalance, RateLimited) as refused:
             self._failed(leg, position.client_id, position.id, order_id, refused.message)
             raise
         except OrderOutcomeUnknown:

@@ -6,21 +6,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
 import pytest
 
-from domain.errors import CredentialsMissing, OrderOutcomeUnknown, RiskRuleViolated
+from domain.errors import CredentialsMissing, OrderOutcomeUnknown, RateLimited, RiskRuleViolated
 from domain.identity import client_order_id, position_of_order
 from domain.ledger import EVIDENCE_WINDOW, Ledger, TradingConfig
 from domain.ports import ApiCredentials
 from domain.position import Status
 from infra.bootstrap import Services
 from tests.factories import long_plan, open_long, register
-from tests.fakes.binance import DropConnection, FakeBinance, RawResponse
+from tests.fakes.binance import DropConnection, FakeBinance, RateLimit, RawResponse
 from tests.integration.binance_ledger import funded_tenant, ledger_at
 
 ORDER = "/api/v3/order"
+D = Decimal
 OPERATOR_KEYS = ApiCredentials("operator-key-0000000", "operator-secret-0000000")
 
 
@@ -161,3 +163,47 @@ def test_an_exchange_rejection_fails_the_entry_and_releases_its_risk(desk: Desk)
     with pytest.raises(RiskRuleViolated, match="No USDC available for trading"):
         open_long(desk.ledger, client_id)
     assert desk.ledger.policy(client_id).open_risk == {}
+
+
+# Binance answers 429 (request rate) and 418 (IP ban) instead of handling the request: "4XX
+# return codes are used for malformed requests; the issue is on the sender's side", while
+# only "5XX ... the execution status is UNKNOWN" (binance-spot-api-docs, rest-api.md,
+# "HTTP Return Codes"). Such an order never executed: nothing is left in flight for the
+# reconciliation window to prove.
+@pytest.mark.parametrize("status", [429, 418])
+def test_an_exit_refused_by_a_rate_limit_is_open_again_and_the_next_close_sells_once(
+    desk: Desk, status: Literal[429, 418]
+) -> None:
+    client_id, key = desk.tenant("erin")
+    position = open_long(desk.ledger, client_id)
+    desk.fake.inject(RateLimit(retry_after=0, status=status), path=ORDER, method="POST")
+
+    with pytest.raises(RateLimited):
+        desk.ledger.close_position(client_id, position.id)
+
+    refused = desk.ledger.position(client_id, position.id)
+    assert (refused.status, refused.order_in_flight) == (Status.OPEN, None)
+    closed = desk.ledger.close_position(client_id, position.id)
+    assert closed.status is Status.CLOSED
+    assert [o["side"] for o in desk.fake.orders(key) if D(o["executedQty"]) > 0] == [
+        "BUY",
+        "SELL",
+    ]
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_an_entry_refused_by_a_rate_limit_is_given_up_and_its_risk_released(
+    desk: Desk, status: Literal[429, 418]
+) -> None:
+    client_id, key = desk.tenant("frank")
+    planned = desk.ledger.plan_position(client_id, long_plan())
+    desk.ledger.validate_position(client_id, planned.id)
+    desk.fake.inject(RateLimit(retry_after=0, status=status), path=ORDER, method="POST")
+
+    with pytest.raises(RateLimited):
+        desk.ledger.execute_position(client_id, planned.id)
+
+    given_up = desk.ledger.position(client_id, planned.id)
+    assert given_up.status is not Status.ENTERING and given_up.order_in_flight is None
+    assert desk.ledger.policy(client_id).open_risk == {}
+    assert desk.fake.orders(key) == []
