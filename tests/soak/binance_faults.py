@@ -91,7 +91,8 @@ class Desk:
         return client_id, key
 
     def settle(self, client_id: UUID, position_id: UUID, grace: float) -> Status:
-        """Reconcile with no grace until the position is at rest (look-ups may lag)."""
+        """Reconcile with no grace until the position is at rest (look-ups may lag), then
+        wait out any Retry-After the fault left, so the next case starts unbanned."""
         ledger = self.services.ledger
 
         def at_rest() -> bool:
@@ -101,7 +102,15 @@ class Desk:
                 return False  # the exchange is still faulty: look again
             return ledger.position(client_id, position_id).status in SETTLED
 
+        def answering() -> bool:
+            try:
+                ledger.exchange.price(BTC)
+            except DomainError:
+                return False
+            return True
+
         wait_until(at_rest, timeout=10 + grace, every=0.5)
+        wait_until(answering, timeout=10, every=0.5)
         return ledger.position(client_id, position_id).status
 
 

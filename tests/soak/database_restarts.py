@@ -162,7 +162,7 @@ def _check(env: dict[str, str], buyers: list[Buyer], outcome: Outcome) -> None:
             for status, body in buyer.replies:
                 outcome.inputs += 1
                 counts[str(status or "no answer")] = counts.get(str(status or "no answer"), 0) + 1
-                if status >= 500:
+                if status >= 500 and status != 503:  # 503: the database is away, say so fast
                     outcome.server_errors += 1
                 pid = body.get("position_id")
                 if pid is None:
@@ -177,6 +177,8 @@ def _check(env: dict[str, str], buyers: list[Buyer], outcome: Outcome) -> None:
                         )
                 elif status == 202:
                     answered.add(position.id)
+                elif body.get("outcome") == "unknown":
+                    named.add(position.id)  # honest: the reply did not call it a failure
                 elif position.status in ENTERED:
                     named.add(position.id)
                     outcome.misreported += 1
