@@ -166,12 +166,9 @@ def test_a_planned_trade_appears_trails_its_stop_and_closes_live(
     assert still_the_same_page(page)
 
 
-def test_the_chat_proposes_a_trade_and_confirm_executes_it_exactly_once(
-    page: Page, server: Server, groq: FakeGroq
-) -> None:
-    server.set_price("100000")
-    carol = trader(server, "carol")
-    sign_in(page, server, carol)
+def propose_in_chat(page: Page, groq: FakeGroq) -> tuple[Locator, Locator]:
+    """Ask the chat to buy BTC with a stop at 98000; the model proposes it. The chat dialog
+    and the proposal's card, once it shows."""
     groq.enqueue(
         fake.tool_calls(
             fake.call(
@@ -188,6 +185,16 @@ def test_the_chat_proposes_a_trade_and_confirm_executes_it_exactly_once(
     chat.get_by_role("button", name="Send").click()
     card = chat.get_by_role("article", name="Proposed trade LONG BTCUSDC")
     expect(card).to_contain_text("Proposed: LONG 0.005 BTCUSDC")
+    return chat, card
+
+
+def test_the_chat_proposes_a_trade_and_confirm_executes_it_exactly_once(
+    page: Page, server: Server, groq: FakeGroq
+) -> None:
+    server.set_price("100000")
+    carol = trader(server, "carol")
+    sign_in(page, server, carol)
+    chat, card = propose_in_chat(page, groq)
     expect(chat.get_by_role("log")).to_contain_text("confirm to execute")
 
     card.get_by_role("button", name="Confirm").click()
@@ -210,22 +217,7 @@ def test_cancel_on_a_chat_proposal_cancels_it_so_it_can_never_be_confirmed(
     server.set_price("100000")
     grace = trader(server, "grace")
     sign_in(page, server, grace)
-    groq.enqueue(
-        fake.tool_calls(
-            fake.call(
-                "propose_trade",
-                {"symbol": "BTCUSDC", "side": "LONG", "stop_price": "98000"},
-                id="propose",
-            )
-        ),
-        fake.text("I planned and validated it; confirm to execute."),
-    )
-    page.get_by_role("button", name="Open Robson AI chat").click()
-    chat = page.get_by_role("dialog", name="Robson AI")
-    chat.get_by_label("Message").fill("Buy BTC with a stop at 98000")
-    chat.get_by_role("button", name="Send").click()
-    card = chat.get_by_role("article", name="Proposed trade LONG BTCUSDC")
-    expect(card).to_contain_text("Proposed: LONG 0.005 BTCUSDC")
+    _, card = propose_in_chat(page, groq)
 
     card.get_by_role("button", name="Cancel").click()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -68,7 +69,7 @@ class LoopbackServer(ThreadingHTTPServer):
     fake: LoopbackFake
 
 
-class TrackedHandler(BaseHTTPRequestHandler):
+class TrackedHandler(BaseHTTPRequestHandler, ABC):
     """Keep-alive HTTP/1.1, its connection known to the fake while it is open, no access log."""
 
     protocol_version = "HTTP/1.1"
@@ -88,8 +89,9 @@ class TrackedHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the test output is about the adapter, not the fake's access log."""
 
+    @abstractmethod
     def serve(self, method: str) -> None:
-        raise NotImplementedError
+        """Answer the request: each fake routes it as the service it stands for does."""
 
     def do_GET(self) -> None:
         self.serve("GET")
